@@ -1,0 +1,88 @@
+"""Where a partition is traced: a convex polygon in the plane, and how the plane sits in input space."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ops import Affine
+
+Bounds = tuple[float, float, float, float]
+
+
+def box(xmin: float, xmax: float, ymin: float, ymax: float) -> np.ndarray:
+    """The rectangle [xmin, xmax] x [ymin, ymax] as counter-clockwise corners."""
+    if not (np.isfinite([xmin, xmax, ymin, ymax]).all() and xmin < xmax and ymin < ymax):
+        raise ValueError(f"bounds must be finite with xmin < xmax and ymin < ymax, got {(xmin, xmax, ymin, ymax)}")
+    return np.array([[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]], dtype=np.float64)
+
+
+def convex_domain(domain: np.ndarray | Bounds | list) -> np.ndarray:
+    """Validate a domain given as bounds (4 numbers) or polygon corners; return CCW corners.
+
+    The tracer relies on convex faces, so a non-convex or degenerate domain is refused here.
+    """
+    arr = np.asarray(domain, dtype=np.float64)
+    if arr.shape == (4,):
+        return box(*arr)
+    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 3:
+        raise ValueError(f"domain must be 4 bounds or a (k>=3, 2) array of polygon corners, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("domain corners must be finite")
+    if np.allclose(arr[0], arr[-1]):
+        arr = arr[:-1]
+    edge = np.roll(arr, -1, axis=0) - arr
+    cross = edge[:, 0] * np.roll(edge, -1, axis=0)[:, 1] - edge[:, 1] * np.roll(edge, -1, axis=0)[:, 0]
+    scale = np.abs(edge).max() ** 2
+    if (cross > 1e-12 * scale).all():
+        return arr
+    if (cross < -1e-12 * scale).all():
+        return arr[::-1].copy()
+    raise ValueError("domain polygon must be strictly convex (no repeated, collinear or reflex corners)")
+
+
+@dataclass(frozen=True)
+class Plane:
+    """x = x0 + a*u + b*v: a 2D slice through a high-dimensional input space."""
+
+    x0: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+    def __post_init__(self) -> None:
+        x0, u, v = (np.asarray(t, dtype=np.float64).reshape(-1) for t in (self.x0, self.u, self.v))
+        if not (x0.shape == u.shape == v.shape):
+            raise ValueError(f"plane vectors differ in size: x0 {x0.size}, u {u.size}, v {v.size}")
+        if not (np.isfinite(x0).all() and np.isfinite(u).all() and np.isfinite(v).all()):
+            raise ValueError("plane vectors contain NaN or inf")
+        if np.linalg.matrix_rank(np.stack([u, v]), tol=1e-12 * max(np.abs(u).max(), np.abs(v).max(), 1e-300)) < 2:
+            raise ValueError("plane directions u and v are parallel (or zero): they span no plane")
+        for name, value in (("x0", x0), ("u", u), ("v", v)):
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def through_images(cls, img0: np.ndarray, img1: np.ndarray) -> "Plane":
+        """The paper's slice: x = a*img0 + b*img1, a plane through the origin."""
+        img0 = np.asarray(img0, dtype=np.float64).reshape(-1)
+        return cls(np.zeros_like(img0), img0, np.asarray(img1, dtype=np.float64).reshape(-1))
+
+    @classmethod
+    def through_points(cls, p0: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> "Plane":
+        """The plane through three inputs: p0 at (0,0), p1 at (1,0), p2 at (0,1)."""
+        p0, p1, p2 = (np.asarray(p, dtype=np.float64).reshape(-1) for p in (p0, p1, p2))
+        return cls(p0, p1 - p0, p2 - p0)
+
+    @property
+    def dim(self) -> int:
+        return self.x0.size
+
+    def lift(self, ab: np.ndarray) -> np.ndarray:
+        """Plane coordinates (k, 2) -> input points (k, dim)."""
+        ab = np.asarray(ab, dtype=np.float64)
+        return self.x0 + ab[:, :1] * self.u + ab[:, 1:2] * self.v
+
+    def restrict(self, first: Affine) -> Affine:
+        """The first affine map seen from the plane: W (x0 + a u + b v) + c = W[u v] (a, b) + (W x0 + c)."""
+        if first.in_features != self.dim:
+            raise ValueError(f"the network takes {first.in_features} inputs but the plane lives in {self.dim} dimensions")
+        return Affine(first.weight @ np.stack([self.u, self.v], axis=1), first.weight @ self.x0 + first.bias)

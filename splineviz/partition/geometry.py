@@ -1,0 +1,94 @@
+"""Geometry services on a traced graph: polygons, areas, merged lines, hit tests, export.
+
+Shapely does what it is good at here (merging segments, spatial index, GeoJSON-ready
+geometry); the bulk numeric work (cycles, areas) stays vectorised numpy.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import shapely
+from shapely.geometry import mapping
+
+from .graph import OUTSIDE
+
+if TYPE_CHECKING:
+    from .result import Partition
+
+
+def face_cycles(vertices: np.ndarray, edges: np.ndarray, edge_faces: np.ndarray, n_faces: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counter-clockwise corner ids of every face, as CSR (ptr, ids).
+
+    A face's corners are the endpoints of its edges; being convex, they sort by angle around
+    their mean.
+    """
+    n = len(vertices)
+    face = np.concatenate([edge_faces[:, 0], edge_faces[:, 0], edge_faces[:, 1], edge_faces[:, 1]])
+    vert = np.concatenate([edges[:, 0], edges[:, 1], edges[:, 0], edges[:, 1]])
+    keep = face != OUTSIDE
+    key = np.unique(face[keep] * n + vert[keep])
+    face, vert = key // n, key % n
+    counts = np.bincount(face, minlength=n_faces)
+    xy = vertices[vert]
+    centre = np.stack([np.bincount(face, xy[:, i], n_faces) for i in (0, 1)], axis=1) / np.maximum(counts, 1)[:, None]
+    rel = xy - centre[face]
+    order = np.lexsort((np.arctan2(rel[:, 1], rel[:, 0]), face))
+    ptr = np.zeros(n_faces + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr, vert[order]
+
+
+def polygon_areas(vertices: np.ndarray, ptr: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Shoelace areas of CSR polygons."""
+    xy = vertices[ids]
+    nxt = np.arange(len(ids)) + 1
+    ends = ptr[1:] - 1
+    nxt[ends] = ptr[:-1]
+    cross = xy[:, 0] * xy[nxt, 1] - xy[nxt, 0] * xy[:, 1]
+    face = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    return 0.5 * np.bincount(face, cross, len(ptr) - 1)
+
+
+def merge_segments(segments: np.ndarray) -> list[np.ndarray]:
+    """Join touching segments into polylines (fewer, longer lines draw faster and export smaller)."""
+    if len(segments) == 0:
+        return []
+    merged = shapely.line_merge(shapely.multilinestrings(segments))
+    parts = shapely.get_parts(merged)
+    return [np.asarray(shapely.get_coordinates(p)) for p in parts]
+
+
+def region_polygons(vertices: np.ndarray, ptr: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Shapely polygons from CSR corners, built in one vectorised call."""
+    face = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    return shapely.polygons(shapely.linearrings(vertices[ids], indices=face))
+
+
+def locate(tree: shapely.STRtree, points: np.ndarray) -> np.ndarray:
+    """Region id per point (the lowest id where a point sits on a shared edge), -1 when outside."""
+    found = np.full(len(points), -1, dtype=np.int64)
+    if len(points) == 0:
+        return found
+    hit_point, hit_region = tree.query(shapely.points(points), predicate="intersects")
+    order = np.lexsort((hit_region, hit_point))[::-1]  # last write wins: the lowest region id
+    found[hit_point[order]] = hit_region[order]
+    return found
+
+
+def to_geojson(partition: "Partition") -> dict:
+    """FeatureCollection: one Polygon per region, one MultiLineString per layer and for the decision boundary."""
+    features = []
+    classes = partition.region_classes
+    for rid, poly in enumerate(partition.regions):
+        ring = np.vstack([poly, poly[:1]]).tolist()
+        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+                         "properties": {"kind": "region", "id": rid, "class": int(classes[rid])}})
+    for layer in range(partition.n_layers):
+        lines = partition.boundaries(layer)
+        features.append({"type": "Feature", "geometry": mapping(shapely.MultiLineString(lines)) if lines else None,
+                         "properties": {"kind": "boundary", "layer": layer}})
+    decision = merge_segments(partition.decision_boundary)
+    features.append({"type": "Feature", "geometry": mapping(shapely.MultiLineString(decision)) if decision else None,
+                     "properties": {"kind": "decision_boundary"}})
+    return {"type": "FeatureCollection", "features": features}

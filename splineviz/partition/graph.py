@@ -1,0 +1,233 @@
+"""The planar graph of a partition and the one operation that refines it: split by a level set.
+
+Vertices carry a row of values (plane coordinates first, then whatever the tracer needs:
+the current layer's pre-activations). Faces are convex and known only by id, through the two
+face ids stored on every edge. Splitting by a function that is affine inside every face is
+then purely local: cut the edges whose endpoints change sign, join the two cut points of
+every crossed face with a new edge, and hand the negative side to a new face id. All of it is
+vectorised over edges, so Python only loops over units.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+OUTSIDE = -1  # face id of everything outside the domain
+BORDER = -1  # layer label of the domain's own edges
+
+_GROWTH = 1.25  # capacity growth; small because numpy zero-fills what it adds
+
+
+def _grow(array: np.ndarray, rows: int) -> np.ndarray:
+    """Make room for `rows` rows in place when possible (realloc), else in a fresh array."""
+    if rows <= array.shape[0]:
+        return array
+    new_shape = (max(rows, int(array.shape[0] * _GROWTH) + 16),) + array.shape[1:]
+    try:
+        array.resize(new_shape, refcheck=False)
+        return array
+    except ValueError:  # array is a view or shares memory: copy instead
+        grown = np.zeros(new_shape, dtype=array.dtype)
+        grown[: array.shape[0]] = array
+        return grown
+
+
+class PlanarGraph:
+    """Convex faces of a convex domain, refined one level set at a time."""
+
+    def __init__(self, corners: np.ndarray, values: np.ndarray) -> None:
+        """corners: (k, 2) convex polygon, counter-clockwise; values: (k, c) rows for its corners."""
+        k = len(corners)
+        self.vals = np.ascontiguousarray(np.hstack([corners, values]), dtype=np.float64)
+        self.n = k
+        idx = np.arange(k, dtype=np.int64)
+        # e0, e1, face a, face b, layer, unit: one int64 row per edge keeps growth and gathers simple
+        self.edges = np.stack([idx, (idx + 1) % k, np.zeros(k, np.int64), np.full(k, OUTSIDE),
+                               np.full(k, BORDER), np.zeros(k, np.int64)], axis=1)
+        self.m = k
+        self.n_faces = 1
+        self.n_unresolved = 0  # faces left unsplit because rounding made their sign pattern inconsistent
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def coords(self) -> np.ndarray:
+        return self.vals[: self.n, :2]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.vals[: self.n, 2:]
+
+    @property
+    def edge_table(self) -> np.ndarray:
+        return self.edges[: self.m]
+
+    def replace_values(self, values: np.ndarray) -> None:
+        """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""
+        vals = np.empty((self.n, 2 + values.shape[1]), dtype=np.float64)
+        vals[:, :2] = self.vals[: self.n, :2]
+        vals[:, 2:] = values
+        self.vals = vals
+
+    def copy(self) -> "PlanarGraph":
+        clone = object.__new__(PlanarGraph)
+        clone.vals = self.vals[: self.n].copy()
+        clone.edges = self.edges[: self.m].copy()
+        clone.n, clone.m, clone.n_faces, clone.n_unresolved = self.n, self.m, self.n_faces, self.n_unresolved
+        return clone
+
+    # -- the refinement ----------------------------------------------------------------------
+    def split(self, level: np.ndarray, tol: float, layer: int, unit: int, zero_column: int | None = None) -> int:
+        """Cut every face where `level` (values at vertices, affine inside faces) changes sign.
+
+        Values within `tol` of zero count as zero, so lines through vertices, duplicate units and
+        exact zeros reuse the vertices already there instead of making slivers. New vertices get
+        all value columns interpolated; `zero_column` (the level's own column, if stored) is set
+        to exactly 0 there. Returns the number of faces split.
+        """
+        n, m = self.n, self.m
+        sign = (level > tol).view(np.int8) - (level < -tol).view(np.int8)
+        edges = self.edges
+        g0, g1 = sign[edges[:m, 0]], sign[edges[:m, 1]]
+        crossing = (g0 * g1 < 0).nonzero()[0]
+        zeros_exist = np.count_nonzero(sign) < n
+        if crossing.size == 0 and not zeros_exist:
+            return 0
+
+        # 1. cut crossing edges at the zero of the interpolated level
+        c = crossing.size
+        a, b = edges[crossing, 0], edges[crossing, 1]
+        la, lb = level[a], level[b]
+        t = (la / (la - lb))[:, None]
+        self.vals = _grow(self.vals, n + c)
+        va, vb = self.vals[a], self.vals[b]
+        new_rows = va + t * (vb - va)
+        if zero_column is not None:
+            new_rows[:, zero_column] = 0.0
+        self.vals[n: n + c] = new_rows
+        new_vertex = np.arange(n, n + c, dtype=np.int64)
+        self.edges = edges = _grow(edges, m + c)
+        edges[m: m + c] = edges[crossing]
+        edges[m: m + c, 0] = new_vertex
+        edges[crossing, 1] = new_vertex
+        self.n, self.m = n + c, m + c
+        half_edges = np.arange(m, m + c, dtype=np.int64)
+        g_end = g1[crossing]
+        g1[crossing] = 0
+
+        # 2. the two zero points of each face to split become the ends of its new edge
+        if zeros_exist:
+            chords, split_faces = self._chords_through_zeros(crossing, half_edges, g0, g1, g_end)
+        else:
+            chords, split_faces = self._chords_between_cuts(crossing, new_vertex)
+        if split_faces.size == 0:
+            return 0
+        n_faces = self.n_faces
+        new_face = np.arange(n_faces, n_faces + split_faces.size, dtype=np.int64)
+        face_map = np.full(n_faces + 1, OUTSIDE, dtype=np.int64)  # last slot: OUTSIDE maps to itself
+        face_map[split_faces] = new_face
+
+        # 3. edges of split faces on the negative side move to the new face
+        m2 = self.m
+        sign_ext = np.concatenate([sign, np.zeros(c, np.int8)])
+        for col in (2, 3):
+            mapped = face_map[edges[:m2, col]]
+            hit = (mapped >= 0).nonzero()[0]
+            negative = (sign_ext[edges[hit, 0]] < 0) | (sign_ext[edges[hit, 1]] < 0)
+            edges[hit[negative], col] = mapped[hit[negative]]
+
+        k = split_faces.size
+        self.edges = edges = _grow(edges, m2 + k)
+        edges[m2: m2 + k, 0] = chords[:, 0]
+        edges[m2: m2 + k, 1] = chords[:, 1]
+        edges[m2: m2 + k, 2] = split_faces
+        edges[m2: m2 + k, 3] = new_face
+        edges[m2: m2 + k, 4] = layer
+        edges[m2: m2 + k, 5] = unit
+        self.m = m2 + k
+        self.n_faces = n_faces + k
+        return k
+
+    def _chords_between_cuts(self, crossing: np.ndarray, new_vertex: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The usual case, no vertex on the level set: a crossed face has exactly two cut edges."""
+        edges = self.edges
+        faces = np.concatenate([edges[crossing, 2], edges[crossing, 3]])
+        points = np.concatenate([new_vertex, new_vertex])
+        order = np.argsort(faces, kind="stable")
+        faces, points = faces[order], points[order]
+        if faces[0] == OUTSIDE:
+            inside = faces != OUTSIDE
+            faces, points = faces[inside], points[inside]
+        if faces.size % 2 == 0 and (faces[0::2] == faces[1::2]).all() and (faces[2::2] != faces[1:-1:2]).all():
+            return points.reshape(-1, 2), faces[0::2]
+        return self._pair_zero_points(faces, points, np.unique(faces))
+
+    def _chords_through_zeros(self, crossing: np.ndarray, half_edges: np.ndarray, g0: np.ndarray, g1: np.ndarray,
+                              g_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lines through existing vertices: every edge touching a zero vertex tells its faces about it."""
+        c = crossing.size
+        touching = np.flatnonzero((g0 == 0) | (g1 == 0))
+        rows = self.edges[np.concatenate([touching, half_edges])]
+        cg0 = np.concatenate([g0[touching], np.zeros(c, np.int8)])
+        cg1 = np.concatenate([g1[touching], g_end])
+        faces = np.concatenate([rows[:, 2], rows[:, 3]])
+        ends0 = np.concatenate([rows[:, 0], rows[:, 0]])
+        ends1 = np.concatenate([rows[:, 1], rows[:, 1]])
+        s0, s1 = np.concatenate([cg0, cg0]), np.concatenate([cg1, cg1])
+        inside = faces != OUTSIDE
+        faces, ends0, ends1, s0, s1 = faces[inside], ends0[inside], ends1[inside], s0[inside], s1[inside]
+        uniq, inverse = np.unique(faces, return_inverse=True)
+        positive = np.bincount(inverse, weights=(s0 > 0) | (s1 > 0), minlength=uniq.size) > 0
+        negative = np.bincount(inverse, weights=(s0 < 0) | (s1 < 0), minlength=uniq.size) > 0
+        to_split = uniq[positive & negative]  # only faces that see both signs are cut in two
+        keep = np.isin(faces, to_split)
+        zf = np.concatenate([faces[keep & (s0 == 0)], faces[keep & (s1 == 0)]])
+        zv = np.concatenate([ends0[keep & (s0 == 0)], ends1[keep & (s1 == 0)]])
+        return self._pair_zero_points(zf, zv, to_split)
+
+    def _pair_zero_points(self, zf: np.ndarray, zv: np.ndarray, to_split: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(k, 2) new edges and their k faces, for faces with exactly two distinct zero points.
+
+        A convex face and an affine level always give two; more or fewer only come from rounding,
+        and such faces are left whole (counted in n_unresolved) rather than made invalid.
+        """
+        key = np.unique(zf * self.n + zv)
+        zf, zv = key // self.n, key % self.n
+        starts = np.flatnonzero(np.r_[True, zf[1:] != zf[:-1]])
+        counts = np.diff(np.r_[starts, zf.size])
+        good = starts[counts == 2]
+        self.n_unresolved += int(to_split.size - good.size)
+        return np.stack([zv[good], zv[good + 1]], axis=1), zf[good]
+
+    # -- coarsening --------------------------------------------------------------------------
+    def remove_edges(self, drop: np.ndarray) -> None:
+        """Delete edges (indices) and merge the faces they separated.
+
+        Used where a refinement cut more than the function bends (a max-pool tournament cuts
+        where an early candidate overtakes another that later loses anyway). Faces joined this way
+        have one activation code, so their union is convex again.
+        """
+        if drop.size == 0:
+            return
+        edges = self.edges[: self.m]
+        fa, fb = edges[drop, 2], edges[drop, 3]
+        label = np.arange(self.n_faces, dtype=np.int64)
+        while True:  # union-find by min-label propagation with pointer jumping
+            low = np.minimum(label[fa], label[fb])
+            np.minimum.at(label, fa, low)
+            np.minimum.at(label, fb, low)
+            while not np.array_equal(label, label[label]):
+                label = label[label]
+            if np.array_equal(label[fa], label[fb]):
+                break
+        roots, compact = np.unique(label, return_inverse=True)
+        face_of = np.append(compact, OUTSIDE)  # index -1 (OUTSIDE) stays OUTSIDE
+        keep = np.ones(self.m, dtype=bool)
+        keep[drop] = False
+        kept = edges[keep]
+        kept[:, 2], kept[:, 3] = face_of[kept[:, 2]], face_of[kept[:, 3]]
+        used = np.zeros(self.n, dtype=bool)
+        used[kept[:, 0]] = used[kept[:, 1]] = True
+        vertex_of = np.cumsum(used) - 1
+        kept[:, 0], kept[:, 1] = vertex_of[kept[:, 0]], vertex_of[kept[:, 1]]
+        self.vals = self.vals[: self.n][used]
+        self.edges = kept
+        self.n, self.m, self.n_faces = len(self.vals), len(kept), roots.size

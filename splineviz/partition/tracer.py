@@ -1,0 +1,208 @@
+"""Trace the exact partition of a piecewise-linear network on a convex 2D domain.
+
+The network is pushed through the planar graph op by op: affine maps transform the values
+stored at vertices (one matmul per layer), and every nonlinear op first cuts the faces along
+the zero sets of its units, so that its output is again affine inside every face.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .domain import Plane, convex_domain
+from .errors import Cancelled, PartitionBudgetError
+from .graph import PlanarGraph
+from .ops import Affine, LeakyReLU, MaxPool, Op, ReLU, normalize
+from .result import Partition
+
+Progress = Optional[Callable[[float, str], None]]
+Cancel = Optional[Callable[[], bool]]
+
+DEFAULT_BUDGET = 2_000_000
+DEFAULT_MAX_BYTES = 6 * 2**30
+REL_TOL = 1e-10  # values this close to zero, relative to the unit's range, lie on its line
+_CHUNK = 65536
+
+
+class _Run:
+    """Bookkeeping shared by the loop: budget checks, progress and cancellation."""
+
+    def __init__(self, total_units: int, budget: int, max_bytes: int, progress: Progress, cancel: Cancel) -> None:
+        self.total = max(total_units, 1)
+        self.done = 0
+        self.budget, self.max_bytes = budget, max_bytes
+        self.progress, self.cancel = progress, cancel
+        self.next_report = 0.0
+
+    def step(self, graph: PlanarGraph, layer: int, unit: int) -> None:
+        self.done += 1
+        if graph.n_faces > self.budget:
+            raise PartitionBudgetError(
+                f"the partition passed the budget of {self.budget:,} regions at layer {layer}, unit {unit} "
+                f"({graph.n_faces:,} regions so far); trace a smaller domain or network, or raise the budget")
+        if graph.vals.nbytes > self.max_bytes:
+            raise PartitionBudgetError(
+                f"the vertex table needs {graph.vals.nbytes / 2**30:.1f} GiB at layer {layer}, unit {unit}, over the "
+                f"{self.max_bytes / 2**30:.1f} GiB limit; trace a smaller domain or network, or raise max_bytes")
+        if self.cancel is not None and self.cancel():
+            raise Cancelled(f"tracing cancelled at layer {layer}, unit {unit}")
+        fraction = self.done / self.total
+        if self.progress is not None and (fraction >= self.next_report or self.done == self.total):
+            self.progress(fraction, f"layer {layer}: unit {unit + 1}, {graph.n_faces:,} regions")
+            self.next_report = fraction + 0.01
+
+
+def trace(ops: Sequence[Op], domain=(-1.0, 1.0, -1.0, 1.0), plane: Plane | None = None,
+          budget: int = DEFAULT_BUDGET, decision_classes: tuple[int, int] | None = None,
+          progress: Progress = None, cancel: Cancel = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Partition:
+    """Exact partition of `ops` on `domain` (bounds or convex corners), optionally on a plane slice."""
+    ops = normalize(ops, in_features=plane.dim if plane is not None else 2)
+    first = ops[0]
+    assert isinstance(first, Affine)
+    if plane is not None:
+        first = plane.restrict(first)
+    elif first.in_features != 2:
+        raise ValueError(f"the network takes {first.in_features} inputs; give a Plane to trace a 2D slice of it")
+    ops = [first, *ops[1:]]
+    n_out = ops[-1].out_features  # type: ignore[union-attr]
+    if decision_classes is not None:
+        decision_classes = tuple(int(c) for c in decision_classes)  # type: ignore[assignment]
+        if len(decision_classes) != 2 or len(set(decision_classes)) != 2 or not all(0 <= c < n_out for c in decision_classes):
+            raise ValueError(f"decision_classes must be two different outputs in 0..{n_out - 1}, got {decision_classes}")
+
+    corners = convex_domain(domain)
+    graph = PlanarGraph(corners, corners @ first.weight.T + first.bias)
+    run = _Run(_count_units(ops), budget, max_bytes, progress, cancel)
+    widths: list[int] = []
+    counts: list[int] = []
+    for op in ops[1:]:
+        if isinstance(op, Affine):
+            graph.replace_values(_affine_in_chunks(graph.values, op))
+            continue
+        layer = len(widths)
+        if isinstance(op, MaxPool):
+            _tournament(graph, op.groups, layer, run)
+            graph.replace_values(_max_pool(graph.values, op.groups))
+            widths.append(len(op.groups))
+        else:
+            _split_units(graph, layer, run)
+            _activate_in_place(graph.values, op)
+            widths.append(graph.values.shape[1])
+        counts.append(graph.n_faces)
+    overlay, decision = _decision_overlay(graph, len(widths), decision_classes)
+    return Partition(graph, ops, widths, counts, overlay, decision, decision_classes, plane)
+
+
+def _count_units(ops: Sequence[Op]) -> int:
+    total, width = 0, ops[0].out_features  # type: ignore[union-attr]
+    for op in ops[1:]:
+        if isinstance(op, Affine):
+            width = op.out_features
+        elif isinstance(op, MaxPool):
+            total += sum(len(g) - 1 for g in op.groups)
+            width = len(op.groups)
+        else:
+            total += width
+    return total
+
+
+def _tolerances(values: np.ndarray) -> np.ndarray:
+    return REL_TOL * np.abs(values).max(axis=0)
+
+
+def _split_units(graph: PlanarGraph, layer: int, run: _Run) -> None:
+    """One cut per unit: its zero set is a line inside every face."""
+    tol = _tolerances(graph.values)
+    for unit in range(tol.size):
+        column = 2 + unit
+        level = graph.vals[: graph.n, column].copy()  # a copy: split may reallocate vals
+        graph.split(level, tol[unit], layer, unit, zero_column=column)
+        run.step(graph, layer, unit)
+
+
+def _tournament(graph: PlanarGraph, groups: Sequence[Sequence[int]], layer: int, run: _Run) -> None:
+    """Cut where candidate j of a group overtakes the group's running max, for every group.
+
+    Afterwards the arg-max of every group is constant inside every face. The running max lives
+    in a scratch column so that new vertices interpolate it like any other value.
+    """
+    tol = REL_TOL * max(float(np.abs(graph.values).max()), 1e-300)
+    graph.replace_values(np.hstack([graph.values, np.zeros((graph.n, 1))]))
+    running = graph.vals.shape[1] - 1
+    for unit, group in enumerate(groups):
+        graph.vals[: graph.n, running] = graph.vals[: graph.n, 2 + group[0]]
+        for j in group[1:]:
+            level = graph.vals[: graph.n, 2 + j] - graph.vals[: graph.n, running]
+            graph.split(level, tol, layer, unit)
+            np.maximum(graph.vals[: graph.n, running], graph.vals[: graph.n, 2 + j], out=graph.vals[: graph.n, running])
+            run.step(graph, layer, unit)
+        if len(group) > 2:
+            graph.remove_edges(_untied_edges(graph, group, layer, unit, tol))
+    graph.replace_values(graph.values[:, :-1])
+
+
+def _untied_edges(graph: PlanarGraph, group: Sequence[int], layer: int, unit: int, tol: float) -> np.ndarray:
+    """Edges the tournament made for `group` along which its winner does not actually change."""
+    edges = graph.edge_table
+    made = ((edges[:, 4] == layer) & (edges[:, 5] == unit)).nonzero()[0]
+    values = graph.vals[: graph.n, [2 + j for j in group]]
+    return made[~_tied(values, edges[made, 0], edges[made, 1], tol)]
+
+
+def _tied(values: np.ndarray, e0: np.ndarray, e1: np.ndarray, tol: float) -> np.ndarray:
+    """Edges along which the two largest values tie: checked at both ends and the middle."""
+    gap = _top_two_gap(values)
+    return (gap[e0] <= tol) & (gap[e1] <= tol) & (_top_two_gap(0.5 * (values[e0] + values[e1])) <= tol)
+
+
+def _max_pool(values: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    return np.stack([values[:, list(g)].max(axis=1) for g in groups], axis=1)
+
+
+def _activate_in_place(values: np.ndarray, op: Op) -> None:
+    if isinstance(op, ReLU):
+        np.maximum(values, 0.0, out=values)
+    elif isinstance(op, LeakyReLU):
+        negative = values < 0
+        values[negative] *= op.negative_slope
+
+
+def _affine_in_chunks(values: np.ndarray, op: Affine) -> np.ndarray:
+    """values @ W.T + b without a second full-size temporary."""
+    out = np.empty((values.shape[0], op.out_features), dtype=np.float64)
+    wt = op.weight.T
+    for start in range(0, values.shape[0], _CHUNK):
+        np.matmul(values[start: start + _CHUNK], wt, out=out[start: start + _CHUNK])
+    out += op.bias
+    return out
+
+
+def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] | None) -> tuple[PlanarGraph, np.ndarray]:
+    """Regions cut further where the predicted class changes, and the segments where it does.
+
+    The argmax is not part of the network's linear regions, so the cuts it needs are made on a
+    copy (its faces are the class cells used for shading). One output: its sign. Otherwise a tournament over the classes, after which an edge
+    lies on the decision boundary exactly when the top two logits tie along all of it.
+    """
+    outputs = graph.values if classes is None else graph.values[:, list(classes)]
+    overlay = graph.copy()
+    overlay.replace_values(outputs)
+    tol = REL_TOL * max(float(np.abs(outputs).max()), 1e-300)
+    if outputs.shape[1] == 1:
+        overlay.split(overlay.vals[: overlay.n, 2].copy(), tol, layer, 0, zero_column=2)
+    else:
+        _tournament(overlay, [tuple(range(outputs.shape[1]))], layer, _Run(0, 2**62, 2**62, None, None))
+    edges = overlay.edge_table
+    inner = edges[:, 3] >= 0
+    e0, e1 = edges[inner, 0], edges[inner, 1]
+    on = _tied(overlay.values, e0, e1, tol)
+    coords = overlay.coords
+    return overlay, np.stack([coords[e0[on]], coords[e1[on]]], axis=1)
+
+
+def _top_two_gap(logits: np.ndarray) -> np.ndarray:
+    if logits.shape[1] == 1:
+        return np.abs(logits[:, 0])
+    top = -np.partition(-logits, 1, axis=1)[:, :2]
+    return top[:, 0] - top[:, 1]

@@ -1,0 +1,189 @@
+"""The exact partition against independent oracles: brute-force codes, Euler, areas, regioncam."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from splineviz.partition import (Affine, Cancelled, LeakyReLU, MaxPool, PartitionBudgetError, Plane, ReLU, box,
+                                 trace)
+from tests.oracles import assert_consistent, grid, point_codes
+
+BOUNDS = (-3.0, 3.0, -3.0, 3.0)
+
+
+def random_mlp(widths, seed, activation=ReLU, scale=1.0):
+    rng = np.random.default_rng(seed)
+    ops = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        bound = scale / np.sqrt(fan_in)
+        ops.append(Affine(rng.uniform(-bound, bound, (fan_out, fan_in)), rng.uniform(-bound, bound, fan_out)))
+        if i < len(widths) - 2:
+            ops.append(activation())
+    return ops
+
+
+@pytest.mark.parametrize("widths,seed", [((2, 8, 2), 0), ((2, 16, 16, 2), 1), ((2, 12, 10, 8, 3), 2),
+                                         ((2, 24, 1), 3)])
+def test_regions_match_brute_force_codes(widths, seed):
+    p = trace(random_mlp(widths, seed, scale=3.0), domain=BOUNDS)
+    assert_consistent(p, 36.0, grid(BOUNDS, 300))
+
+
+def test_leaky_relu_and_convex_polygon_domain():
+    triangle = np.array([[-2.0, -1.5], [2.5, -1.0], [0.0, 2.0]])
+    p = trace(random_mlp((2, 10, 10, 2), 4, activation=lambda: LeakyReLU(0.1), scale=3.0), domain=triangle)
+    area = shapely.Polygon(triangle).area
+    inside = grid(BOUNDS, 300)
+    inside = inside[shapely.contains_xy(shapely.Polygon(triangle), inside[:, 0], inside[:, 1])]
+    assert_consistent(p, area, inside)
+
+
+def test_every_sampled_code_has_a_region():
+    ops = random_mlp((2, 10, 10, 2), 5, scale=3.0)
+    p = trace(ops, domain=BOUNDS)
+    codes, _ = point_codes(p.ops, grid(BOUNDS, 400))
+    assert len(np.unique(codes, axis=0)) <= p.n_regions
+    assert len(np.unique(codes, axis=0)) >= 0.9 * p.n_regions  # dense sampling finds nearly all regions
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_region_count_equals_regioncam(seed):
+    regioncam = pytest.importorskip("regioncam")
+    ops = random_mlp((2, 20, 20, 20, 2), seed, scale=2.0)
+    p = trace(ops, domain=BOUNDS)
+    rc = regioncam.Regioncam(size=3.0)
+    for op in ops:
+        if isinstance(op, Affine):
+            rc.linear(op.weight.T.astype(np.float32), op.bias.astype(np.float32))
+        else:
+            rc.relu()
+    assert p.n_regions == rc.num_faces
+
+
+def test_per_layer_counts_grow_and_boundaries_are_labelled():
+    p = trace(random_mlp((2, 8, 8, 2), 6, scale=3.0), domain=BOUNDS)
+    assert p.layer_region_counts == sorted(p.layer_region_counts)
+    first = trace(p.ops[:2], domain=BOUNDS)
+    assert first.n_regions == p.layer_region_counts[0]
+    for layer in range(p.n_layers):
+        seg, units = p.segments(layer), p.segment_units(layer)
+        assert len(seg) == len(units) > 0
+        w = p.ops[0].weight if layer == 0 else None
+        if w is not None:  # first-layer segments lie on their unit's line
+            mids = seg.mean(axis=1)
+            values = np.einsum("kd,kd->k", mids, w[units]) + p.ops[0].bias[units]
+            assert np.abs(values).max() < 1e-9
+    polylines = p.boundaries(0)
+    assert np.isclose(sum(shapely.LineString(pl).length for pl in polylines),
+                      np.linalg.norm(p.segments(0)[:, 1] - p.segments(0)[:, 0], axis=1).sum())
+
+
+def test_decision_boundary_is_where_the_class_changes():
+    ops = random_mlp((2, 16, 16, 3), 7, scale=3.0)
+    p = trace(ops, domain=BOUNDS)
+    dec = p.decision_boundary
+    assert len(dec) > 0
+    logits = p.outputs_at(dec.mean(axis=1))
+    top = np.sort(logits, axis=1)
+    assert np.abs(top[:, -1] - top[:, -2]).max() < 1e-8
+    # brute force: neighbouring grid points with different predictions straddle a decision segment
+    pts = grid(BOUNDS, 60).reshape(60, 60, 2)
+    cls = p.outputs_at(pts.reshape(-1, 2)).argmax(axis=1).reshape(60, 60)
+    lines = shapely.multilinestrings(dec)
+    changed = np.argwhere(cls[:, 1:] != cls[:, :-1])
+    assert len(changed) > 0
+    for i, j in changed:
+        assert shapely.LineString([pts[i, j], pts[i, j + 1]]).intersects(lines.buffer(1e-9))
+    # class cells (regions cut by the decision boundary) have one predicted class each and tile the domain
+    cells, classes = p.class_cells()
+    assert np.isclose(sum(shapely.Polygon(c).area for c in cells), 36.0)
+    margin = np.sort(p.outputs_at(pts.reshape(-1, 2)), axis=1)
+    clear = margin[:, -1] - margin[:, -2] > 1e-6
+    tree = shapely.STRtree([shapely.Polygon(c) for c in cells])
+    point_idx, cell_idx = tree.query(shapely.points(pts.reshape(-1, 2)[clear]), predicate="intersects")
+    np.testing.assert_array_equal(classes[cell_idx], cls.ravel()[clear][point_idx])
+
+
+def test_single_output_and_class_pair_decision_boundaries():
+    ops = random_mlp((2, 12, 1), 8, scale=3.0)
+    p = trace(ops, domain=BOUNDS)
+    assert len(p.decision_boundary) > 0
+    assert np.abs(p.outputs_at(p.decision_boundary.mean(axis=1))).max() < 1e-9
+    ops = random_mlp((2, 12, 5), 9, scale=3.0)
+    p = trace(ops, domain=BOUNDS, decision_classes=(1, 3))
+    z = p.outputs_at(p.decision_boundary.reshape(-1, 2))
+    assert len(z) > 0 and np.abs(z[:, 1] - z[:, 3]).max() < 1e-9
+    assert set(np.unique(p.region_classes)) <= {1, 3}
+
+
+def test_max_pool_adds_argmax_boundaries():
+    rng = np.random.default_rng(10)
+    ops = [Affine(rng.normal(size=(9, 2)), rng.normal(size=9)), ReLU(), MaxPool(((0, 1, 2), (3, 4, 5, 6), (7, 8))),
+           Affine(rng.normal(size=(2, 3)), rng.normal(size=2))]
+    p = trace(ops, domain=BOUNDS)
+    assert_consistent(p, 36.0, grid(BOUNDS, 300))
+    assert len(p.segments(1)) > 0  # the pool's own boundaries
+
+
+def test_plane_through_images_and_points():
+    rng = np.random.default_rng(11)
+    ops = random_mlp((50, 16, 16, 4), 11, scale=2.0)
+    img0, img1 = rng.uniform(0, 1, 50), rng.uniform(0, 1, 50)
+    plane = Plane.through_images(img0, img1)
+    p = trace(ops, domain=(0, 1, 0, 1), plane=plane)
+    assert_consistent(p, 1.0, grid((0, 1, 0, 1), 200))
+    corners = np.array([[1.0, 0.0], [0.0, 1.0]])
+    from splineviz.partition.ops import forward
+    np.testing.assert_allclose(p.outputs_at(corners), forward(ops, np.stack([img0, img1])), atol=1e-12)
+    q = Plane.through_points(img0, img1, rng.uniform(0, 1, 50))
+    np.testing.assert_allclose(q.lift(np.array([[0.0, 0.0], [1.0, 0.0]])), np.stack([img0, img1]))
+    assert trace(ops, domain=(-0.5, 1.5, -0.5, 1.5), plane=q).n_regions > 1
+
+
+def test_geojson_and_locate():
+    p = trace(random_mlp((2, 8, 8, 2), 12, scale=3.0), domain=BOUNDS)
+    gj = p.to_geojson()
+    regions = [f for f in gj["features"] if f["properties"]["kind"] == "region"]
+    assert len(regions) == p.n_regions
+    polys = [shapely.geometry.shape(f["geometry"]) for f in regions]
+    assert all(poly.is_valid for poly in polys)
+    assert np.isclose(sum(poly.area for poly in polys), 36.0)
+    assert {f["properties"].get("layer") for f in gj["features"] if f["properties"]["kind"] == "boundary"} == {0, 1}
+    assert (p.locate(np.array([[10.0, 10.0]])) == -1).all()
+    assert (p.locate(p.interior_points) == np.arange(p.n_regions)).all()
+
+
+def test_errors_are_clear():
+    ops = random_mlp((2, 8, 2), 13)
+    with pytest.raises(ValueError, match="NaN"):
+        Affine(np.array([[np.nan, 1.0]]), np.zeros(1))
+    with pytest.raises(ValueError, match="shape mismatch"):
+        trace([Affine(np.ones((3, 2)), np.zeros(3)), ReLU(), Affine(np.ones((2, 4)), np.zeros(2))])
+    with pytest.raises(ValueError, match="Plane"):
+        trace(random_mlp((5, 4, 2), 0))
+    with pytest.raises(ValueError, match="convex"):
+        trace(ops, domain=np.array([[0, 0], [2, 0], [1, 0.2], [2, 2], [0, 2.0]]))
+    with pytest.raises(ValueError, match="parallel"):
+        Plane.through_images(np.ones(4), 2 * np.ones(4))
+    with pytest.raises(PartitionBudgetError, match="budget"):
+        trace(random_mlp((2, 32, 32, 2), 1, scale=3.0), domain=BOUNDS, budget=100)
+    with pytest.raises(TypeError, match="unsupported op"):
+        trace([Affine(np.ones((2, 2)), np.zeros(2)), "sigmoid"])
+
+
+def test_progress_and_cancel():
+    ops = random_mlp((2, 16, 16, 2), 14)
+    seen = []
+    trace(ops, domain=BOUNDS, progress=lambda f, msg: seen.append(f))
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    calls = []
+    with pytest.raises(Cancelled):
+        trace(ops, domain=BOUNDS, cancel=lambda: calls.append(1) or len(calls) > 5)
+    assert len(calls) == 6
+
+
+def test_top_level_trace_accepts_ops():
+    import splineviz
+    p = splineviz.trace(random_mlp((2, 6, 2), 15), bounds=box(-1, 1, -1, 1))
+    assert p.n_regions == p.euler_regions
