@@ -14,14 +14,17 @@ import numpy as np
 OUTSIDE = -1  # face id of everything outside the domain
 BORDER = -1  # layer label of the domain's own edges
 
-_GROWTH = 1.25  # capacity growth; small because numpy zero-fills what it adds
+_MIN_GROWTH = 4096  # rows added at least per growth: small graphs then rarely reallocate
 
 
 def _grow(array: np.ndarray, rows: int) -> np.ndarray:
-    """Make room for `rows` rows in place when possible (realloc), else in a fresh array."""
+    """Make room for `rows` rows in place when possible (realloc), else in a fresh array.
+
+    Large tables grow by a quarter only, because numpy zero-fills (touches) what it adds.
+    """
     if rows <= array.shape[0]:
         return array
-    new_shape = (max(rows, int(array.shape[0] * _GROWTH) + 16),) + array.shape[1:]
+    new_shape = (max(rows, array.shape[0] + max(array.shape[0] // 4, _MIN_GROWTH)),) + array.shape[1:]
     try:
         array.resize(new_shape, refcheck=False)
         return array
@@ -46,6 +49,10 @@ class PlanarGraph:
         self.m = k
         self.n_faces = 1
         self.n_unresolved = 0  # faces left unsplit because rounding made their sign pattern inconsistent
+        # scratch reused by every split: vertex signs, and face -> new face (all OUTSIDE between splits;
+        # its last slot answers for index OUTSIDE itself)
+        self._sign = np.zeros(k, dtype=np.int8)
+        self._face_map = np.full(2, OUTSIDE, dtype=np.int64)
 
     # -- views -------------------------------------------------------------------------------
     @property
@@ -72,6 +79,7 @@ class PlanarGraph:
         clone.vals = self.vals[: self.n].copy()
         clone.edges = self.edges[: self.m].copy()
         clone.n, clone.m, clone.n_faces, clone.n_unresolved = self.n, self.m, self.n_faces, self.n_unresolved
+        clone._sign, clone._face_map = self._sign.copy(), self._face_map.copy()
         return clone
 
     # -- the refinement ----------------------------------------------------------------------
@@ -84,7 +92,9 @@ class PlanarGraph:
         to exactly 0 there. Returns the number of faces split.
         """
         n, m = self.n, self.m
-        sign = (level > tol).view(np.int8) - (level < -tol).view(np.int8)
+        self._sign = sign_buf = _grow(self._sign, n + m)  # a split adds at most m vertices
+        sign = sign_buf[:n]
+        np.subtract((level > tol).view(np.int8), (level < -tol).view(np.int8), out=sign)
         edges = self.edges
         g0, g1 = sign[edges[:m, 0]], sign[edges[:m, 1]]
         crossing = (g0 * g1 < 0).nonzero()[0]
@@ -122,17 +132,20 @@ class PlanarGraph:
             return 0
         n_faces = self.n_faces
         new_face = np.arange(n_faces, n_faces + split_faces.size, dtype=np.int64)
-        face_map = np.full(n_faces + 1, OUTSIDE, dtype=np.int64)  # last slot: OUTSIDE maps to itself
+        if self._face_map.size < n_faces + 1:
+            self._face_map = np.full(2 * n_faces + 1, OUTSIDE, dtype=np.int64)
+        face_map = self._face_map
         face_map[split_faces] = new_face
 
         # 3. edges of split faces on the negative side move to the new face
         m2 = self.m
-        sign_ext = np.concatenate([sign, np.zeros(c, np.int8)])
+        sign_buf[n: n + c] = 0
         for col in (2, 3):
             mapped = face_map[edges[:m2, col]]
             hit = (mapped >= 0).nonzero()[0]
-            negative = (sign_ext[edges[hit, 0]] < 0) | (sign_ext[edges[hit, 1]] < 0)
+            negative = (sign_buf[edges[hit, 0]] < 0) | (sign_buf[edges[hit, 1]] < 0)
             edges[hit[negative], col] = mapped[hit[negative]]
+        face_map[split_faces] = OUTSIDE
 
         k = split_faces.size
         self.edges = edges = _grow(edges, m2 + k)

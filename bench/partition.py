@@ -1,0 +1,122 @@
+"""Benchmark: splineviz's exact partition against regioncam on the shared nets, in one run.
+
+Every (tool, net) pair runs in its own subprocess so that peak memory (the growth of the peak
+resident set over the process's footprint just before tracing) is not polluted by the other
+tool. Writes bench/RESULTS.md.
+
+    python bench/partition.py [--nets A B C D] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "bench"
+
+WORKER = r"""
+import json, resource, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+tool, path, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+d = np.load(path)
+keys = sorted((k for k in d if k.startswith("W")), key=lambda k: int(k[1:]))
+layers = [(d[k], d["b" + k[1:]]) for k in keys]
+
+def rss_kib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+if tool == "splineviz":
+    from splineviz.partition import Affine, ReLU, trace
+    ops = []
+    for i, (w, b) in enumerate(layers):
+        ops.append(Affine(w, b))
+        if i < len(layers) - 1:
+            ops.append(ReLU())
+    def run():
+        p = trace(ops, domain=(-3, 3, -3, 3))
+        return p.n_regions, len(p.decision_boundary) > 0
+else:
+    import regioncam
+    f32 = [(w.T.astype(np.float32), b.astype(np.float32)) for w, b in layers]
+    def run():
+        rc = regioncam.Regioncam(size=3.0)
+        for i, (w, b) in enumerate(f32):
+            rc.linear(w, b)
+            if i < len(f32) - 1:
+                rc.relu()
+        rc.decision_boundary()
+        return rc.num_faces, True
+
+base = rss_kib()
+times = []
+for _ in range(repeats):
+    t = time.perf_counter()
+    regions, _ = run()
+    times.append(time.perf_counter() - t)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"time": min(times), "regions": regions, "peak_mib": (peak - base) / 1024}}))
+"""
+
+
+def measure(tool: str, net: str, repeats: int) -> dict:
+    code = WORKER.format(root=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code, tool, str(SHARED / f"{net}.npz"), str(repeats)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nets", nargs="+", default=["A", "B", "C", "D"])
+    parser.add_argument("--repeats", type=int, default=3, help="best of N (C and D run once)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    import numpy
+    import regioncam  # noqa: F401  (fail early if the peer is missing)
+
+    rows = []
+    for net in args.nets:
+        repeats = args.repeats if net in "AB" else 1
+        ours, peer = measure("splineviz", net, repeats), measure("regioncam", net, repeats)
+        row = {"net": net, "ours": ours, "peer": peer, "time_ratio": ours["time"] / peer["time"],
+               "mem_ratio": ours["peak_mib"] / max(peer["peak_mib"], 1e-9)}
+        rows.append(row)
+        print(f"{net}: splineviz {ours['time']:.4f}s {ours['peak_mib']:.0f} MiB {ours['regions']} regions | "
+              f"regioncam {peer['time']:.4f}s {peer['peak_mib']:.0f} MiB {peer['regions']} regions | "
+              f"time ratio {row['time_ratio']:.2f}, memory ratio {row['mem_ratio']:.2f}", flush=True)
+    lines = [
+        "# Partition benchmark: splineviz vs regioncam",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} by `python bench/partition.py` on {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, numpy {numpy.__version__}, {_cores()} cores. Domain [-3,3]^2, nets from "
+        "../shared/bench. Both tools trace the partition and the decision boundary; splineviz in float64, regioncam "
+        "in float32 (its only mode). Time: best of the repeats (C, D: one run). Memory: growth of the peak resident "
+        "set while tracing, each tool in its own process.",
+        "",
+        "| net | regions (splineviz) | regions (regioncam) | time splineviz | time regioncam | time ratio | "
+        "peak MiB splineviz | peak MiB regioncam | memory ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        o, p = r["ours"], r["peer"]
+        lines.append(f"| {r['net']} | {o['regions']:,} | {p['regions']:,} | {o['time']:.4f} s | {p['time']:.4f} s | "
+                     f"{r['time_ratio']:.2f} | {o['peak_mib']:.0f} | {p['peak_mib']:.0f} | {r['mem_ratio']:.2f} |")
+    lines += ["", "Targets (issue 2): time ratio <= 0.3 on C and D, <= 1 on A; memory ratio <= 1/3; identical counts.", ""]
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+def _cores() -> int:
+    import os
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()
