@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 OUTSIDE = -1  # face id of everything outside the domain
+E0, E1, FA, FB, LAYER, UNIT = range(6)  # fields of an edge: its two ends, two faces, and label
 BORDER = -1  # layer label of the domain's own edges
 
 _MIN_GROWTH = 4096  # rows added at least per growth: small graphs then rarely reallocate
@@ -34,6 +35,16 @@ def _grow(array: np.ndarray, rows: int) -> np.ndarray:
         return grown
 
 
+def _grow_columns(array: np.ndarray, cols: int) -> np.ndarray:
+    """Field-major tables grow along columns, which realloc cannot do in place: copy, amortised."""
+    if cols <= array.shape[1]:
+        return array
+    grown = np.empty((array.shape[0], max(cols, array.shape[1] + max(array.shape[1] // 2, _MIN_GROWTH))),
+                     dtype=array.dtype)
+    grown[:, : array.shape[1]] = array
+    return grown
+
+
 class PlanarGraph:
     """Convex faces of a convex domain, refined one level set at a time."""
 
@@ -43,9 +54,10 @@ class PlanarGraph:
         self.vals = np.ascontiguousarray(np.hstack([corners, values]), dtype=np.float64)
         self.n = k
         idx = np.arange(k, dtype=np.int64)
-        # e0, e1, face a, face b, layer, unit: one int64 row per edge keeps growth and gathers simple
+        # one int64 row per field (ends, faces, labels), edges along columns: gathers over a field
+        # read contiguous memory, and copying whole edges is one call
         self.edges = np.stack([idx, (idx + 1) % k, np.zeros(k, np.int64), np.full(k, OUTSIDE),
-                               np.full(k, BORDER), np.zeros(k, np.int64)], axis=1)
+                               np.full(k, BORDER), np.zeros(k, np.int64)])
         self.m = k
         self.n_faces = 1
         self.n_unresolved = 0  # faces left unsplit because rounding made their sign pattern inconsistent
@@ -65,7 +77,8 @@ class PlanarGraph:
 
     @property
     def edge_table(self) -> np.ndarray:
-        return self.edges[: self.m]
+        """(m, 6) view: end 0, end 1, face a, face b, layer, unit."""
+        return self.edges[:, : self.m].T
 
     def replace_values(self, values: np.ndarray) -> None:
         """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""
@@ -77,7 +90,7 @@ class PlanarGraph:
     def copy(self) -> "PlanarGraph":
         clone = object.__new__(PlanarGraph)
         clone.vals = self.vals[: self.n].copy()
-        clone.edges = self.edges[: self.m].copy()
+        clone.edges = self.edges[:, : self.m].copy()
         clone.n, clone.m, clone.n_faces, clone.n_unresolved = self.n, self.m, self.n_faces, self.n_unresolved
         clone._sign, clone._face_map = self._sign.copy(), self._face_map.copy()
         return clone
@@ -96,7 +109,7 @@ class PlanarGraph:
         sign = sign_buf[:n]
         np.subtract((level > tol).view(np.int8), (level < -tol).view(np.int8), out=sign)
         edges = self.edges
-        g0, g1 = sign[edges[:m, 0]], sign[edges[:m, 1]]
+        g0, g1 = sign[edges[E0, :m]], sign[edges[E1, :m]]
         crossing = (g0 * g1 < 0).nonzero()[0]
         zeros_exist = np.count_nonzero(sign) < n
         if crossing.size == 0 and not zeros_exist:
@@ -104,7 +117,7 @@ class PlanarGraph:
 
         # 1. cut crossing edges at the zero of the interpolated level
         c = crossing.size
-        a, b = edges[crossing, 0], edges[crossing, 1]
+        a, b = edges[E0, crossing], edges[E1, crossing]
         la, lb = level[a], level[b]
         t = (la / (la - lb))[:, None]
         self.vals = _grow(self.vals, n + c)
@@ -114,10 +127,10 @@ class PlanarGraph:
             new_rows[:, zero_column] = 0.0
         self.vals[n: n + c] = new_rows
         new_vertex = np.arange(n, n + c, dtype=np.int64)
-        self.edges = edges = _grow(edges, m + c)
-        edges[m: m + c] = edges[crossing]
-        edges[m: m + c, 0] = new_vertex
-        edges[crossing, 1] = new_vertex
+        self.edges = edges = _grow_columns(edges, m + c)
+        edges[:, m: m + c] = edges[:, crossing]
+        edges[E0, m: m + c] = new_vertex
+        edges[E1, crossing] = new_vertex
         self.n, self.m = n + c, m + c
         half_edges = np.arange(m, m + c, dtype=np.int64)
         g_end = g1[crossing]
@@ -140,29 +153,27 @@ class PlanarGraph:
         # 3. edges of split faces on the negative side move to the new face
         m2 = self.m
         sign_buf[n: n + c] = 0
-        for col in (2, 3):
-            mapped = face_map[edges[:m2, col]]
+        for field in (FA, FB):
+            mapped = face_map[edges[field, :m2]]
             hit = (mapped >= 0).nonzero()[0]
-            negative = (sign_buf[edges[hit, 0]] < 0) | (sign_buf[edges[hit, 1]] < 0)
-            edges[hit[negative], col] = mapped[hit[negative]]
+            negative = (sign_buf[edges[E0, hit]] < 0) | (sign_buf[edges[E1, hit]] < 0)
+            edges[field, hit[negative]] = mapped[hit[negative]]
         face_map[split_faces] = OUTSIDE
 
         k = split_faces.size
-        self.edges = edges = _grow(edges, m2 + k)
-        edges[m2: m2 + k, 0] = chords[:, 0]
-        edges[m2: m2 + k, 1] = chords[:, 1]
-        edges[m2: m2 + k, 2] = split_faces
-        edges[m2: m2 + k, 3] = new_face
-        edges[m2: m2 + k, 4] = layer
-        edges[m2: m2 + k, 5] = unit
+        self.edges = edges = _grow_columns(edges, m2 + k)
+        edges[E0: E1 + 1, m2: m2 + k] = chords.T
+        edges[FA, m2: m2 + k] = split_faces
+        edges[FB, m2: m2 + k] = new_face
+        edges[LAYER, m2: m2 + k] = layer
+        edges[UNIT, m2: m2 + k] = unit
         self.m = m2 + k
         self.n_faces = n_faces + k
         return k
 
     def _chords_between_cuts(self, crossing: np.ndarray, new_vertex: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The usual case, no vertex on the level set: a crossed face has exactly two cut edges."""
-        edges = self.edges
-        faces = np.concatenate([edges[crossing, 2], edges[crossing, 3]])
+        faces = self.edges[FA: FB + 1, crossing].ravel()
         points = np.concatenate([new_vertex, new_vertex])
         order = np.argsort(faces, kind="stable")
         faces, points = faces[order], points[order]
@@ -178,7 +189,7 @@ class PlanarGraph:
         """Lines through existing vertices: every edge touching a zero vertex tells its faces about it."""
         c = crossing.size
         touching = np.flatnonzero((g0 == 0) | (g1 == 0))
-        rows = self.edges[np.concatenate([touching, half_edges])]
+        rows = self.edges[:, np.concatenate([touching, half_edges])].T
         cg0 = np.concatenate([g0[touching], np.zeros(c, np.int8)])
         cg1 = np.concatenate([g1[touching], g_end])
         faces = np.concatenate([rows[:, 2], rows[:, 3]])
@@ -220,7 +231,7 @@ class PlanarGraph:
         """
         if drop.size == 0:
             return
-        edges = self.edges[: self.m]
+        edges = self.edge_table
         fa, fb = edges[drop, 2], edges[drop, 3]
         label = np.arange(self.n_faces, dtype=np.int64)
         while True:  # union-find by min-label propagation with pointer jumping
@@ -242,5 +253,5 @@ class PlanarGraph:
         vertex_of = np.cumsum(used) - 1
         kept[:, 0], kept[:, 1] = vertex_of[kept[:, 0]], vertex_of[kept[:, 1]]
         self.vals = self.vals[: self.n][used]
-        self.edges = kept
+        self.edges = np.ascontiguousarray(kept.T)
         self.n, self.m, self.n_faces = len(self.vals), len(kept), roots.size
