@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import shapely
 
 from splineviz.partition import (Affine, Cancelled, LeakyReLU, MaxPool, PartitionBudgetError, Plane, ReLU, box,
@@ -187,3 +189,22 @@ def test_top_level_trace_accepts_ops():
     import splineviz
     p = splineviz.trace(random_mlp((2, 6, 2), 15), bounds=box(-1, 1, -1, 1))
     assert p.n_regions == p.euler_regions
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.integers(1, 3), st.integers(2, 10), st.sampled_from(["relu", "leaky", "pool"]))
+def test_random_nets_are_consistent(seed, depth, width, kind):
+    """Any depth, width and nonlinearity: Euler, area cover and brute-force codes agree."""
+    rng = np.random.default_rng(seed)
+    ops, fan_in = [], 2
+    for _ in range(depth):
+        ops.append(Affine(rng.normal(size=(width, fan_in)), rng.normal(size=width)))
+        ops.append(LeakyReLU(0.2) if kind == "leaky" else ReLU())
+        fan_in = width
+        if kind == "pool" and width >= 2:
+            cut = rng.integers(1, width)
+            ops.append(MaxPool((tuple(range(cut)), tuple(range(cut, width)))))
+            fan_in = 2
+    ops.append(Affine(rng.normal(size=(3, fan_in)), rng.normal(size=3)))
+    p = trace(ops, domain=BOUNDS)
+    assert_consistent(p, 36.0, grid(BOUNDS, 150), margin=1e-6)
