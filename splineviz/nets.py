@@ -1,0 +1,338 @@
+"""Torch models and their conversion into the core's piecewise-linear ops.
+
+The partition engine only understands affine maps and a few activations. Everything linear in
+eval mode (Linear, Conv2d, AvgPool2d, folded BatchNorm) becomes one dense ``Affine``; max
+pooling becomes index groups. Models are plain ``nn.Sequential`` so that a state dict alone
+(keys ``0.weight``, ``2.weight``...) describes them and can be loaded back safely.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import math
+import os
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from splineviz.partition.ops import Affine, LeakyReLU, MaxPool, Op, ReLU, normalize
+
+ACTIVATIONS = ("relu", "leaky_relu")
+_IGNORED = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+            nn.FeatureAlphaDropout)
+_PASSTHROUGH = (*_IGNORED, nn.ReLU, nn.LeakyReLU, nn.Flatten)  # may precede the layer that fixes the input shape
+SUPPORTED_LAYERS = ("Linear", "ReLU", "LeakyReLU", "Identity", "Dropout", "BatchNorm1d", "Flatten", "Conv2d",
+                    "BatchNorm2d", "AvgPool2d", "MaxPool2d", "Sequential (nested)")
+
+
+class UnsupportedLayerError(ValueError):
+    """A layer that is not piecewise linear in a way the partition engine can represent."""
+
+
+class ModelLoadError(ValueError):
+    """Uploaded weights that cannot be turned into a model; the message says what was wrong."""
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch's global RNG (used by layer init) without disturbing the caller's stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _activation(name: str, negative_slope: float) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU()
+    if name == "leaky_relu":
+        return nn.LeakyReLU(negative_slope)
+    raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def mlp(in_features: int = 2, hidden: Sequence[int] = (16, 16), out_features: int = 2, activation: str = "relu",
+        seed: int = 0, *, negative_slope: float = 0.01) -> nn.Sequential:
+    """Linear/activation stack with PyTorch's default init drawn from ``seed``.
+
+    Linear layers sit at even indices, so the state-dict keys are ``0.weight``, ``2.weight``, ...
+    """
+    widths = [in_features, *hidden, out_features]
+    if any(int(w) != w or w < 1 for w in widths):
+        raise ValueError(f"layer widths must be positive integers, got {widths}")
+    _activation(activation, negative_slope)  # validate before building
+    layers: list[nn.Module] = []
+    with _seeded(seed):
+        for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(nn.Linear(int(w_in), int(w_out)))
+            if i < len(widths) - 2:
+                layers.append(_activation(activation, negative_slope))
+    return nn.Sequential(*layers)
+
+
+def paper_cnn(n_classes: int = 10, seed: int = 0) -> nn.Sequential:
+    """The paper's MNIST net: 1x28x28 -> conv 21x21 (16) -> BN -> ReLU -> conv 5x5 (16) -> BN -> ReLU -> linear."""
+    with _seeded(seed):
+        return nn.Sequential(
+            nn.Conv2d(1, 16, 21), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 16, 5), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Flatten(), nn.Linear(16 * 4 * 4, n_classes))
+
+
+# ----------------------------------------------------------------------------------------------- conversion
+
+def flat_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers of (nested) Sequentials in execution order; any other container is a single layer."""
+    if isinstance(model, nn.Sequential):
+        return [leaf for child in model for leaf in flat_layers(child)]
+    return [model]
+
+
+def to_ops(model: nn.Module, input_shape: int | Sequence[int] | None = None) -> list[Op]:
+    """Convert a Sequential model into normalized ops that compute its eval-mode forward pass.
+
+    ``input_shape`` is one sample's shape, e.g. ``(1, 28, 28)``; for MLPs it is read from the
+    first Linear/BatchNorm1d (see ``input_shape_for``). Consecutive linear layers are merged into one affine map.
+    """
+    layers = flat_layers(model)
+    shape = input_shape_for(model, input_shape)
+    in_features = math.prod(shape)
+    ops: list[Op] = []
+    with torch.no_grad():
+        for layer in layers:
+            op, shape = _convert(layer, shape)
+            if op is not None:
+                ops.append(op)
+    return normalize(ops, in_features)
+
+
+def input_shape_for(model: nn.Module, sample_shape: int | Sequence[int] | None = None) -> tuple[int, ...]:
+    """The shape of one sample as ``model`` consumes it.
+
+    Models that start with a Linear layer take flat rows (an image shape is flattened); others
+    (convolutions) need ``sample_shape``, e.g. ``(1, 28, 28)``.
+    """
+    first = next((layer for layer in flat_layers(model) if not isinstance(layer, _PASSTHROUGH)), None)
+    if sample_shape is None:
+        if isinstance(first, (nn.Linear, nn.BatchNorm1d)):
+            return (first.in_features if isinstance(first, nn.Linear) else first.num_features,)
+        raise ValueError("cannot infer the input shape of this model; pass input_shape=(C, H, W) for one sample")
+    shape = (int(sample_shape),) if isinstance(sample_shape, (int, np.integer)) else tuple(map(int, sample_shape))
+    if not shape or min(shape) < 1:
+        raise ValueError(f"input shape must be positive sizes of one sample, got {sample_shape!r}")
+    return (math.prod(shape),) if isinstance(first, nn.Linear) else shape
+
+
+def _convert(layer: nn.Module, shape: tuple[int, ...]) -> tuple[Op | None, tuple[int, ...]]:
+    """One layer -> (op or None, output shape of one sample)."""
+    if isinstance(layer, _IGNORED):
+        return None, shape
+    if isinstance(layer, nn.ReLU):
+        return ReLU(), shape
+    if isinstance(layer, nn.LeakyReLU):
+        return LeakyReLU(float(layer.negative_slope)), shape
+    if isinstance(layer, nn.Flatten):
+        return None, _output_shape(layer, shape)
+    if isinstance(layer, nn.Linear):
+        _expect(layer, shape, (layer.in_features,))
+        bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_features)
+        return Affine(_np(layer.weight), _np(bias)), (layer.out_features,)
+    if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return _batchnorm(layer, shape), shape
+    if isinstance(layer, (nn.Conv2d, nn.AvgPool2d)):
+        _expect(layer, shape, (getattr(layer, "in_channels", None), None, None))
+        return _dense(layer, shape)
+    if isinstance(layer, nn.MaxPool2d):
+        return _maxpool(layer, shape)
+    raise UnsupportedLayerError(
+        f"cannot convert layer {layer!r} ({type(layer).__name__}); supported layers: {', '.join(SUPPORTED_LAYERS)}")
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float64).numpy()
+
+
+def _expect(layer: nn.Module, shape: tuple[int, ...], want: tuple[int | None, ...]) -> None:
+    if len(shape) != len(want) or any(w is not None and s != w for s, w in zip(shape, want)):
+        pattern = "x".join("*" if w is None else str(w) for w in want)
+        raise ValueError(f"{type(layer).__name__} expects one sample shaped {pattern}, "
+                         f"but receives {'x'.join(map(str, shape))}")
+
+
+def _output_shape(layer: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return tuple(layer(torch.zeros(1, *shape, dtype=torch.float64)).shape[1:])
+    except RuntimeError as e:
+        raise ValueError(f"{type(layer).__name__} cannot take one sample shaped {shape}: {e}") from e
+
+
+def _batchnorm(layer: nn.modules.batchnorm._BatchNorm, shape: tuple[int, ...]) -> Affine:
+    """Eval-mode BatchNorm is x * scale + shift per channel: a diagonal affine map."""
+    if layer.running_mean is None or layer.running_var is None:
+        raise UnsupportedLayerError(
+            f"{layer!r} has track_running_stats=False, so even in eval mode it normalises with batch statistics, "
+            "which is not a fixed affine map")
+    channels = layer.num_features
+    ndim = 3 if isinstance(layer, nn.BatchNorm2d) else min(len(shape), 2)  # BatchNorm1d takes (C,) or (C, L)
+    _expect(layer, shape, (channels,) + (None,) * (ndim - 1))
+    scale = 1.0 / np.sqrt(_np(layer.running_var) + layer.eps)
+    shift = -_np(layer.running_mean) * scale
+    if layer.affine:
+        scale, shift = scale * _np(layer.weight), shift * _np(layer.weight) + _np(layer.bias)
+    per_channel = math.prod(shape[1:])
+    return Affine(np.diag(np.repeat(scale, per_channel)), np.repeat(shift, per_channel))
+
+
+def _dense(layer: nn.Module, shape: tuple[int, ...]) -> tuple[Affine, tuple[int, ...]]:
+    """Any eval-mode affine layer as a dense matrix: push the zero vector and every basis vector through it."""
+    n = math.prod(shape)
+    layer64 = copy.deepcopy(layer).to(torch.float64).eval()
+    inputs = torch.cat([torch.zeros(1, n, dtype=torch.float64), torch.eye(n, dtype=torch.float64)])
+    try:
+        out = layer64(inputs.reshape(n + 1, *shape))
+    except RuntimeError as e:
+        raise ValueError(f"{type(layer).__name__} cannot take one sample shaped {shape}: {e}") from e
+    flat = out.reshape(n + 1, -1)
+    bias = flat[0]
+    return Affine((flat[1:] - bias).T.numpy(), bias.numpy()), tuple(out.shape[1:])
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _maxpool(layer: nn.MaxPool2d, shape: tuple[int, ...]) -> tuple[MaxPool, tuple[int, ...]]:
+    """Each output's group = the flat C*H*W indices its window covers (padding excluded, as torch pads with -inf)."""
+    if layer.ceil_mode:
+        raise UnsupportedLayerError(f"{layer!r}: ceil_mode=True is not supported; use ceil_mode=False")
+    if layer.return_indices:
+        raise UnsupportedLayerError(f"{layer!r}: return_indices=True is not supported in a Sequential")
+    _expect(layer, shape, (None, None, None))
+    c, h, w = shape
+    # Indices shifted by one so that zero padding marks "outside the image".
+    index = torch.arange(1, c * h * w + 1, dtype=torch.float64).reshape(c, 1, h, w)
+    windows = nn.functional.unfold(index, _pair(layer.kernel_size), dilation=_pair(layer.dilation),
+                                   padding=_pair(layer.padding), stride=_pair(layer.stride))
+    out_h, out_w = _output_shape(layer, shape)[1:]
+    windows = windows.long().numpy() - 1  # (c, k*k, out_h*out_w)
+    groups = tuple(tuple(int(i) for i in windows[ch, :, pos] if i >= 0)
+                   for ch in range(c) for pos in range(out_h * out_w))
+    return MaxPool(groups), (c, out_h, out_w)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+def build_model(architecture: Mapping) -> nn.Sequential:
+    """Model from a JSON-able description: ``{"type": "mlp", **mlp kwargs}`` or ``{"type": "paper_cnn", ...}``.
+
+    Descriptions are what get hashed for caches and shipped next to state dicts, so they must be plain data.
+    """
+    arch = dict(architecture)
+    kind = arch.pop("type", "mlp")
+    builders = {"mlp": mlp, "paper_cnn": paper_cnn}
+    if kind not in builders:
+        raise ValueError(f"unknown architecture type {kind!r}; choose one of {', '.join(builders)}")
+    try:
+        return builders[kind](**arch)
+    except TypeError as e:
+        raise ValueError(f"bad parameters for {kind}: {e}") from e
+
+
+def load_model(path_or_bytes: str | os.PathLike | bytes, architecture: Mapping | None = None) -> nn.Sequential:
+    """Build a model from a saved state dict (.pt via torch.save, or .safetensors); never unpickles code.
+
+    ``architecture`` is as for ``build_model``; for an MLP the layer widths may be left out and are
+    then read from the weights (keys ``0.weight``, ``2.weight``, ...), as is everything when it is None.
+    """
+    state = _read_state(path_or_bytes)
+    arch = dict(architecture or {})
+    if arch.get("type", "mlp") == "mlp" and not {"in_features", "hidden", "out_features"} & set(arch):
+        widths = _mlp_widths(state)
+        arch.update(in_features=widths[0], hidden=tuple(widths[1:-1]), out_features=widths[-1])
+    try:
+        model = build_model(arch)
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from e
+    return model_from_state(state, model)
+
+
+def model_from_state(state: Mapping[str, torch.Tensor], like_model: nn.Module) -> nn.Module:
+    """A copy of ``like_model`` holding ``state``, in eval mode (e.g. to trace a training snapshot)."""
+    model = copy.deepcopy(like_model)
+    try:
+        model.load_state_dict(dict(state), strict=True)
+    except RuntimeError as e:
+        raise ModelLoadError(f"weights do not fit the architecture: {e}") from e
+    return model.eval()
+
+
+def _read_state(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raw, name = bytes(source), "uploaded data"
+    else:
+        name = os.fspath(source)
+        try:
+            with open(name, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise ModelLoadError(f"cannot read {name}: {e.strerror or e}") from e
+    if not raw:
+        raise ModelLoadError(f"{name} is empty")
+    try:
+        state = _parse_safetensors(raw) if _looks_like_safetensors(raw) else \
+            torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch/safetensors raise many unrelated types for corrupt input
+        raise ModelLoadError(f"{name} is not a readable PyTorch state dict or safetensors file "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no details'})") from e
+    return _check_state(state, name)
+
+
+def _looks_like_safetensors(raw: bytes) -> bool:
+    """safetensors = 8-byte little-endian header length, then a JSON header."""
+    return len(raw) > 9 and raw[8:9] == b"{" and int.from_bytes(raw[:8], "little") <= len(raw) - 8
+
+
+def _parse_safetensors(raw: bytes) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load
+    return load(raw)
+
+
+def _check_state(state: object, name: str) -> dict[str, torch.Tensor]:
+    if isinstance(state, Mapping):
+        for wrapper in ("state_dict", "model_state_dict"):
+            if isinstance(state.get(wrapper), Mapping):
+                state = state[wrapper]
+    if not isinstance(state, Mapping) or not state:
+        raise ModelLoadError(f"{name} holds a {type(state).__name__}, not a state dict of named tensors "
+                             "(save with torch.save(model.state_dict(), path))")
+    bad = [str(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ModelLoadError(f"{name}: entries that are not named tensors: {', '.join(bad[:5])}")
+    nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise ModelLoadError(f"{name}: NaN or infinite values in {', '.join(nonfinite[:5])}")
+    if all(k.startswith("module.") for k in state):  # saved from DataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def _mlp_widths(state: Mapping[str, torch.Tensor]) -> list[int]:
+    """[in, hidden..., out] from keys 0.weight, 0.bias, 2.weight, ... as written by ``mlp``."""
+    n_linear = len(state) // 2
+    expected = [f"{2 * i}.{p}" for i in range(n_linear) for p in ("weight", "bias")]
+    if sorted(state) != sorted(expected):
+        raise ModelLoadError(
+            "cannot infer an MLP: expected exactly the keys 0.weight, 0.bias, 2.weight, 2.bias, ... "
+            f"(Linear layers of nn.Sequential with an activation between them), got {', '.join(sorted(state)[:8])}; "
+            "pass an architecture for other models")
+    weights = [state[f"{2 * i}.weight"] for i in range(n_linear)]
+    for i, w in enumerate(weights):
+        b = state[f"{2 * i}.bias"]
+        if w.ndim != 2 or b.shape != (w.shape[0],):
+            raise ModelLoadError(f"layer {2 * i}: weight {tuple(w.shape)} and bias {tuple(b.shape)} "
+                                 "are not a Linear layer's (out, in) and (out,)")
+        if i and w.shape[1] != weights[i - 1].shape[0]:
+            raise ModelLoadError(f"layer {2 * i} expects {w.shape[1]} inputs but layer {2 * i - 2} "
+                                 f"has {weights[i - 1].shape[0]} outputs")
+    return [weights[0].shape[1], *(w.shape[0] for w in weights)]
