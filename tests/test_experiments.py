@@ -21,6 +21,7 @@ EXPECTED = {  # name -> (columns of the main table, number of rows in quick mode
     "eb_trajectory": ({"epoch", "train_acc", "test_acc", "dist_prev", "ticket"}, 13),
     "spline_p_ablation": ({"P", "sparsity", "spline_acc", "node_acc"}, 2),
     "eb_vs_pretraining": ({"method", "sparsity", "test_acc", "relative_cost"}, 5),
+    "mnist_slice": ({"model", "test_acc", "regions", "regions_layer1", "decision_segments"}, 1),
     "cifar_eb": ({"arch", "epoch", "test_acc", "spline_dist_prev", "bn_mask_dist_prev", "spline_eb_epoch"}, 6),
 }
 

@@ -50,6 +50,10 @@ _ENTRIES = [
                "splineviz.experiments.spline_p_ablation"),
     Experiment("eb_vs_pretraining", "Spline EB training vs layerwise pretraining: accuracy vs training cost (Fig. 7)",
                "splineviz.experiments.eb_vs_pretraining"),
+    Experiment("mnist_slice", "MNIST: exact partition on the plane through a 6 and a 9, per layer (Fig. 2c)",
+               "splineviz.experiments.mnist_slice", {
+                   "cache_dir": Option(str, None, "where trained MNIST models are cached (default: beside --out)"),
+               }),
     Experiment("cifar_eb", "Spline EB tickets for VGG-16 / PreResNet-101 on a local CIFAR-10 copy (Fig. 8)",
                "splineviz.experiments.cifar_eb", {
                    "cifar_dir": Option(str, None, "directory with CIFAR-10 python batches (data_batch_1..5, "
