@@ -51,8 +51,9 @@ else:
             rc.linear(w, b)
             if i < len(f32) - 1:
                 rc.relu()
+        regions = rc.num_faces  # before the decision boundary, which splits faces further
         rc.decision_boundary()
-        return rc.num_faces, True
+        return regions, True
 
 base = rss_kib()
 times = []
@@ -75,7 +76,7 @@ def measure(tool: str, net: str, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", nargs="+", default=["A", "B", "C", "D"])
-    parser.add_argument("--repeats", type=int, default=3, help="best of N (C and D run once)")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N (D runs once)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     import numpy
@@ -83,7 +84,7 @@ def main() -> None:
 
     rows = []
     for net in args.nets:
-        repeats = args.repeats if net in "AB" else 1
+        repeats = args.repeats if net != "D" else 1
         ours, peer = measure("splineviz", net, repeats), measure("regioncam", net, repeats)
         row = {"net": net, "ours": ours, "peer": peer, "time_ratio": ours["time"] / peer["time"],
                "mem_ratio": ours["peak_mib"] / max(peer["peak_mib"], 1e-9)}
@@ -97,7 +98,7 @@ def main() -> None:
         f"Measured {time.strftime('%Y-%m-%d')} by `python bench/partition.py` on {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}, numpy {numpy.__version__}, {_cores()} cores. Domain [-3,3]^2, nets from "
         "../shared/bench. Both tools trace the partition and the decision boundary; splineviz in float64, regioncam "
-        "in float32 (its only mode). Time: best of the repeats (C, D: one run). Memory: growth of the peak resident "
+        "in float32 (its only mode). Time: best of the repeats (D: one run). Memory: growth of the peak resident "
         "set while tracing, each tool in its own process.",
         "",
         "| net | regions (splineviz) | regions (regioncam) | time splineviz | time regioncam | time ratio | "

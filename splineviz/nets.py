@@ -11,6 +11,7 @@ import copy
 import io
 import math
 import os
+import threading
 from contextlib import contextmanager
 from typing import Iterator, Mapping, Sequence
 
@@ -36,10 +37,16 @@ class ModelLoadError(ValueError):
     """Uploaded weights that cannot be turned into a model; the message says what was wrong."""
 
 
+_INIT_LOCK = threading.Lock()
+
+
 @contextmanager
 def _seeded(seed: int) -> Iterator[None]:
-    """Seed torch's global RNG (used by layer init) without disturbing the caller's stream."""
-    with torch.random.fork_rng(devices=[]):
+    """Seed torch's global RNG (used by layer init) without disturbing the caller's stream.
+
+    The lock makes concurrent builds in one process (threaded servers) each get their own seed's weights.
+    """
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
 

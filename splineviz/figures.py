@@ -1,0 +1,357 @@
+"""Pure functions from results to plotly figures (no Dash, no torch).
+
+The partition view is built in two steps so that the browser can animate it without the server:
+``partition_frame`` turns a traced partition into a compact JSON-able *frame* (region polygons, a
+class and a colour key per region and layer, boundary polylines per layer, the decision boundary),
+and ``partition_figure`` turns a frame into a figure. ``assets/partition.js`` does the second step
+in the browser with the same ``STYLE``, which the app hands to it, so colours live in one place.
+"""
+from __future__ import annotations
+
+import base64
+from typing import Any, Iterable, Mapping, Protocol, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.basedatatypes import BaseTraceType
+from plotly.subplots import make_subplots
+
+Frame = dict[str, Any]
+
+# 11 code colours: a prime count makes neighbouring regions (codes differing in one unit) always differ,
+# because each unit adds a weight in 1..10 to the colour key modulo 11 (see _code_keys).
+STYLE: dict[str, Any] = {
+    "class_fill": ["#fcd9b8", "#c6dbef", "#c7e9c0", "#dadaeb", "#f7c6c7", "#d9d9d9", "#f2c4de", "#fff3b0",
+                   "#b8e2e0", "#dfe9b5"],
+    "class_point": ["#e6550d", "#3182bd", "#31a354", "#756bb1", "#c0392b", "#636363", "#c51b8a", "#b59f00",
+                    "#238b8a", "#7a9a01"],
+    "code_fill": ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
+                  "#d9d9d9", "#bc80bd", "#ccebc5"],
+    "layer_line": ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"],
+    "layer_width": 1.2,
+    "decision_line": "#d62728",
+    "decision_width": 3.5,
+    "border_line": "#444444",
+    "fill_opacity": 0.75,
+}
+N_CODE_COLOURS = len(STYLE["code_fill"])
+# A tiny template instead of "plotly_white": plotly deep-copies templates on every figure, and the stock ones
+# cost ~50 ms, which would dominate building a partition figure.
+TEMPLATE = go.layout.Template(layout={
+    "font": {"family": "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12, "color": "#2a3f5f"},
+    "paper_bgcolor": "white", "plot_bgcolor": "white", "colorway": STYLE["layer_line"],
+    "xaxis": {"gridcolor": "#ebf0f8", "linecolor": "#c8d4e3", "zerolinecolor": "#ebf0f8", "ticks": ""},
+    "yaxis": {"gridcolor": "#ebf0f8", "linecolor": "#c8d4e3", "zerolinecolor": "#ebf0f8", "ticks": ""},
+    "hoverlabel": {"align": "left"}})
+
+
+class PartitionLike(Protocol):
+    """What partition_frame reads from splineviz.partition.Partition (kept structural so tests can fake it)."""
+
+    n_regions: int
+    n_layers: int
+    layer_region_counts: list[int]
+    regions: list[np.ndarray]
+    region_classes: np.ndarray
+    decision_boundary: np.ndarray
+
+    def codes(self, layer: int) -> np.ndarray: ...
+
+    def segments(self, layer: int | None = None, unit: int | None = None) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------------------------------------------
+# frames
+# --------------------------------------------------------------------------------------------------------------
+def pack(array: Any, dtype: str) -> dict[str, str]:
+    """A numpy array as plotly.js's typed-array spec {dtype, bdata}: compact JSON that plotly.js reads as is."""
+    a = np.ascontiguousarray(np.asarray(array).reshape(-1), dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"dtype": dtype, "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def unpack(spec: Mapping[str, str]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]).newbyteorder("<"))
+
+
+def _code_keys(partition: PartitionLike) -> list[np.ndarray]:
+    """Colour key per region for the partition *up to* each layer (cumulative codes of layers 0..l)."""
+    rng = np.random.default_rng(12345)
+    key = np.zeros(partition.n_regions, dtype=np.int64)
+    keys = []
+    for layer in range(partition.n_layers):
+        code = np.asarray(partition.codes(layer))
+        code = code.reshape(len(code), -1).astype(np.int64)
+        weights = rng.integers(1, N_CODE_COLOURS, size=code.shape[1])
+        key = (key + code @ weights) % N_CODE_COLOURS
+        keys.append(key)
+    return keys
+
+
+def _polylines(segments: np.ndarray) -> tuple[dict, dict]:
+    """Segments (k, 2, 2) -> packed x and y with a NaN after each segment: one trace draws them all."""
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
+    xy = np.full((len(segments), 3, 2), np.nan)
+    xy[:, :2] = segments
+    return pack(xy[:, :, 0], "f4"), pack(xy[:, :, 1], "f4")
+
+
+def partition_frame(partition: PartitionLike, bounds: Sequence[float], **stats: Any) -> Frame:
+    """Compact, JSON-able description of a partition: everything either renderer needs, nothing more.
+
+    Arrays are packed float32 / small ints (about 60 kB for a 2-16-16-16-2 net); ``stats`` (epoch, loss,
+    accuracy, ...) ride along so that a player can label each frame.
+    """
+    regions = [np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in partition.regions]
+    offsets = np.cumsum([0] + [len(r) for r in regions])
+    vertices = np.concatenate(regions) if regions else np.zeros((0, 2))
+    return {
+        "bounds": [float(b) for b in bounds],
+        "px": pack(vertices[:, 0], "f4"),
+        "py": pack(vertices[:, 1], "f4"),
+        "off": pack(offsets, "i4"),
+        "cls": pack(partition.region_classes, "i2"),
+        "code": [pack(k, "u1") for k in _code_keys(partition)],
+        "bnd": [list(_polylines(partition.segments(layer))) for layer in range(partition.n_layers)],
+        "dec": list(_polylines(partition.decision_boundary)),
+        "n_regions": int(partition.n_regions),
+        "layer_regions": [int(c) for c in partition.layer_region_counts],
+        **stats,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# partition figure
+# --------------------------------------------------------------------------------------------------------------
+def closed_outlines(px: np.ndarray, py: np.ndarray, offsets: np.ndarray, select: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The selected polygons as one x/y pair: each closed on its first vertex and followed by a NaN gap.
+
+    One filled scatter trace can then draw any number of polygons (fill="toself" fills each closed piece).
+    """
+    starts, ends = offsets[select], offsets[select + 1]
+    lens = ends - starts + 2
+    slot_start = np.cumsum(lens) - lens
+    local = np.arange(lens.sum()) - np.repeat(slot_start, lens)
+    n_vertices = np.repeat(lens - 2, lens)
+    first = np.repeat(starts, lens)
+    idx = np.where(local < n_vertices, first + local, first)
+    gap = local == n_vertices + 1
+    x = px[idx].astype(np.float64)
+    y = py[idx].astype(np.float64)
+    x[gap] = np.nan
+    y[gap] = np.nan
+    return x, y
+
+
+def _fill_traces(frame: Frame, shade: str, layer: int) -> list[dict]:
+    if shade == "none" or frame["n_regions"] == 0:
+        return []
+    if shade == "code" and frame["code"]:
+        keys, palette = unpack(frame["code"][layer]), STYLE["code_fill"]
+    else:
+        keys, palette = unpack(frame["cls"]), STYLE["class_fill"]
+    px, py, offsets = unpack(frame["px"]), unpack(frame["py"]), unpack(frame["off"])
+    traces = []
+    for key in np.unique(keys):
+        x, y = closed_outlines(px, py, offsets, np.flatnonzero(keys == key))
+        traces.append({"type": "scatter", "x": x, "y": y, "mode": "lines", "fill": "toself", "line": {"width": 0},
+                       "fillcolor": palette[int(key) % len(palette)], "opacity": STYLE["fill_opacity"],
+                       "hoverinfo": "skip", "showlegend": False, "name": f"{shade} {key}"})
+    return traces
+
+
+def _boundary_traces(frame: Frame, up_to_layer: int, decision: bool) -> list[dict]:
+    traces = []
+    for layer, (xs, ys) in enumerate(frame["bnd"][: up_to_layer + 1]):
+        traces.append({"type": "scatter", "x": unpack(xs), "y": unpack(ys), "mode": "lines", "hoverinfo": "skip",
+                       "name": f"layer {layer + 1}",
+                       "line": {"color": STYLE["layer_line"][layer % len(STYLE["layer_line"])],
+                                "width": STYLE["layer_width"]}})
+    if decision:
+        traces.append({"type": "scatter", "x": unpack(frame["dec"][0]), "y": unpack(frame["dec"][1]),
+                       "mode": "lines", "hoverinfo": "skip", "name": "decision",
+                       "line": {"color": STYLE["decision_line"], "width": STYLE["decision_width"]}})
+    return traces
+
+
+def point_traces(x: np.ndarray, y: np.ndarray) -> list[dict]:
+    """Labelled 2-D points, one trace per class so the legend reads as the data's classes."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y)
+    return [{"type": "scatter", "x": x[y == c, 0], "y": x[y == c, 1], "mode": "markers", "name": f"class {c}",
+             "hoverinfo": "skip", "marker": {"size": 5, "color": STYLE["class_point"][c % len(STYLE["class_point"])],
+                                             "line": {"width": 0.6, "color": "white"}}}
+            for c in np.unique(y).astype(int)]
+
+
+def partition_traces(frame: Frame, up_to_layer: int | None = None, shade: str = "class",
+                     decision: bool = True) -> list[dict]:
+    """Shaded regions, boundaries per layer and the decision boundary as plain trace dicts.
+
+    ``up_to_layer`` shows the partition built by layers 0..L only (codes and boundaries of deeper layers hidden,
+    and the decision boundary only with the last layer); ``shade`` is "class" (predicted class), "code"
+    (activation pattern up to L) or "none".
+    """
+    n_layers = len(frame["bnd"])
+    layer = n_layers - 1 if up_to_layer is None else max(0, min(int(up_to_layer), n_layers - 1))
+    return _fill_traces(frame, shade, layer) + _boundary_traces(frame, layer, decision and layer == n_layers - 1)
+
+
+def _axes(bounds: Sequence[float], titles: tuple[str, str], anchor: str = "x") -> tuple[dict, dict]:
+    xmin, xmax, ymin, ymax = bounds
+    common = {"showgrid": False, "zeroline": False, "mirror": True, "showline": True,
+              "linecolor": STYLE["border_line"]}
+    return ({"range": [xmin, xmax], "title": {"text": titles[0]}, "constrain": "domain", **common},
+            {"range": [ymin, ymax], "title": {"text": titles[1]}, "scaleanchor": anchor, "constrain": "domain",
+             **common})
+
+
+_PARTITION_LAYOUT = {"template": TEMPLATE, "margin": {"l": 50, "r": 10, "t": 30, "b": 45}, "uirevision": "partition",
+                     "legend": {"orientation": "h", "y": -0.14, "x": 0}, "hovermode": "closest"}
+
+
+def partition_figure(frame: Frame, up_to_layer: int | None = None, shade: str = "class", decision: bool = True,
+                     extra: Iterable[Mapping | BaseTraceType] = (), title: str | None = None,
+                     axis_titles: tuple[str, str] = ("x₁", "x₂")) -> go.Figure:
+    """The partition as drawn everywhere in the app (see partition_traces); ``extra`` traces go on top.
+
+    Built from plain dicts without plotly's per-property validation (``_validate=False``), which would
+    otherwise cost ~30 ms per figure; tests check the result validates.
+    """
+    xaxis, yaxis = _axes(frame["bounds"], axis_titles)
+    layout = {**_PARTITION_LAYOUT, "xaxis": xaxis, "yaxis": yaxis}
+    if title:
+        layout["title"] = {"text": title, "x": 0.02, "font": {"size": 14}}
+    data = partition_traces(frame, up_to_layer, shade, decision) + [_as_dict(t) for t in extra]
+    return go.Figure(data=data, layout=layout, _validate=False)
+
+
+def _as_dict(trace: Mapping | BaseTraceType) -> dict:
+    return trace.to_plotly_json() if isinstance(trace, BaseTraceType) else dict(trace)
+
+
+def side_by_side(frames: Sequence[Frame], titles: Sequence[str], extra: Iterable[Mapping] = (),
+                 shade: str = "class") -> go.Figure:
+    """Several partitions in one row (before/after pruning); zooming one panel zooms all (matched axes)."""
+    n = len(frames)
+    gap = 0.04
+    width = (1 - gap * (n - 1)) / n
+    layout: dict[str, Any] = {**_PARTITION_LAYOUT, "margin": {"l": 50, "r": 10, "t": 36, "b": 45}, "annotations": []}
+    data: list[dict] = []
+    for i, (frame, title) in enumerate(zip(frames, titles)):
+        suffix = "" if i == 0 else str(i + 1)
+        xaxis, yaxis = _axes(frame["bounds"], ("x₁", "x₂" if i == 0 else ""), anchor=f"x{suffix}")
+        lo = i * (width + gap)
+        layout[f"xaxis{suffix}"] = {**xaxis, "domain": [lo, lo + width], "anchor": f"y{suffix}",
+                                    **({"matches": "x"} if i else {})}
+        layout[f"yaxis{suffix}"] = {**yaxis, "anchor": f"x{suffix}", **({"matches": "y"} if i else {})}
+        layout["annotations"].append({"text": f"<b>{title}</b>", "x": lo + width / 2, "y": 1.0, "xref": "paper",
+                                      "yref": "paper", "yanchor": "bottom", "showarrow": False,
+                                      "font": {"size": 13}})
+        for trace in partition_traces(frame, shade=shade) + [dict(t) for t in extra]:
+            data.append({**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+                         "showlegend": i == 0 and trace.get("showlegend", True)})
+    return go.Figure(data=data, layout=layout, _validate=False)
+
+
+def empty_figure(message: str = "") -> go.Figure:
+    """A blank, axis-free figure carrying a centred hint (e.g. 'train a model first')."""
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE, xaxis={"visible": False}, yaxis={"visible": False},
+                      margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      annotations=[{"text": message, "showarrow": False, "font": {"size": 15, "color": "#777"},
+                                    "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}] if message else [])
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------
+# curves
+# --------------------------------------------------------------------------------------------------------------
+def training_curves(history: Sequence[Mapping[str, Any]], current_epoch: int | None = None) -> go.Figure:
+    """Loss, accuracy (train/test) and region count against epoch, stacked so they fit a side panel."""
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=["train loss", "accuracy", "regions"])
+    epochs = [h["epoch"] for h in history]
+    series = [("loss", 1, STYLE["class_point"][0], "train loss"),
+              ("train_metric", 2, STYLE["class_point"][1], "train"),
+              ("test_metric", 2, STYLE["class_point"][2], "test"),
+              ("n_regions", 3, STYLE["class_point"][3], "regions")]
+    for key, row, colour, name in series:
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines", name=name, line={"color": colour, "width": 2},
+                                     showlegend=row == 2), row=row, col=1)
+    if current_epoch is not None:
+        for row in (1, 2, 3):
+            fig.add_vline(x=current_epoch, line={"color": "#999", "width": 1, "dash": "dot"}, row=row, col=1)
+    fig.update_xaxes(title_text="epoch", title_standoff=2, row=3, col=1)
+    fig.update_layout(template=TEMPLATE, margin={"l": 45, "r": 10, "t": 24, "b": 36}, uirevision="curves",
+                      legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 0.66, "font": {"size": 11},
+                              "bgcolor": "rgba(255,255,255,0.7)"})
+    fig.update_annotations(font_size=12, x=0, xanchor="left")
+    return fig
+
+
+def sparsity_curves(curves: Mapping[str, Sequence[tuple[float, float]]], current: float | None = None) -> go.Figure:
+    """Test accuracy against sparsity, one line per pruning method (node vs weight vs spline)."""
+    fig = go.Figure()
+    for i, (method, points) in enumerate(curves.items()):
+        xs = [100 * s for s, _ in points]
+        ys = [100 * a for _, a in points]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=method,
+                                 line={"color": STYLE["layer_line"][i % len(STYLE["layer_line"])], "width": 2}))
+    if current is not None:
+        fig.add_vline(x=100 * current, line={"color": "#999", "dash": "dot"})
+    fig.update_layout(template=TEMPLATE, xaxis_title="sparsity (%)", yaxis_title="test accuracy (%)",
+                      margin={"l": 50, "r": 10, "t": 20, "b": 45}, legend={"orientation": "h", "y": 1.1},
+                      yaxis_range=[0, 101])
+    return fig
+
+
+def earlybird_heatmap(distances: np.ndarray, epochs: Sequence[int], ticket: int | None,
+                      threshold: float | None = None) -> go.Figure:
+    """Epoch x epoch partition distance, with the detected early-bird ticket marked by a star and cross-hairs."""
+    d = np.asarray(distances, dtype=np.float64)
+    fig = go.Figure(go.Heatmap(z=d, x=list(epochs), y=list(epochs), colorscale="Viridis", zmin=0,
+                               colorbar={"title": {"text": "distance", "side": "right"}},
+                               hovertemplate="epoch %{x} vs %{y}: %{z:.3f}<extra></extra>"))
+    if ticket is not None:
+        fig.add_trace(go.Scatter(x=[ticket], y=[ticket], mode="markers+text", text=[f"ticket @ {ticket}"],
+                                 textposition="top right", textfont={"color": "white", "size": 13},
+                                 marker={"symbol": "star", "size": 18, "color": "#d62728",
+                                         "line": {"color": "white", "width": 1.5}},
+                                 name="early-bird ticket", hoverinfo="name"))
+        fig.add_vline(x=ticket, line={"color": "#d62728", "width": 1, "dash": "dash"})
+        fig.add_hline(y=ticket, line={"color": "#d62728", "width": 1, "dash": "dash"})
+    title = "no ticket detected" if ticket is None else f"early-bird ticket at epoch {ticket}"
+    if threshold is not None:
+        title += f" (threshold {threshold:g})"
+    fig.update_layout(template=TEMPLATE, xaxis_title="epoch", yaxis_title="epoch",
+                      yaxis={"scaleanchor": "x", "autorange": "reversed"}, title={"text": title, "x": 0.02},
+                      margin={"l": 50, "r": 10, "t": 40, "b": 45}, showlegend=False)
+    return fig
+
+
+def distance_to_previous(epochs: Sequence[int], distances: Sequence[float], ticket: int | None,
+                         threshold: float) -> go.Figure:
+    """Max distance to the previous epochs, the quantity the early-bird rule thresholds."""
+    fig = go.Figure(go.Scatter(x=list(epochs), y=list(distances), mode="lines+markers", name="distance",
+                               line={"color": STYLE["layer_line"][0], "width": 2}))
+    fig.add_hline(y=threshold, line={"color": "#999", "dash": "dot"}, annotation_text="threshold")
+    if ticket is not None:
+        fig.add_vline(x=ticket, line={"color": "#d62728", "dash": "dash"}, annotation_text="ticket")
+    fig.update_layout(template=TEMPLATE, xaxis_title="epoch", yaxis_title="distance to previous epochs",
+                      margin={"l": 50, "r": 10, "t": 20, "b": 45}, showlegend=False)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MNIST slice (the slice itself is a partition figure; the browser draws it, see assets/splineviz.js)
+# --------------------------------------------------------------------------------------------------------------
+def image_figure(image: np.ndarray, title: str = "") -> go.Figure:
+    """A grey-scale image (e.g. the MNIST input at a point of the plane)."""
+    fig = go.Figure(go.Heatmap(z=np.asarray(image)[::-1], colorscale="gray_r", showscale=False, hoverinfo="skip"))
+    fig.update_layout(template=TEMPLATE, margin={"l": 4, "r": 4, "t": 30 if title else 4, "b": 4},
+                      xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"},
+                      title={"text": title, "x": 0.5, "font": {"size": 14}})
+    return fig

@@ -1,0 +1,13 @@
+"""Celery entry point: ``celery -A splineviz.web.worker worker`` (broker from SPLINEVIZ_CELERY_BROKER / REDIS_URL).
+
+Building the app registers every background callback as a Celery task under a name derived from the
+callback's source, so the worker and the web processes agree on task names without sharing memory.
+"""
+from __future__ import annotations
+
+from splineviz.web.app import create_app
+from splineviz.web.manager import celery_manager
+
+manager = celery_manager()
+dash_app = create_app(manager)  # registers every background callback as a task
+celery_app = manager.handle
