@@ -71,7 +71,6 @@ def x_shape_row(model: Any, accuracy: float, sparsity: float, units: int,
 
 
 def run(ctx: Context) -> None:
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     from splineviz.data import make_dataset

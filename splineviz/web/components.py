@@ -1,9 +1,9 @@
 """Small layout builders shared by the pages, so every page looks and behaves the same."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from dash import Output, dcc, html
+from dash import Input, Output, dcc, html
 
 # plotGlPixelRatio 1: WebGL traces draw at CSS resolution instead of 2x, a quarter of the pixels per frame
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "plotGlPixelRatio": 1,
@@ -54,6 +54,26 @@ def while_running(prefix: str, start: str, cancel: str | None = None) -> list[tu
     shown, hidden = {"visibility": "visible"}, {"visibility": "hidden"}
     running = [(Output(f"{prefix}-progress-row", "style"), shown, hidden), (Output(start, "disabled"), True, False)]
     return running + ([(Output(cancel, "disabled"), False, True)] if cancel else [])
+
+
+def job(prefix: str, start: str | None = None, cancel: str | None = None, interval: int = 300) -> dict[str, Any]:
+    """Keyword arguments of a background callback whose progress bar is `prefix`-progress.
+
+    With `start`, that button is disabled (and `cancel`, if given, enabled and wired) while the job runs.
+    """
+    options: dict[str, Any] = dict(
+        background=True, interval=interval, prevent_initial_call=True, progress_default=PROGRESS_IDLE,
+        progress=[Output(f"{prefix}-progress", "value"), Output(f"{prefix}-progress-label", "children")])
+    if start:
+        options["running"] = while_running(prefix, start, cancel)
+    if cancel:
+        options["cancel"] = [Input(cancel, "n_clicks")]
+    return options
+
+
+def reporter(set_progress: Callable[[Any], None]) -> Callable[[float, str], None]:
+    """A library progress callback (fraction, message) that drives a background callback's progress bar."""
+    return lambda fraction, message: set_progress((str(round(100 * fraction)), message))
 
 
 def alert(id_: str) -> html.Div:

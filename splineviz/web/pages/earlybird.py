@@ -11,8 +11,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from splineviz.figures import distance_to_previous, earlybird_heatmap, empty_figure, side_by_side
 from splineviz.partition import PartitionBudgetError
 from splineviz.web import jobs
-from splineviz.web.components import (PROGRESS_IDLE, alert, button, card, field, graph, progress, slider,
-                                      while_running)
+from splineviz.web.components import alert, button, card, field, graph, job, progress, reporter, slider
 from splineviz.web.pages.playground import CONFIG_CONTROLS
 from splineviz.web.session import PlaygroundConfig
 
@@ -50,17 +49,13 @@ def register(app: Dash) -> None:
                   Output("eb-summary", "children"), Output("eb-alert", "children"),
                   Input("eb-run", "n_clicks"), State("eb-epochs", "value"), State("eb-threshold", "value"),
                   *[State(c, "value") for c in CONFIG_CONTROLS], State("pg-lr", "value"), State("session-id", "data"),
-                  background=True, interval=300, prevent_initial_call=True,
-                  progress=[Output("eb-progress", "value"), Output("eb-progress-label", "children")],
-                  progress_default=PROGRESS_IDLE,
-                  running=while_running("eb", "eb-run", "eb-cancel"),
-                  cancel=[Input("eb-cancel", "n_clicks")])
+                  **job("eb", "eb-run", "eb-cancel"))
     def run(set_progress, _n, epochs, threshold, dataset, noise, layers, width, activation, seed, lr, _session_id):
         try:
             config = PlaygroundConfig.from_dict({"dataset": dataset, "noise": noise, "layers": layers,
                                                  "width": width, "activation": activation, "seed": seed, "lr": lr})
             result = jobs.earlybird(config, int(epochs or 60), float(threshold),
-                                    progress=lambda f, m: set_progress((str(round(100 * f)), m)))
+                                    progress=reporter(set_progress))
         except (PartitionBudgetError, ValueError) as exc:
             return *[dash.no_update] * 4, f"Early-bird run failed: {exc}"
         ticket = result["ticket"]

@@ -7,8 +7,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from splineviz.experiments import EXPERIMENTS
 from splineviz.partition import Cancelled
 from splineviz.web import jobs
-from splineviz.web.components import PROGRESS_IDLE, alert, button, card, field, progress, while_running
-
+from splineviz.web.components import alert, button, card, field, job, progress, reporter
 PATH = "/experiments"
 TITLE = "Experiments"
 DEFAULT = next(iter(EXPERIMENTS))
@@ -50,15 +49,11 @@ def register(app: Dash) -> None:
     @app.callback(Output("ex-output", "children"), Output("ex-alert", "children"),
                   Input("ex-run", "n_clicks"), State("ex-name", "value"), State("ex-quick", "value"),
                   State("session-id", "data"),
-                  background=True, interval=500, prevent_initial_call=True,
-                  progress=[Output("ex-progress", "value"), Output("ex-progress-label", "children")],
-                  progress_default=PROGRESS_IDLE,
-                  running=while_running("ex", "ex-run", "ex-cancel"),
-                  cancel=[Input("ex-cancel", "n_clicks")])
+                  **job("ex", "ex-run", "ex-cancel", interval=500))
     def run(set_progress, _n, name, mode, _session_id):
         try:
             result = jobs.run_experiment(name, mode == "quick",
-                                         progress=lambda f, m: set_progress((str(round(100 * f)), m)))
+                                         progress=reporter(set_progress))
         except (Cancelled, TypeError, ValueError, FileNotFoundError, KeyError) as exc:
             return dash.no_update, f"{name} did not finish: {exc}"
         return _results(result), None

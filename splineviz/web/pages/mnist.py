@@ -11,8 +11,8 @@ from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
 from splineviz.figures import empty_figure, image_figure, partition_figure
 from splineviz.partition import PartitionBudgetError
 from splineviz.web import jobs
-from splineviz.web.components import (PROGRESS_IDLE, alert, button, card, field, graph, legend_items, progress,
-                                      radio, slider, while_running)
+from splineviz.web.components import (alert, button, card, field, graph, job, legend_items, progress, radio,
+                                      reporter, slider)
 from splineviz.web.images import png_data_uri
 
 PATH = "/mnist"
@@ -77,14 +77,10 @@ def register(app: Dash) -> None:
     @app.callback(Output("mn-model", "data"), Output("mn-model-info", "children"),
                   Input("mn-train", "n_clicks"), State("mn-arch", "value"), State("mn-epochs", "value"),
                   State("session-id", "data"),
-                  background=True, interval=300, prevent_initial_call=True,
-                  progress=[Output("mn-progress", "value"), Output("mn-progress-label", "children")],
-                  progress_default=PROGRESS_IDLE,
-                  running=while_running("mn", "mn-train", "mn-cancel"),
-                  cancel=[Input("mn-cancel", "n_clicks")])
+                  **job("mn", "mn-train", "mn-cancel"))
     def train(set_progress, _n, arch, epochs, _session_id):
         model = jobs.mnist_train(arch, int(epochs or 3),
-                                 progress=lambda f, m: set_progress((str(round(100 * f)), m)))
+                                 progress=reporter(set_progress))
         model["key"] = arch
         return model, f"{ARCHS[arch]}: test accuracy {100 * model['accuracy']:.1f} %"
 
@@ -95,16 +91,14 @@ def register(app: Dash) -> None:
                   Output("mn-layer", "max"), Output("mn-layer", "value"), Output("mn-layer", "marks"),
                   Input("mn-model", "data"), Input("mn-idx-a", "value"), Input("mn-idx-b", "value"),
                   Input("mn-extent", "value"), State("session-id", "data"),
-                  background=True, interval=300, prevent_initial_call=True,
-                  progress=[Output("mn-slice-progress", "value"), Output("mn-slice-progress-label", "children")],
-                  progress_default=PROGRESS_IDLE)
+                  **job("mn-slice"))
     def slice_(set_progress, model, index_a, index_b, extent, _session_id):
         """Trace the slice; the browser draws it (it can be large, so it is not re-sent per redraw)."""
         if not model or index_a is None or index_b is None:
             return (dash.no_update,) * 5
         try:
             result = jobs.mnist_slice(model["key"], model["blob"], int(index_a), int(index_b), float(extent),
-                                      progress=lambda f, m: set_progress((str(round(100 * f)), m)))
+                                      progress=reporter(set_progress))
         except (PartitionBudgetError, ValueError) as exc:
             return None, f"Cannot draw this slice: {exc}", dash.no_update, dash.no_update, dash.no_update
         frame = result["frame"]

@@ -12,8 +12,8 @@ from dash import Dash, Input, Output, State, dcc, html
 from splineviz.figures import empty_figure, point_traces, side_by_side, sparsity_curves, unpack
 from splineviz.partition import PartitionBudgetError
 from splineviz.web import jobs
-from splineviz.web.components import (PROGRESS_IDLE, alert, button, card, export_buttons, field, graph, progress,
-                                      radio, slider, while_running)
+from splineviz.web.components import (alert, button, card, export_buttons, field, graph, job, progress, radio,
+                                      reporter, slider)
 
 PATH = "/pruning"
 TITLE = "Pruning"
@@ -90,18 +90,14 @@ def register(app: Dash) -> None:
                   State("pg-run", "data"), State("pr-method", "value"), State("pr-scope", "value"),
                   State("pr-sparsity", "value"), State("pr-ft-epochs", "value"), State("pg-points", "data"),
                   State("session-id", "data"),
-                  background=True, interval=300, prevent_initial_call=True,
-                  progress=[Output("pr-progress", "value"), Output("pr-progress-label", "children")],
-                  progress_default=PROGRESS_IDLE,
-                  running=while_running("pr", "pr-finetune", "pr-cancel"),
-                  cancel=[Input("pr-cancel", "n_clicks")])
+                  **job("pr", "pr-finetune", "pr-cancel"))
     def finetune(set_progress, _n, run, method, scope, sparsity, epochs, points, _session_id):
         """Prune then fine-tune with the mask held; the right panel shows the fine-tuned partition."""
         if not run:
             return dash.no_update, dash.no_update, "Train a model in the Playground first."
         before = jobs.prune_view(run, method, 0.0, scope)["before"]
         result = jobs.finetune(run, method, sparsity / 100, int(epochs or 30), scope,
-                               progress=lambda f, m: set_progress((str(round(100 * f)), m)))
+                               progress=reporter(set_progress))
         fig = side_by_side([before, result["after"]],
                            [f"before · {before['n_regions']} regions",
                             f"{method} pruned + fine-tuned · {result['after']['n_regions']} regions"], _points(points))
@@ -112,17 +108,13 @@ def register(app: Dash) -> None:
     @app.callback(Output("pr-curves", "figure"), Input("pr-sweep", "n_clicks"),
                   State("pg-run", "data"), State("pr-scope", "value"), State("pr-ft-epochs", "value"),
                   State("pr-sparsity", "value"), State("session-id", "data"),
-                  background=True, interval=300, prevent_initial_call=True,
-                  progress=[Output("pr-sweep-progress", "value"), Output("pr-sweep-progress-label", "children")],
-                  progress_default=PROGRESS_IDLE,
-                  running=while_running("pr-sweep", "pr-sweep", "pr-sweep-cancel"),
-                  cancel=[Input("pr-sweep-cancel", "n_clicks")])
+                  **job("pr-sweep", "pr-sweep", "pr-sweep-cancel"))
     def sweep(set_progress, _n, run, scope, epochs, sparsity, _session_id):
         """Node vs weight vs spline pruning: accuracy after fine-tuning at each sparsity."""
         if not run:
             return empty_figure("train a model in the Playground first")
         curves = jobs.sparsity_sweep(run, SWEEP, int(epochs or 30), list(METHODS), scope,
-                                     progress=lambda f, m: set_progress((str(round(100 * f)), m)))
+                                     progress=reporter(set_progress))
         return sparsity_curves(curves, current=sparsity / 100)
 
     for fmt in ("png", "svg"):
