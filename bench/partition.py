@@ -4,7 +4,7 @@ Every (tool, net) pair runs in its own subprocess so that peak memory (the growt
 resident set over the process's footprint just before tracing) is not polluted by the other
 tool. Writes bench/RESULTS.md.
 
-    python bench/partition.py [--nets A B C D] [--repeats 3]
+    python bench/partition.py [--nets A B C D] [--repeats 10]
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def measure(tool: str, net: str, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", nargs="+", default=["A", "B", "C", "D"])
-    parser.add_argument("--repeats", type=int, default=3, help="best of N (D runs once)")
+    parser.add_argument("--repeats", type=int, default=10, help="best of N (D runs once)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     import numpy
