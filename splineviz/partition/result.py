@@ -14,7 +14,7 @@ import shapely
 
 from . import geometry
 from .domain import Plane
-from .graph import BORDER, OUTSIDE, PlanarGraph
+from .graph import BORDER, PlanarGraph
 from .ops import Affine, LeakyReLU, MaxPool, Op, ReLU, apply
 
 
@@ -163,4 +163,4 @@ class Partition:
                 f"{len(self.decision_boundary)} decision segments)")
 
 
-__all__ = ["Partition", "OUTSIDE"]
+__all__ = ["Partition"]
