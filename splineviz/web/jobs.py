@@ -21,9 +21,9 @@ from torch import nn
 from splineviz.data import Dataset, mnist
 from splineviz.earlybird import distance_matrix, distances_to_previous, grid_probe
 from splineviz.figures import partition_frame
-from splineviz.nets import build_model, load_model, to_ops
-from splineviz.partition import Plane, trace
+from splineviz.nets import build_model, load_model
 from splineviz.prune import METHODS, achieved_sparsity, prune, prune_and_finetune
+from splineviz.slices import dataset_slice, predicted_classes
 from splineviz.train import fit
 from splineviz.web.codec import decode_blob, encode_blob
 from splineviz.web.session import (BUDGET, PlaygroundConfig, Run, accuracy, architecture, config_dataset,
@@ -212,22 +212,14 @@ def mnist_slice(arch_key: str, blob: str, index0: int, index1: int, extent: floa
                 progress: Progress = _quiet, cancel: Cancel | None = None) -> dict[str, Any]:
     """Partition of the plane x = a*img0 + b*img1, (a, b) in [0, extent]^2, with a class grid for hovering."""
     model = _mnist_model(arch_key, blob)
-    (img0, label0), (img1, label1) = mnist_image(index0), mnist_image(index1)
-    plane = Plane.through_images(img0, img1)
     bounds = (0.0, extent, 0.0, extent)
-    classes = (label0, label1) if label0 != label1 else None
-    partition = trace(to_ops(model, (1, 28, 28)), domain=bounds, plane=plane, budget=BUDGET,
-                      decision_classes=classes, progress=progress, cancel=cancel)
+    cut = dataset_slice(model, mnist_data(), [index0, index1], bounds=bounds, budget=BUDGET,
+                        progress=progress, cancel=cancel)
     grid = np.linspace(0, extent, 60)
     a, b = np.meshgrid(grid, grid)
-    predicted = _predict(model, plane.lift(np.c_[a.ravel(), b.ravel()])).reshape(a.shape)
-    return {"frame": partition_frame(partition, bounds), "grid": predicted.tolist(), "labels": [label0, label1],
-            "indices": [index0, index1]}
-
-
-def _predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return model(torch.as_tensor(x, dtype=torch.float32)).argmax(dim=1).numpy()
+    predicted = predicted_classes(model, cut.plane, np.c_[a.ravel(), b.ravel()], cut.images[0].shape)
+    return {"frame": partition_frame(cut.partition, bounds), "grid": predicted.reshape(a.shape).tolist(),
+            "labels": cut.labels, "indices": [index0, index1]}
 
 
 def mnist_point(arch_key: str, blob: str, index0: int, index1: int, a: float, b: float) -> dict[str, Any]:
