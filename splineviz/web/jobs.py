@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from splineviz.data import Dataset, mnist
-from splineviz.earlybird import distance_matrix, distances_to_previous, grid_probe
+from splineviz.earlybird import detect_ticket, distance_matrix, distances_to_previous, grid_probe
 from splineviz.figures import partition_frame
 from splineviz.nets import build_model, load_model
 from splineviz.prune import METHODS, achieved_sparsity, prune, prune_and_finetune
@@ -163,7 +163,7 @@ def earlybird(config: PlaygroundConfig, epochs: int, threshold: float = EB_THRES
     progress(0.6, "comparing activation patterns")
     matrix = distance_matrix(states, lambda: build_model(arch), _probe(data))
     to_previous = [float(d.max()) if len(d) else 0.0 for d in distances_to_previous(matrix, EB_WINDOW)]
-    ticket = next((e for e, d in enumerate(to_previous) if e >= EB_WINDOW and d < threshold), None)
+    ticket = detect_ticket(matrix, threshold, EB_WINDOW)
     shown = [ticket, len(states) - 1] if ticket is not None else [len(states) - 1]
     frames = []
     for i, e in enumerate(shown):
