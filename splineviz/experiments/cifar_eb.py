@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from splineviz.earlybird import bn_mask, detect_ticket, detect_ticket_bn, hamming_fractions
+from splineviz.earlybird import bn_mask, bn_mask_distance, detect_ticket, detect_ticket_bn, hamming_fractions
 from splineviz.experiments._cifar_models import build
 from splineviz.experiments._common import Context
 
@@ -125,8 +125,8 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) ->
 
 
 def train_with_eb(ctx: Context, arch: str, data: Cifar, epochs: int, width: float, batch: int, device: torch.device,
-                  n_probe: int, span: tuple[float, float]) -> tuple[list[dict], np.ndarray]:
-    """Train one network; per epoch (0 = init) return metrics and the (E, E) spline distance matrix."""
+                  n_probe: int, span: tuple[float, float]) -> tuple[list[dict], np.ndarray, int | None]:
+    """Train one network; return per-epoch metrics (0 = init), the (E, E) spline distance matrix and its ticket."""
     gen = torch.Generator().manual_seed(ctx.seed)  # batch order and augmentation
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
         torch.manual_seed(ctx.seed)
@@ -172,12 +172,12 @@ def train_with_eb(ctx: Context, arch: str, data: Cifar, epochs: int, width: floa
     matrix = sum(hamming_fractions(np.stack([b[layer] for b in bits])) for layer in range(n_layers)) / n_layers
     for e, row in enumerate(rows):
         row["spline_dist_prev"] = float(matrix[e, e - 1]) if e else float("nan")
-        row["bn_mask_dist_prev"] = float(np.mean(masks[e] != masks[e - 1])) if e else float("nan")
+        row["bn_mask_dist_prev"] = bn_mask_distance(masks[e], masks[e - 1]) if e else float("nan")
     spline_eb, bn_eb = detect_ticket(matrix), detect_ticket_bn(masks)
     for row in rows:
         row["spline_eb_epoch"] = -1 if spline_eb is None else spline_eb
         row["bn_eb_epoch"] = -1 if bn_eb is None else bn_eb
-    return rows, matrix
+    return rows, matrix, spline_eb
 
 
 def _heatmaps(ctx: Context, matrices: dict[str, np.ndarray], tickets: dict[str, int | None]) -> None:
@@ -214,9 +214,8 @@ def run(ctx: Context) -> None:
     matrices: dict[str, np.ndarray] = {}
     tickets: dict[str, int | None] = {}
     for i, arch in enumerate(archs):
-        arch_rows, matrices[arch] = train_with_eb(ctx, arch, data, epochs, width, batch, device, n_probe,
-                                                  (i / len(archs), (i + 1) / len(archs)))
-        tickets[arch] = detect_ticket(matrices[arch])
+        arch_rows, matrices[arch], tickets[arch] = train_with_eb(ctx, arch, data, epochs, width, batch, device,
+                                                                 n_probe, (i / len(archs), (i + 1) / len(archs)))
         rows += arch_rows
     ctx.table(rows, "cifar_eb")
     _heatmaps(ctx, matrices, tickets)
