@@ -3,7 +3,7 @@
 The partition view is built in two steps so that the browser can animate it without the server:
 ``partition_frame`` turns a traced partition into a compact JSON-able *frame* (region polygons, a
 class and a colour key per region and layer, boundary polylines per layer, the decision boundary),
-and ``partition_figure`` turns a frame into a figure. ``assets/partition.js`` does the second step
+and ``partition_figure`` turns a frame into a figure. ``assets/splineviz.js`` does the second step
 in the browser with the same ``STYLE``, which the app hands to it, so colours live in one place.
 """
 from __future__ import annotations
@@ -15,6 +15,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.basedatatypes import BaseTraceType
 from plotly.subplots import make_subplots
+
+from splineviz.partition.geometry import nan_separated
 
 Frame = dict[str, Any]
 
@@ -89,10 +91,8 @@ def _code_keys(partition: PartitionLike) -> list[np.ndarray]:
 
 def _polylines(segments: np.ndarray) -> tuple[dict, dict]:
     """Segments (k, 2, 2) -> packed x and y with a NaN after each segment: one trace draws them all."""
-    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
-    xy = np.full((len(segments), 3, 2), np.nan)
-    xy[:, :2] = segments
-    return pack(xy[:, :, 0], "f4"), pack(xy[:, :, 1], "f4")
+    x, y = nan_separated(segments)
+    return pack(x, "f4"), pack(y, "f4")
 
 
 def partition_frame(partition: PartitionLike, bounds: Sequence[float], **stats: Any) -> Frame:

@@ -50,6 +50,14 @@ def polygon_areas(vertices: np.ndarray, ptr: np.ndarray, ids: np.ndarray) -> np.
     return 0.5 * np.bincount(face, cross, len(ptr) - 1)
 
 
+def nan_separated(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k, 2, 2) segments as x and y arrays with a NaN after each: plotters draw them all as one line."""
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
+    xy = np.full((len(segments), 3, 2), np.nan)
+    xy[:, :2] = segments
+    return xy[:, :, 0].ravel(), xy[:, :, 1].ravel()
+
+
 def merge_segments(segments: np.ndarray) -> list[np.ndarray]:
     """Join touching segments into polylines (fewer, longer lines draw faster and export smaller)."""
     if len(segments) == 0:
