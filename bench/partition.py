@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "bench"
 
 WORKER = r"""
-import json, resource, sys, time
+import ctypes, json, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 tool, path, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -28,9 +28,9 @@ d = np.load(path)
 keys = sorted((k for k in d if k.startswith("W")), key=lambda k: int(k[1:]))
 layers = [(d[k], d["b" + k[1:]]) for k in keys]
 
-def rss_kib():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+def status_kib(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
 
 if tool == "splineviz":
     from splineviz.partition import Affine, ReLU, trace
@@ -55,14 +55,17 @@ else:
         rc.decision_boundary()
         return regions, True
 
-base = rss_kib()
+run()  # warm-up: lazy imports and first-use code paths are not part of tracing
+ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand freed heap back, so that reuse does not hide growth
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak resident set to the current one
+base = status_kib("VmRSS")
 times = []
 for _ in range(repeats):
     t = time.perf_counter()
     regions, _ = run()
     times.append(time.perf_counter() - t)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"time": min(times), "regions": regions, "peak_mib": (peak - base) / 1024}}))
+print(json.dumps({{"time": min(times), "regions": regions, "peak_mib": (status_kib("VmHWM") - base) / 1024}}))
 """
 
 

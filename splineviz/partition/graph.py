@@ -15,17 +15,17 @@ OUTSIDE = -1  # face id of everything outside the domain
 E0, E1, FA, FB, LAYER, UNIT = range(6)  # fields of an edge: its two ends, two faces, and label
 BORDER = -1  # layer label of the domain's own edges
 
-_MIN_GROWTH = 4096  # rows added at least per growth: small graphs then rarely reallocate
+_SMALL = 4096  # rows up to which tables double: small graphs reallocate rarely and touch little fresh memory
+
+
+def _capacity(needed: int, current: int) -> int:
+    """Double small tables; grow large ones by a quarter, since numpy zero-fills (touches) what it adds."""
+    return max(needed, current + max(current // 4, min(current, _SMALL), 16))
 
 
 def _grow(array: np.ndarray, rows: int) -> np.ndarray:
-    """Make room for `rows` rows in place when possible (realloc), else in a fresh array.
-
-    Large tables grow by a quarter only, because numpy zero-fills (touches) what it adds.
-    """
-    if rows <= array.shape[0]:
-        return array
-    new_shape = (max(rows, array.shape[0] + max(array.shape[0] // 4, _MIN_GROWTH)),) + array.shape[1:]
+    """Make room for `rows` rows, in place (realloc) when possible, else in a fresh array."""
+    new_shape = (_capacity(rows, array.shape[0]),) + array.shape[1:]
     try:
         array.resize(new_shape, refcheck=False)
         return array
@@ -37,10 +37,7 @@ def _grow(array: np.ndarray, rows: int) -> np.ndarray:
 
 def _grow_columns(array: np.ndarray, cols: int) -> np.ndarray:
     """Field-major tables grow along columns, which realloc cannot do in place: copy, amortised."""
-    if cols <= array.shape[1]:
-        return array
-    grown = np.empty((array.shape[0], max(cols, array.shape[1] + max(array.shape[1] // 2, _MIN_GROWTH))),
-                     dtype=array.dtype)
+    grown = np.empty((array.shape[0], _capacity(cols, array.shape[1])), dtype=array.dtype)
     grown[:, : array.shape[1]] = array
     return grown
 
@@ -81,15 +78,19 @@ class PlanarGraph:
         return self.edges[:, : self.m].T
 
     def replace_values(self, values: np.ndarray) -> None:
-        """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""
-        vals = np.empty((self.n, 2 + values.shape[1]), dtype=np.float64)
-        vals[:, :2] = self.vals[: self.n, :2]
-        vals[:, 2:] = values
+        """Swap the per-vertex value columns (e.g. for the next layer's pre-activations).
+
+        The table keeps its spare rows (left untouched, so not resident) for the vertices to come.
+        """
+        vals = np.empty((self.vals.shape[0], 2 + values.shape[1]), dtype=np.float64)
+        vals[: self.n, :2] = self.vals[: self.n, :2]
+        vals[: self.n, 2:] = values
         self.vals = vals
 
-    def copy(self) -> "PlanarGraph":
+    def with_values(self, values: np.ndarray) -> "PlanarGraph":
+        """A copy of the graph carrying other value columns, to refine without touching this one."""
         clone = object.__new__(PlanarGraph)
-        clone.vals = self.vals[: self.n].copy()
+        clone.vals = np.hstack([self.coords, values])
         clone.edges = self.edges[:, : self.m].copy()
         clone.n, clone.m, clone.n_faces, clone.n_unresolved = self.n, self.m, self.n_faces, self.n_unresolved
         clone._sign, clone._face_map = self._sign.copy(), self._face_map.copy()
@@ -102,55 +103,63 @@ class PlanarGraph:
         Values within `tol` of zero count as zero, so lines through vertices, duplicate units and
         exact zeros reuse the vertices already there instead of making slivers. New vertices get
         all value columns interpolated; `zero_column` (the level's own column, if stored) is set
-        to exactly 0 there. Returns the number of faces split.
+        to exactly 0 there. `level` may be a view into the value table: it is read before the
+        table grows. Returns the number of faces split.
         """
         n, m = self.n, self.m
-        self._sign = sign_buf = _grow(self._sign, n + m)  # a split adds at most m vertices
-        sign = sign_buf[:n]
-        np.subtract((level > tol).view(np.int8), (level < -tol).view(np.int8), out=sign)
         edges = self.edges
-        g0, g1 = sign[edges[E0, :m]], sign[edges[E1, :m]]
-        crossing = (g0 * g1 < 0).nonzero()[0]
+        if n + m > self._sign.size:  # a split adds at most m vertices
+            self._sign = _grow(self._sign, n + m)
+        sign_buf = self._sign
+        sign = sign_buf[:n]  # the buffer's tail holds the zero signs of the vertices this split adds
+        np.subtract((level > tol).view(np.int8), (level < -tol).view(np.int8), out=sign)
+        g = sign[edges[E0: E1 + 1, :m]]  # signs at both ends of every edge
+        crossing = (g[0] * g[1] < 0).nonzero()[0]
         zeros_exist = np.count_nonzero(sign) < n
         if crossing.size == 0 and not zeros_exist:
             return 0
 
         # 1. cut crossing edges at the zero of the interpolated level
         c = crossing.size
-        a, b = edges[E0, crossing], edges[E1, crossing]
-        la, lb = level[a], level[b]
-        t = (la / (la - lb))[:, None]
-        self.vals = _grow(self.vals, n + c)
-        va, vb = self.vals[a], self.vals[b]
-        new_rows = va + t * (vb - va)
+        cut = edges[:, crossing]
+        ends = cut[E0: E1 + 1]
+        at_ends = level[ends]
+        t = (at_ends[0] / (at_ends[0] - at_ends[1]))[:, None]
+        if n + c > self.vals.shape[0]:
+            self.vals = _grow(self.vals, n + c)
+        vals = self.vals
+        rows = vals[ends]
+        new_rows = rows[0]
+        new_rows += t * (rows[1] - new_rows)
         if zero_column is not None:
             new_rows[:, zero_column] = 0.0
-        self.vals[n: n + c] = new_rows
+        vals[n: n + c] = new_rows
+        if m + c > edges.shape[1]:
+            self.edges = edges = _grow_columns(edges, m + c)
         new_vertex = np.arange(n, n + c, dtype=np.int64)
-        self.edges = edges = _grow_columns(edges, m + c)
-        edges[:, m: m + c] = edges[:, crossing]
+        edges[:, m: m + c] = cut
         edges[E0, m: m + c] = new_vertex
         edges[E1, crossing] = new_vertex
         self.n, self.m = n + c, m + c
-        half_edges = np.arange(m, m + c, dtype=np.int64)
-        g_end = g1[crossing]
-        g1[crossing] = 0
+        g_end = g[1, crossing]
+        g[1, crossing] = 0
 
         # 2. the two zero points of each face to split become the ends of its new edge
         if zeros_exist:
-            chords, split_faces = self._chords_through_zeros(crossing, half_edges, g0, g1, g_end)
+            chords, split_faces = self._chords_through_zeros(crossing, m, g[0], g[1], g_end)
         else:
-            chords, split_faces = self._chords_between_cuts(crossing, new_vertex)
-        if split_faces.size == 0:
+            chords, split_faces = self._chords_between_cuts(cut[FA: FB + 1].ravel(), n)
+        k = split_faces.size
+        if k == 0:
             return 0
+
+        # 3. edges of split faces on the negative side (a negative end) move to a new face
         n_faces = self.n_faces
-        new_face = np.arange(n_faces, n_faces + split_faces.size, dtype=np.int64)
+        new_face = np.arange(n_faces, n_faces + k, dtype=np.int64)
         if self._face_map.size < n_faces + 1:
             self._face_map = np.full(2 * n_faces + 1, OUTSIDE, dtype=np.int64)
         face_map = self._face_map
         face_map[split_faces] = new_face
-
-        # 3. edges of split faces on the negative side move to the new face
         m2 = self.m
         sign_buf[n: n + c] = 0
         for field in (FA, FB):
@@ -160,8 +169,8 @@ class PlanarGraph:
             edges[field, hit[negative]] = mapped[hit[negative]]
         face_map[split_faces] = OUTSIDE
 
-        k = split_faces.size
-        self.edges = edges = _grow_columns(edges, m2 + k)
+        if m2 + k > edges.shape[1]:
+            self.edges = edges = _grow_columns(edges, m2 + k)
         edges[E0: E1 + 1, m2: m2 + k] = chords.T
         edges[FA, m2: m2 + k] = split_faces
         edges[FB, m2: m2 + k] = new_face
@@ -171,25 +180,31 @@ class PlanarGraph:
         self.n_faces = n_faces + k
         return k
 
-    def _chords_between_cuts(self, crossing: np.ndarray, new_vertex: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The usual case, no vertex on the level set: a crossed face has exactly two cut edges."""
-        faces = self.edges[FA: FB + 1, crossing].ravel()
-        points = np.concatenate([new_vertex, new_vertex])
-        order = np.argsort(faces, kind="stable")
-        faces, points = faces[order], points[order]
-        if faces[0] == OUTSIDE:
-            inside = faces != OUTSIDE
-            faces, points = faces[inside], points[inside]
-        if faces.size % 2 == 0 and (faces[0::2] == faces[1::2]).all() and (faces[2::2] != faces[1:-1:2]).all():
-            return points.reshape(-1, 2), faces[0::2]
+    def _chords_between_cuts(self, faces: np.ndarray, first_new: int) -> tuple[np.ndarray, np.ndarray]:
+        """The usual case, no vertex on the level set: a crossed face has exactly two cut edges.
+
+        `faces` lists face a of every cut edge, then face b; cut edge i got vertex first_new + i.
+        Sorted, every crossed face shows up as two neighbours (OUTSIDE, being -1, sorts first).
+        """
+        c = faces.size // 2
+        order = faces.argsort(kind="stable")
+        faces = faces[order]
+        start = faces.searchsorted(0)
+        faces, points = faces[start:], order[start:]
+        points %= c
+        points += first_new
+        if faces.size % 2 == 0:
+            pairs = faces.reshape(-1, 2)
+            if (pairs[:, 0] == pairs[:, 1]).all() and (pairs[1:, 0] != pairs[:-1, 1]).all():
+                return points.reshape(-1, 2), pairs[:, 0]
         return self._pair_zero_points(faces, points, np.unique(faces))
 
-    def _chords_through_zeros(self, crossing: np.ndarray, half_edges: np.ndarray, g0: np.ndarray, g1: np.ndarray,
+    def _chords_through_zeros(self, crossing: np.ndarray, first_half_edge: int, g0: np.ndarray, g1: np.ndarray,
                               g_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lines through existing vertices: every edge touching a zero vertex tells its faces about it."""
         c = crossing.size
         touching = np.flatnonzero((g0 == 0) | (g1 == 0))
-        rows = self.edges[:, np.concatenate([touching, half_edges])].T
+        rows = self.edges[:, np.concatenate([touching, np.arange(first_half_edge, first_half_edge + c)])].T
         cg0 = np.concatenate([g0[touching], np.zeros(c, np.int8)])
         cg1 = np.concatenate([g1[touching], g_end])
         faces = np.concatenate([rows[:, 2], rows[:, 3]])

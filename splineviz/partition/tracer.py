@@ -116,7 +116,7 @@ def _split_units(graph: PlanarGraph, layer: int, run: _Run) -> None:
     tol = _tolerances(graph.values)
     for unit in range(tol.size):
         column = 2 + unit
-        level = graph.vals[: graph.n, column].copy()  # a copy: split may reallocate vals
+        level = graph.vals[: graph.n, column].copy()
         graph.split(level, tol[unit], layer, unit, zero_column=column)
         run.step(graph, layer, unit)
 
@@ -182,15 +182,17 @@ def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] |
     """Regions cut further where the predicted class changes, and the segments where it does.
 
     The argmax is not part of the network's linear regions, so the cuts it needs are made on a
-    copy (its faces are the class cells used for shading). One output: its sign. Otherwise a tournament over the classes, after which an edge
-    lies on the decision boundary exactly when the top two logits tie along all of it.
+    copy (its faces are the class cells used for shading). One output: its sign; two: the sign of
+    their difference. Otherwise a tournament over the classes, after which an edge lies on the
+    decision boundary exactly when the top two logits tie along all of it.
     """
     outputs = graph.values if classes is None else graph.values[:, list(classes)]
-    overlay = graph.copy()
-    overlay.replace_values(outputs)
+    if outputs.shape[1] == 2:  # two classes: the boundary is the zero set of their difference
+        outputs = outputs[:, 1:] - outputs[:, :1]
+    overlay = graph.with_values(outputs)
     tol = REL_TOL * max(float(np.abs(outputs).max()), 1e-300)
     if outputs.shape[1] == 1:
-        overlay.split(overlay.vals[: overlay.n, 2].copy(), tol, layer, 0, zero_column=2)
+        overlay.split(overlay.vals[: overlay.n, 2], tol, layer, 0, zero_column=2)
     else:
         _tournament(overlay, [tuple(range(outputs.shape[1]))], layer, _Run(0, 2**62, 2**62, None, None))
     edges = overlay.edge_table
