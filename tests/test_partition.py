@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import shapely
 
 from splineviz.partition import (Affine, Cancelled, LeakyReLU, MaxPool, PartitionBudgetError, Plane, ReLU, box,
-                                 trace)
+                                 trace, tracer)
 from tests.oracles import assert_consistent, grid, point_codes
 
 BOUNDS = (-3.0, 3.0, -3.0, 3.0)
@@ -174,15 +174,19 @@ def test_errors_are_clear():
         trace([Affine(np.ones((2, 2)), np.zeros(2)), "sigmoid"])
 
 
-def test_progress_and_cancel():
+@pytest.mark.parametrize("layer_at_once", [True, False])
+def test_progress_and_cancel(monkeypatch, layer_at_once):
+    """Progress rises to 1; cancel is polled after every unit (or every layer taken at once) and stops the trace."""
+    monkeypatch.setattr(tracer, "LAYER_AT_ONCE_CELLS", tracer.LAYER_AT_ONCE_CELLS if layer_at_once else 0)
     ops = random_mlp((2, 16, 16, 2), 14)
     seen = []
     trace(ops, domain=BOUNDS, progress=lambda f, msg: seen.append(f))
     assert seen == sorted(seen) and seen[-1] == 1.0
     calls = []
+    stop_after = 1 if layer_at_once else 5
     with pytest.raises(Cancelled):
-        trace(ops, domain=BOUNDS, cancel=lambda: calls.append(1) or len(calls) > 5)
-    assert len(calls) == 6
+        trace(ops, domain=BOUNDS, cancel=lambda: calls.append(1) or len(calls) > stop_after)
+    assert len(calls) == stop_after + 1
 
 
 def test_top_level_trace_accepts_ops():

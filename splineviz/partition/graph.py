@@ -78,11 +78,8 @@ class PlanarGraph:
         return self.edges[:, : self.m].T
 
     def replace_values(self, values: np.ndarray) -> None:
-        """Swap the per-vertex value columns (e.g. for the next layer's pre-activations).
-
-        The table keeps its spare rows (left untouched, so not resident) for the vertices to come.
-        """
-        vals = np.empty((self.vals.shape[0], 2 + values.shape[1]), dtype=np.float64)
+        """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""
+        vals = np.empty((self.n, 2 + values.shape[1]), dtype=np.float64)
         vals[: self.n, :2] = self.vals[: self.n, :2]
         vals[: self.n, 2:] = values
         self.vals = vals

@@ -12,6 +12,7 @@ import numpy as np
 
 from .domain import Plane, convex_domain
 from .errors import Cancelled, PartitionBudgetError
+from .arrangement import refine_by_layer
 from .graph import PlanarGraph
 from .ops import Affine, LeakyReLU, MaxPool, Op, ReLU, normalize
 from .result import Partition
@@ -23,6 +24,7 @@ DEFAULT_BUDGET = 2_000_000
 DEFAULT_MAX_BYTES = 6 * 2**30
 REL_TOL = 1e-10  # values this close to zero, relative to the unit's range, lie on its line
 _CHUNK = 65536
+LAYER_AT_ONCE_CELLS = 10**9  # edges x units up to which a layer is refined in one pass
 
 
 class _Run:
@@ -35,8 +37,9 @@ class _Run:
         self.progress, self.cancel = progress, cancel
         self.next_report = 0.0
 
-    def step(self, graph: PlanarGraph, layer: int, unit: int) -> None:
-        self.done += 1
+    def step(self, graph: PlanarGraph, layer: int, unit: int, units: int = 1) -> None:
+        """Account for `units` more units traced, up to `unit` of `layer`."""
+        self.done += units
         if graph.n_faces > self.budget:
             raise PartitionBudgetError(
                 f"the partition passed the budget of {self.budget:,} regions at layer {layer}, unit {unit} "
@@ -112,8 +115,15 @@ def _tolerances(values: np.ndarray) -> np.ndarray:
 
 
 def _split_units(graph: PlanarGraph, layer: int, run: _Run) -> None:
-    """One cut per unit: its zero set is a line inside every face."""
+    """One cut per unit: its zero set is a line inside every face.
+
+    Small graphs in generic position take the whole layer in one pass; the rest, and every
+    degenerate case, go unit by unit.
+    """
     tol = _tolerances(graph.values)
+    if graph.m * tol.size <= LAYER_AT_ONCE_CELLS and refine_by_layer(graph, tol, layer):
+        run.step(graph, layer, tol.size - 1, units=tol.size)
+        return
     for unit in range(tol.size):
         column = 2 + unit
         level = graph.vals[: graph.n, column].copy()
@@ -151,9 +161,16 @@ def _untied_edges(graph: PlanarGraph, group: Sequence[int], layer: int, unit: in
 
 
 def _tied(values: np.ndarray, e0: np.ndarray, e1: np.ndarray, tol: float) -> np.ndarray:
-    """Edges along which the two largest values tie: checked at both ends and the middle."""
+    """Edges along which the two largest values tie (one value: is zero).
+
+    One value is affine along an edge, so its ends decide; the gap between the top two is not,
+    so it is checked at the middle too.
+    """
     gap = _top_two_gap(values)
-    return (gap[e0] <= tol) & (gap[e1] <= tol) & (_top_two_gap(0.5 * (values[e0] + values[e1])) <= tol)
+    tied = (gap[e0] <= tol) & (gap[e1] <= tol)
+    if values.shape[1] > 1:
+        tied &= _top_two_gap(0.5 * (values[e0] + values[e1])) <= tol
+    return tied
 
 
 def _max_pool(values: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
