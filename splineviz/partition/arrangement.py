@@ -49,9 +49,6 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     cut_vertex = np.arange(n, n + c)
     first = _starts(cut_edge)
     after = (~first[1:]).nonzero()[0]  # cut i is followed by cut i + 1 on the same edge
-    if after.size and _near(cut_rows, np.concatenate([after, after + 1]),
-                            np.concatenate([cut_unit[after + 1], cut_unit[after]]), tol):
-        return False
 
     # 2. one chord per (face, line): the line's two cut points on the face's edges
     key = edges[FA: FB + 1, cut_edge] * w
@@ -71,11 +68,8 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     # 3. chords of one face cross where each separates the other's ends
     i, j = _pairs_within_groups(chord_face)
     ui, uj = chord_unit[i], chord_unit[j]
-    lines = np.concatenate([uj, uj, ui, ui])
-    at_ends = cut_rows[np.concatenate([p[i], q[i], p[j], q[j]]), 2 + lines]
-    if (np.abs(at_ends) <= tol[lines]).any():  # a line through another's end
-        return False
-    zp, zq, wp, wq = at_ends.reshape(4, -1)
+    end_rows, end_lines = np.concatenate([p[i], q[i], p[j], q[j]]), np.concatenate([uj, uj, ui, ui])
+    zp, zq, wp, wq = cut_rows[end_rows, 2 + end_lines].reshape(4, -1)  # each line at the other chord's ends
     crosses = (zp > 0) != (zq > 0)
     if not np.array_equal(crosses, (wp > 0) != (wq > 0)):
         return False
@@ -98,9 +92,6 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     on, point, other = on[order], point[order], other[order]
     piece = (on[1:] == on[:-1]).nonzero()[0]
     inner = piece[(other[piece] >= 0) & (other[piece + 1] >= 0)]
-    if inner.size and _near(cross_rows, np.concatenate([point[inner], point[inner + 1]]) - (n + c),
-                            np.concatenate([other[inner + 1], other[inner]]), tol):
-        return False
     piece_unit = chord_unit[on[piece]]
 
     # 5. the new edge table: cut edges keep their last piece, earlier pieces and chord pieces follow
@@ -123,7 +114,8 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     vertex_code = np.concatenate([positive @ powers, (cut_rows[:, 2:] > 0) @ powers,
                                   (cross_rows[:, 2:] > 0) @ powers]).astype(np.int64)
     n_edges = table.shape[1]
-    code = np.tile(vertex_code[table[E0]] | vertex_code[table[E1]], (2, 1))  # side a, side b
+    code = np.empty((2, n_edges), dtype=np.int64)  # side a, side b
+    code[:] = vertex_code[table[E0]] | vertex_code[table[E1]]
     own = np.int64(1) << piece_unit
     code[0, n_edges - piece.size:] |= own
     code[1, n_edges - piece.size:] &= ~own
@@ -132,11 +124,16 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     n_vertices = n + c + x
     if n_faces != graph.n_faces + k + x or n_vertices - n_edges + n_faces != 1:
         return False
-    table[FA: FB + 1] = ids.reshape(2, -1)
-
     # exact sizes: the next layer's affine map replaces the value table anyway
     new_vals = np.empty((n_vertices, vals.shape[1]), dtype=np.float64)
     new_vals[:n], new_vals[n: n + c], new_vals[n + c:] = vals, cut_rows, cross_rows
+    # generic position: no two cuts of an edge, no chord end and another line, no two crossings
+    # next on a chord lie within tolerance of each other's lines
+    near_vertex = np.concatenate([n + after, n + after + 1, n + end_rows, point[inner], point[inner + 1]])
+    near_line = np.concatenate([cut_unit[after + 1], cut_unit[after], end_lines, other[inner + 1], other[inner]])
+    if (np.abs(new_vals[near_vertex, 2 + near_line]) <= tol[near_line]).any():
+        return False
+    table[FA: FB + 1] = ids.reshape(2, -1)
     graph.vals, graph.edges = new_vals, table
     graph.n, graph.m, graph.n_faces = n_vertices, n_edges, n_faces
     return True
@@ -146,11 +143,6 @@ def _lerp(values: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np
     rows = values[a]
     rows += t[:, None] * (values[b] - rows)
     return rows
-
-
-def _near(values: np.ndarray, vertex: np.ndarray, unit: np.ndarray, tol: np.ndarray) -> bool:
-    """Whether any vertex lies within tolerance of the given unit's line."""
-    return bool((np.abs(values[vertex, 2 + unit]) <= tol[unit]).any())
 
 
 def _starts(sorted_ids: np.ndarray) -> np.ndarray:

@@ -48,13 +48,15 @@ class PlanarGraph:
     def __init__(self, corners: np.ndarray, values: np.ndarray) -> None:
         """corners: (k, 2) convex polygon, counter-clockwise; values: (k, c) rows for its corners."""
         k = len(corners)
-        self.vals = np.ascontiguousarray(np.hstack([corners, values]), dtype=np.float64)
+        self.vals = np.empty((k, 2 + values.shape[1]), dtype=np.float64)
+        self.vals[:, :2], self.vals[:, 2:] = corners, values
         self.n = k
-        idx = np.arange(k, dtype=np.int64)
         # one int64 row per field (ends, faces, labels), edges along columns: gathers over a field
         # read contiguous memory, and copying whole edges is one call
-        self.edges = np.stack([idx, (idx + 1) % k, np.zeros(k, np.int64), np.full(k, OUTSIDE),
-                               np.full(k, BORDER), np.zeros(k, np.int64)])
+        self.edges = np.empty((6, k), dtype=np.int64)
+        self.edges[E0] = np.arange(k)
+        self.edges[E1, :-1], self.edges[E1, -1] = self.edges[E0, 1:], 0
+        self.edges[FA], self.edges[FB], self.edges[LAYER], self.edges[UNIT] = 0, OUTSIDE, BORDER, 0
         self.m = k
         self.n_faces = 1
         self.n_unresolved = 0  # faces left unsplit because rounding made their sign pattern inconsistent

@@ -24,12 +24,13 @@ class Partition:
     def __init__(self, graph: PlanarGraph, ops: Sequence[Op], widths: list[int], counts: list[int],
                  overlay: PlanarGraph, decision: np.ndarray, decision_classes: tuple[int, int] | None,
                  plane: Plane | None) -> None:
-        self.vertices = graph.coords.copy()
+        # views: the traced graph is not refined any further
+        self.vertices = graph.coords
         table = graph.edge_table
-        self.edges = table[:, :2].copy()
-        self.edge_faces = table[:, 2:4].copy()
-        self.edge_layer = table[:, 4].copy()
-        self.edge_unit = table[:, 5].copy()
+        self.edges = table[:, :2]
+        self.edge_faces = table[:, 2:4]
+        self.edge_layer = table[:, 4]
+        self.edge_unit = table[:, 5]
         self.n_regions = graph.n_faces
         self.n_unresolved = graph.n_unresolved
         self.ops = list(ops)  # in plane coordinates: the first affine map takes (a, b)

@@ -24,7 +24,7 @@ DEFAULT_BUDGET = 2_000_000
 DEFAULT_MAX_BYTES = 6 * 2**30
 REL_TOL = 1e-10  # values this close to zero, relative to the unit's range, lie on its line
 _CHUNK = 65536
-LAYER_AT_ONCE_CELLS = 10**9  # edges x units up to which a layer is refined in one pass
+LAYER_AT_ONCE_CELLS = 2**24  # edges x units up to which a layer is refined in one pass (bounds its temporaries)
 
 
 class _Run:
@@ -126,7 +126,7 @@ def _split_units(graph: PlanarGraph, layer: int, run: _Run) -> None:
         return
     for unit in range(tol.size):
         column = 2 + unit
-        level = graph.vals[: graph.n, column].copy()
+        level = graph.vals[: graph.n, column]  # a view: split reads it before the table grows
         graph.split(level, tol[unit], layer, unit, zero_column=column)
         run.step(graph, layer, unit)
 
