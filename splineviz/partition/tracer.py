@@ -126,7 +126,7 @@ def _split_units(graph: PlanarGraph, layer: int, run: _Run) -> None:
         return
     for unit in range(tol.size):
         column = 2 + unit
-        level = graph.vals[: graph.n, column]  # a view: split reads it before the table grows
+        level = graph.vals[: graph.n, column].copy()  # contiguous: split scans it several times
         graph.split(level, tol[unit], layer, unit, zero_column=column)
         run.step(graph, layer, unit)
 
