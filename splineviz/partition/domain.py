@@ -1,6 +1,7 @@
 """Where a partition is traced: a convex polygon in the plane, and how the plane sits in input space."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ Bounds = tuple[float, float, float, float]
 
 def box(xmin: float, xmax: float, ymin: float, ymax: float) -> np.ndarray:
     """The rectangle [xmin, xmax] x [ymin, ymax] as counter-clockwise corners."""
-    if not (np.isfinite([xmin, xmax, ymin, ymax]).all() and xmin < xmax and ymin < ymax):
+    if not (all(map(math.isfinite, (xmin, xmax, ymin, ymax))) and xmin < xmax and ymin < ymax):
         raise ValueError(f"bounds must be finite with xmin < xmax and ymin < ymax, got {(xmin, xmax, ymin, ymax)}")
     return np.array([[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]], dtype=np.float64)
 
@@ -61,13 +62,13 @@ class Plane:
             object.__setattr__(self, name, value)
 
     @classmethod
-    def through_images(cls, img0: np.ndarray, img1: np.ndarray) -> "Plane":
+    def through_images(cls, img0: np.ndarray, img1: np.ndarray) -> Plane:
         """The paper's slice: x = a*img0 + b*img1, a plane through the origin."""
         img0 = np.asarray(img0, dtype=np.float64).reshape(-1)
         return cls(np.zeros_like(img0), img0, np.asarray(img1, dtype=np.float64).reshape(-1))
 
     @classmethod
-    def through_points(cls, p0: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> "Plane":
+    def through_points(cls, p0: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> Plane:
         """The plane through three inputs: p0 at (0,0), p1 at (1,0), p2 at (0,1)."""
         p0, p1, p2 = (np.asarray(p, dtype=np.float64).reshape(-1) for p in (p0, p1, p2))
         return cls(p0, p1 - p0, p2 - p0)

@@ -86,10 +86,11 @@ class PlanarGraph:
         vals[: self.n, 2:] = values
         self.vals = vals
 
-    def with_values(self, values: np.ndarray) -> "PlanarGraph":
+    def with_values(self, values: np.ndarray) -> PlanarGraph:
         """A copy of the graph carrying other value columns, to refine without touching this one."""
         clone = object.__new__(PlanarGraph)
-        clone.vals = np.hstack([self.coords, values])
+        clone.vals = np.empty((self.n, 2 + values.shape[1]), dtype=np.float64)
+        clone.vals[:, :2], clone.vals[:, 2:] = self.coords, values
         clone.edges = self.edges[:, : self.m].copy()
         clone.n, clone.m, clone.n_faces, clone.n_unresolved = self.n, self.m, self.n_faces, self.n_unresolved
         clone._sign, clone._face_map = self._sign.copy(), self._face_map.copy()

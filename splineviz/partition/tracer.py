@@ -6,14 +6,15 @@ the zero sets of its units, so that its output is again affine inside every face
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Optional
 
 import numpy as np
 
+from .arrangement import refine_by_layer
 from .domain import Plane, convex_domain
 from .errors import Cancelled, PartitionBudgetError
-from .arrangement import refine_by_layer
-from .graph import PlanarGraph
+from .graph import E0, E1, FB, OUTSIDE, PlanarGraph
 from .ops import Affine, LeakyReLU, MaxPool, Op, ReLU, normalize
 from .result import Partition
 
@@ -212,12 +213,10 @@ def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] |
         overlay.split(overlay.vals[: overlay.n, 2], tol, layer, 0, zero_column=2)
     else:
         _tournament(overlay, [tuple(range(outputs.shape[1]))], layer, _Run(0, 2**62, 2**62, None, None))
-    edges = overlay.edge_table
-    inner = edges[:, 3] >= 0
-    e0, e1 = edges[inner, 0], edges[inner, 1]
-    on = _tied(overlay.values, e0, e1, tol)
-    coords = overlay.coords
-    return overlay, np.stack([coords[e0[on]], coords[e1[on]]], axis=1)
+    edges = overlay.edges[:, : overlay.m]
+    ends = edges[E0: E1 + 1, edges[FB] != OUTSIDE]
+    on = _tied(overlay.values, ends[0], ends[1], tol)
+    return overlay, overlay.coords[ends[:, on].T]
 
 
 def _top_two_gap(logits: np.ndarray) -> np.ndarray:
