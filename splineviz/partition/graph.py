@@ -82,8 +82,8 @@ class PlanarGraph:
     def replace_values(self, values: np.ndarray) -> None:
         """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""
         vals = np.empty((self.n, 2 + values.shape[1]), dtype=np.float64)
-        vals[: self.n, :2] = self.vals[: self.n, :2]
-        vals[: self.n, 2:] = values
+        vals[:, :2] = self.vals[: self.n, :2]
+        vals[:, 2:] = values
         self.vals = vals
 
     def with_values(self, values: np.ndarray) -> PlanarGraph:
