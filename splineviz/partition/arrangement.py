@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import E0, E1, FA, FB, LAYER, OUTSIDE, UNIT, PlanarGraph
+from .graph import E0, E1, FA, FB, LAYER, OUTSIDE, UNIT, PlanarGraph, interpolate_rows, run_starts
 
 _MAX_UNITS = 52  # sign codes are summed in float64, exact up to 2**53
 
@@ -44,10 +44,10 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     cut_edge, cut_unit, t = cut_edge[order], cut_unit[order], t[order]
     a, b = ends[:, order]
     c = cut_edge.size
-    cut_rows = _lerp(vals, a, b, t)
+    cut_rows = interpolate_rows(vals, a, b, t)
     cut_rows[np.arange(c), 2 + cut_unit] = 0.0
     cut_vertex = np.arange(n, n + c)
-    first = _starts(cut_edge)
+    first = run_starts(cut_edge)
     after = (~first[1:]).nonzero()[0]  # cut i is followed by cut i + 1 on the same edge
 
     # 2. one chord per (face, line): the line's two cut points on the face's edges
@@ -76,7 +76,7 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     i, j, ui, uj, zp, zq, wp, wq = (v[crosses] for v in (i, j, ui, uj, zp, zq, wp, wq))
     ti, tj = zp / (zp - zq), wp / (wp - wq)
     x = i.size
-    cross_rows = _lerp(cut_rows, p[i], q[i], ti)
+    cross_rows = interpolate_rows(cut_rows, p[i], q[i], ti)
     cross_rows[np.arange(x), 2 + ui] = 0.0
     cross_rows[np.arange(x), 2 + uj] = 0.0
     cross_vertex = np.arange(n + c, n + c + x)
@@ -139,20 +139,6 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     return True
 
 
-def _lerp(values: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    rows = values[a]
-    rows += t[:, None] * (values[b] - rows)
-    return rows
-
-
-def _starts(sorted_ids: np.ndarray) -> np.ndarray:
-    """Where a run of equal ids begins."""
-    start = np.empty(sorted_ids.size, dtype=bool)
-    start[:1] = True
-    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=start[1:])
-    return start
-
-
 def _pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All index pairs i < j with group[i] == group[j], for a sorted group array."""
     index = np.arange(group.size)
@@ -166,7 +152,7 @@ def _compact(names: np.ndarray) -> tuple[int, np.ndarray]:
     """Number the distinct names 0, 1, ...; OUTSIDE stays OUTSIDE."""
     order = names.argsort(kind="stable")
     ordered = names[order]
-    start = _starts(ordered)
+    start = run_starts(ordered)
     start[: ordered.searchsorted(0)] = False  # OUTSIDE (-1) sorts first and is no face
     ids = np.empty(names.size, dtype=np.int64)
     ids[order] = np.cumsum(start) - 1

@@ -42,6 +42,21 @@ def _grow_columns(array: np.ndarray, cols: int) -> np.ndarray:
     return grown
 
 
+def interpolate_rows(values: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Rows a + t * (b - a): new vertices on segments get every value column interpolated."""
+    rows = values[a]
+    rows += t[:, None] * (values[b] - rows)
+    return rows
+
+
+def run_starts(sorted_ids: np.ndarray) -> np.ndarray:
+    """Where a run of equal ids begins, as a mask."""
+    start = np.empty(sorted_ids.size, dtype=bool)
+    start[:1] = True
+    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=start[1:])
+    return start
+
+
 class PlanarGraph:
     """Convex faces of a convex domain, refined one level set at a time."""
 
@@ -124,16 +139,13 @@ class PlanarGraph:
         cut = edges[:, crossing]
         ends = cut[E0: E1 + 1]
         at_ends = level[ends]
-        t = (at_ends[0] / (at_ends[0] - at_ends[1]))[:, None]
+        t = at_ends[0] / (at_ends[0] - at_ends[1])
         if n + c > self.vals.shape[0]:
             self.vals = _grow(self.vals, n + c)
-        vals = self.vals
-        rows = vals[ends]
-        new_rows = rows[0]
-        new_rows += t * (rows[1] - new_rows)
+        new_rows = interpolate_rows(self.vals, ends[0], ends[1], t)
         if zero_column is not None:
             new_rows[:, zero_column] = 0.0
-        vals[n: n + c] = new_rows
+        self.vals[n: n + c] = new_rows
         if m + c > edges.shape[1]:
             self.edges = edges = _grow_columns(edges, m + c)
         new_vertex = np.arange(n, n + c, dtype=np.int64)
@@ -230,7 +242,7 @@ class PlanarGraph:
         """
         key = np.unique(zf * self.n + zv)
         zf, zv = key // self.n, key % self.n
-        starts = np.flatnonzero(np.r_[True, zf[1:] != zf[:-1]])
+        starts = run_starts(zf).nonzero()[0]
         counts = np.diff(np.r_[starts, zf.size])
         good = starts[counts == 2]
         self.n_unresolved += int(to_split.size - good.size)
