@@ -9,10 +9,16 @@ face.
 
 Only generic position is handled: no value within tolerance of zero at a vertex or at a chord
 end, no two lines meeting on an edge or in a common point. Anything else, or a count that does
-not add up, leaves the graph untouched and returns False; the caller then splits unit by unit,
-which handles every degenerate case.
+not add up, leaves the graph's vertices, edges and faces as they were and returns False; the
+caller then splits unit by unit, which handles every degenerate case.
+
+Memory: the new vertex and edge tables replace the old ones as soon as they are filled (rows
+and columns past the graph's counts are spare until the refinement is committed), and every
+step's temporaries die with its function, so the peak is little more than the new tables.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,122 +27,229 @@ from .graph import E0, E1, FA, FB, LAYER, OUTSIDE, UNIT, PlanarGraph, interpolat
 _MAX_UNITS = 52  # sign codes are summed in float64, exact up to 2**53
 
 
+class _Cuts(NamedTuple):
+    """Where lines cross edges, sorted along each edge; cut r becomes vertex n + r."""
+    edge: np.ndarray
+    unit: np.ndarray
+    t: np.ndarray  # position from the edge's end a to its end b
+    a: np.ndarray
+    b: np.ndarray
+    first: np.ndarray  # mask: the cut nearest the edge's end a
+
+
+class _Chords(NamedTuple):
+    """One per (face, line crossing it), between two cut vertices."""
+    face: np.ndarray
+    unit: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+
+
+class _Crossings(NamedTuple):
+    """Chords i and j (of one face) cross at ti along chord i and tj along chord j."""
+    i: np.ndarray
+    j: np.ndarray
+    ti: np.ndarray
+    tj: np.ndarray
+
+
+class _Pieces(NamedTuple):
+    """Chords cut at their crossings, with the line crossing at each end (-1: the chord's end)."""
+    start: np.ndarray
+    end: np.ndarray
+    chord: np.ndarray
+    line_at_start: np.ndarray
+    line_at_end: np.ndarray
+
+
+class _Layout(NamedTuple):
+    """Where the layer's lines cut the graph, before anything is added to it."""
+    cuts: _Cuts
+    chords: _Chords
+    crossings: _Crossings
+    pieces: _Pieces
+    old_code: np.ndarray  # sign codes of the existing vertices
+
+
 def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     """Cut every face along the zero sets of all value columns (the layer's units), or return False."""
-    n, m, w = graph.n, graph.m, tol.size
+    w = tol.size
     if w > _MAX_UNITS or w + int(graph.n_faces).bit_length() > 62:  # face names must fit one int64
         return False
-    vals = graph.vals[:n]
-    z = vals[:, 2:]
+    layout = _lay_out(graph, tol)
+    if isinstance(layout, bool):
+        return layout
+    return _add_vertices(graph, layout, tol) and _add_edges(graph, layout, layer)
+
+
+def _lay_out(graph: PlanarGraph, tol: np.ndarray) -> _Layout | bool:
+    """The cuts, chords, crossings and chord pieces; True if no line enters a face, False if not generic.
+
+    Only reads the graph: the current value table may go as soon as this returns.
+    """
+    z = graph.values
     if (np.abs(z) <= tol).any():
         return False
-    edges = graph.edges[:, :m]
     positive = z > 0
-
-    # 1. cut every edge where lines cross it, ordered along the edge
-    cut_edge, cut_unit = (positive[edges[E0]] != positive[edges[E1]]).nonzero()
-    if cut_edge.size == 0:  # no line enters any face
+    cuts = _cut_edges(graph, z, positive)
+    if cuts.edge.size == 0:
         return True
-    ends = edges[E0: E1 + 1, cut_edge]
-    za = z[ends[0], cut_unit]
-    t = za / (za - z[ends[1], cut_unit])
-    order = np.lexsort((t, cut_edge))
-    cut_edge, cut_unit, t = cut_edge[order], cut_unit[order], t[order]
-    a, b = ends[:, order]
-    c = cut_edge.size
-    cut_rows = interpolate_rows(vals, a, b, t)
-    cut_rows[np.arange(c), 2 + cut_unit] = 0.0
-    cut_vertex = np.arange(n, n + c)
-    first = run_starts(cut_edge)
-    after = (~first[1:]).nonzero()[0]  # cut i is followed by cut i + 1 on the same edge
+    chords = _pair_cuts(graph, cuts, tol.size)
+    if chords is None:
+        return False
+    crossings = _cross_chords(z, cuts, chords, graph.n, tol)
+    if crossings is None:
+        return False
+    pieces = _chord_pieces(chords, crossings, graph.n + cuts.edge.size)
+    return _Layout(cuts, chords, crossings, pieces, _sign_codes(positive))
 
-    # 2. one chord per (face, line): the line's two cut points on the face's edges
-    key = edges[FA: FB + 1, cut_edge] * w
-    key += cut_unit
+
+def _cut_edges(graph: PlanarGraph, z: np.ndarray, positive: np.ndarray) -> _Cuts:
+    edges = graph.edges
+    m = graph.m
+    edge, unit = (positive[edges[E0, :m]] != positive[edges[E1, :m]]).nonzero()
+    ends = edges[E0: E1 + 1, edge]
+    za = z[ends[0], unit]
+    t = za / (za - z[ends[1], unit])
+    order = np.lexsort((t, edge))
+    edge = edge[order]
+    a, b = ends[:, order]
+    return _Cuts(edge, unit[order], t[order], a, b, run_starts(edge))
+
+
+def _pair_cuts(graph: PlanarGraph, cuts: _Cuts, w: int) -> _Chords | None:
+    """A line crossing a convex face cuts exactly two of its edges: those two cuts end its chord."""
+    c = cuts.edge.size
+    key = graph.edges[FA: FB + 1, cuts.edge] * w
+    key += cuts.unit
     key = key.ravel()
     order = key.argsort(kind="stable")
     key = key[order]
-    ends = order % c  # chord ends are cuts: rows of cut_rows, vertices n + row
+    ends = order % c
     inside = key.searchsorted(0)  # OUTSIDE sorts first
     key, ends = key[inside:], ends[inside:]
     if key.size % 2 or not (key[0::2] == key[1::2]).all() or not (key[2::2] != key[1:-1:2]).all():
-        return False
-    chord_face, chord_unit = np.divmod(key[0::2], w)
-    p, q = ends[0::2], ends[1::2]
-    k = chord_face.size
+        return None
+    face, unit = np.divmod(key[0::2], w)
+    ends += graph.n
+    return _Chords(face, unit, ends[0::2], ends[1::2])
 
-    # 3. chords of one face cross where each separates the other's ends
-    i, j = _pairs_within_groups(chord_face)
-    ui, uj = chord_unit[i], chord_unit[j]
-    end_rows, end_lines = np.concatenate([p[i], q[i], p[j], q[j]]), np.concatenate([uj, uj, ui, ui])
-    zp, zq, wp, wq = cut_rows[end_rows, 2 + end_lines].reshape(4, -1)  # each line at the other chord's ends
+
+def _cross_chords(z: np.ndarray, cuts: _Cuts, chords: _Chords, n: int, tol: np.ndarray) -> _Crossings | None:
+    """Chords of one face cross where each separates the other's ends.
+
+    Each line's value at the other chord's ends is interpolated from the edge's ends exactly as
+    the cut's row will be. A chord end within tolerance of another line, or a crossing seen
+    from one chord only, is not generic position: None.
+    """
+    i, j = _pairs_within_groups(chords.face)
+    ui, uj = chords.unit[i], chords.unit[j]
+    end_cut = np.concatenate([chords.p[i], chords.q[i], chords.p[j], chords.q[j]]) - n
+    end_line = np.concatenate([uj, uj, ui, ui])
+    value = z[cuts.a[end_cut], end_line]
+    value += cuts.t[end_cut] * (z[cuts.b[end_cut], end_line] - value)
+    if (np.abs(value) <= tol[end_line]).any():
+        return None
+    zp, zq, wp, wq = value.reshape(4, -1)  # each line at the other chord's ends
     crosses = (zp > 0) != (zq > 0)
     if not np.array_equal(crosses, (wp > 0) != (wq > 0)):
-        return False
-    i, j, ui, uj, zp, zq, wp, wq = (v[crosses] for v in (i, j, ui, uj, zp, zq, wp, wq))
-    ti, tj = zp / (zp - zq), wp / (wp - wq)
-    x = i.size
-    cross_rows = interpolate_rows(cut_rows, p[i], q[i], ti)
-    cross_rows[np.arange(x), 2 + ui] = 0.0
-    cross_rows[np.arange(x), 2 + uj] = 0.0
-    cross_vertex = np.arange(n + c, n + c + x)
-    p += n
-    q += n
+        return None
+    zp, zq, wp, wq = zp[crosses], zq[crosses], wp[crosses], wq[crosses]
+    return _Crossings(i[crosses], j[crosses], zp / (zp - zq), wp / (wp - wq))
 
-    # 4. chords into pieces between consecutive points; no third line may pass through a crossing
+
+def _chord_pieces(chords: _Chords, crossings: _Crossings, first_crossing: int) -> _Pieces:
+    """Chords into pieces between consecutive points; crossing x becomes vertex first_crossing + x."""
+    k, x = chords.face.size, crossings.i.size
+    i, j = crossings.i, crossings.j
+    crossing = np.arange(first_crossing, first_crossing + x)
     on = np.concatenate([np.arange(k), np.arange(k), i, j])
-    along = np.concatenate([np.zeros(k), np.ones(k), ti, tj])
-    point = np.concatenate([p, q, cross_vertex, cross_vertex])
-    other = np.concatenate([np.full(2 * k, -1), uj, ui])  # the line crossing there
+    along = np.concatenate([np.zeros(k), np.ones(k), crossings.ti, crossings.tj])
+    point = np.concatenate([chords.p, chords.q, crossing, crossing])
+    line = np.concatenate([np.full(2 * k, -1), chords.unit[j], chords.unit[i]])  # the line crossing there
     order = np.lexsort((along, on))
-    on, point, other = on[order], point[order], other[order]
+    on, point, line = on[order], point[order], line[order]
     piece = (on[1:] == on[:-1]).nonzero()[0]
-    inner = piece[(other[piece] >= 0) & (other[piece + 1] >= 0)]
-    piece_unit = chord_unit[on[piece]]
+    return _Pieces(point[piece], point[piece + 1], on[piece], line[piece], line[piece + 1])
 
-    # 5. the new edge table: cut edges keep their last piece, earlier pieces and chord pieces follow
-    last = np.append(first[1:], True)  # cut i is the last on its edge
-    old = edges.copy()
-    old[E0, cut_edge[last]] = cut_vertex[last]
-    cut_pieces = edges[:, cut_edge]
+
+def _add_vertices(graph: PlanarGraph, layout: _Layout, tol: np.ndarray) -> bool:
+    """Rows for the cuts and crossings, past graph.n; False if two of them nearly meet a line."""
+    cuts, chords, crossings, pieces, _ = layout
+    n, c, x = graph.n, cuts.edge.size, crossings.i.size
+    vals = graph.vals
+    grown = np.empty((n + c + x, vals.shape[1]), dtype=np.float64)
+    grown[:n] = vals[:n]
+    interpolate_rows(vals, cuts.a, cuts.b, cuts.t, out=grown[n: n + c])
+    grown[np.arange(n, n + c), 2 + cuts.unit] = 0.0
+    i, j = crossings.i, crossings.j
+    interpolate_rows(grown, chords.p[i], chords.q[i], crossings.ti, out=grown[n + c:])
+    crossing = np.arange(n + c, n + c + x)
+    grown[crossing, 2 + chords.unit[i]] = 0.0
+    grown[crossing, 2 + chords.unit[j]] = 0.0
+    graph.vals = grown
+    # generic position: no two cuts next on an edge, no two crossings next on a chord, lie
+    # within tolerance of each other's lines
+    after = (~cuts.first[1:]).nonzero()[0]  # cut r is followed by cut r + 1 on the same edge
+    inner = ((pieces.line_at_start >= 0) & (pieces.line_at_end >= 0)).nonzero()[0]
+    near_vertex = np.concatenate([n + after, n + after + 1, pieces.start[inner], pieces.end[inner]])
+    near_line = np.concatenate([cuts.unit[after + 1], cuts.unit[after], pieces.line_at_end[inner],
+                                pieces.line_at_start[inner]])
+    return not (np.abs(grown[near_vertex, 2 + near_line]) <= tol[near_line]).any()
+
+
+def _add_edges(graph: PlanarGraph, layout: _Layout, layer: int) -> bool:
+    """Cut edges into pieces, add the chord pieces, name the faces, and commit if the count holds.
+
+    A cut edge keeps its column for its last piece; its earlier pieces and the chord pieces are
+    appended. Faces are named by parent and the layer's sign code along their edges: ends never
+    have opposite signs now, so a unit is positive along an edge if it is at either end, and a
+    chord's own line by the side the face lies on.
+    """
+    cuts, chords, crossings, pieces, old_code = layout
+    n, m, w = graph.n, graph.m, graph.vals.shape[1] - 2
+    c = cuts.edge.size
+    vertex_code = np.concatenate([old_code, _sign_codes(graph.vals[n:, 2:] > 0)]).astype(np.int64)
+    n_edges = m + c + pieces.start.size
+    table = np.empty((6, n_edges), dtype=np.int64)
+    table[:, :m] = graph.edges[:, :m]
+    cut_pieces = table[:, m: m + c]
+    cut_pieces[:] = graph.edges[:, cuts.edge]
+    cut_vertex = np.arange(n, n + c)
     cut_pieces[E0] = cut_vertex - 1
-    cut_pieces[E0, first] = a[first]
+    cut_pieces[E0, cuts.first] = cuts.a[cuts.first]
     cut_pieces[E1] = cut_vertex
-    chord_pieces = np.empty((6, piece.size), dtype=np.int64)
-    chord_pieces[E0], chord_pieces[E1] = point[piece], point[piece + 1]
-    chord_pieces[FA] = chord_pieces[FB] = chord_face[on[piece]]
-    chord_pieces[LAYER], chord_pieces[UNIT] = layer, piece_unit
-    table = np.concatenate([old, cut_pieces, chord_pieces], axis=1)
+    chord_pieces = table[:, m + c:]
+    chord_pieces[E0], chord_pieces[E1] = pieces.start, pieces.end
+    chord_pieces[FA] = chord_pieces[FB] = chords.face[pieces.chord]
+    chord_pieces[LAYER], chord_pieces[UNIT] = layer, chords.unit[pieces.chord]
+    graph.edges = table
 
-    # 6. faces: the parent face and the layer's signs along the edge (a chord's own line: by side).
-    # Ends never have opposite signs now, so a unit is positive along an edge if it is at either end.
-    powers = 2.0 ** np.arange(w)
-    vertex_code = np.concatenate([positive @ powers, (cut_rows[:, 2:] > 0) @ powers,
-                                  (cross_rows[:, 2:] > 0) @ powers]).astype(np.int64)
-    n_edges = table.shape[1]
-    code = np.empty((2, n_edges), dtype=np.int64)  # side a, side b
-    code[:] = vertex_code[table[E0]] | vertex_code[table[E1]]
-    own = np.int64(1) << piece_unit
-    code[0, n_edges - piece.size:] |= own
-    code[1, n_edges - piece.size:] &= ~own
-    parent = table[FA: FB + 1]
-    n_faces, ids = _compact(np.where(parent == OUTSIDE, OUTSIDE, (parent << w) | code).ravel())
-    n_vertices = n + c + x
-    if n_faces != graph.n_faces + k + x or n_vertices - n_edges + n_faces != 1:
+    last = np.append(cuts.first[1:], True)  # the last cut on its edge starts the edge's last piece
+    kept, kept_start = cuts.edge[last], cut_vertex[last]
+    code = vertex_code[table[E0]]
+    code[kept] = vertex_code[kept_start]
+    code |= vertex_code[table[E1]]
+    faces = table[FA: FB + 1]
+    outside = faces == OUTSIDE
+    faces <<= w
+    faces |= code
+    own = np.int64(1) << chord_pieces[UNIT]
+    faces[0, m + c:] |= own
+    faces[1, m + c:] &= ~own
+    faces[outside] = OUTSIDE
+    n_faces = graph.n_faces + chords.face.size + crossings.i.size
+    if not _number_faces(faces.ravel(), n_faces):  # with the vertex and edge counts, also Euler's formula
+        faces >>= w  # the parents again (OUTSIDE, -1, shifts to itself)
         return False
-    # exact sizes: the next layer's affine map replaces the value table anyway
-    new_vals = np.empty((n_vertices, vals.shape[1]), dtype=np.float64)
-    new_vals[:n], new_vals[n: n + c], new_vals[n + c:] = vals, cut_rows, cross_rows
-    # generic position: no two cuts of an edge, no chord end and another line, no two crossings
-    # next on a chord lie within tolerance of each other's lines
-    near_vertex = np.concatenate([n + after, n + after + 1, n + end_rows, point[inner], point[inner + 1]])
-    near_line = np.concatenate([cut_unit[after + 1], cut_unit[after], end_lines, other[inner + 1], other[inner]])
-    if (np.abs(new_vals[near_vertex, 2 + near_line]) <= tol[near_line]).any():
-        return False
-    table[FA: FB + 1] = ids.reshape(2, -1)
-    graph.vals, graph.edges = new_vals, table
-    graph.n, graph.m, graph.n_faces = n_vertices, n_edges, n_faces
+    table[E0, kept] = kept_start
+    graph.n, graph.m, graph.n_faces = graph.vals.shape[0], n_edges, n_faces
     return True
+
+
+def _sign_codes(positive: np.ndarray) -> np.ndarray:
+    """Each row's signs as one number (bit u: unit u positive), exact in float64 up to 52 units."""
+    return positive @ 2.0 ** np.arange(positive.shape[1])
 
 
 def _pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,12 +261,15 @@ def _pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return i, np.arange(i.size) - np.repeat(first_pair - index - 1, partners)
 
 
-def _compact(names: np.ndarray) -> tuple[int, np.ndarray]:
-    """Number the distinct names 0, 1, ...; OUTSIDE stays OUTSIDE."""
-    order = names.argsort(kind="stable")
+def _number_faces(names: np.ndarray, expected: int) -> bool:
+    """Renumber the distinct names 0, 1, ... in place (OUTSIDE stays OUTSIDE), if there are as many as expected."""
+    order = names.argsort()
     ordered = names[order]
     start = run_starts(ordered)
     start[: ordered.searchsorted(0)] = False  # OUTSIDE (-1) sorts first and is no face
-    ids = np.empty(names.size, dtype=np.int64)
-    ids[order] = np.cumsum(start) - 1
-    return int(start.sum()), ids
+    np.cumsum(start, out=ordered)
+    if ordered[-1] != expected:
+        return False
+    ordered -= 1  # the OUTSIDE run, before the first start, becomes -1 again
+    names[order] = ordered
+    return True

@@ -42,10 +42,17 @@ def _grow_columns(array: np.ndarray, cols: int) -> np.ndarray:
     return grown
 
 
-def interpolate_rows(values: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Rows a + t * (b - a): new vertices on segments get every value column interpolated."""
-    rows = values[a]
-    rows += t[:, None] * (values[b] - rows)
+def interpolate_rows(values: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.ndarray,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """Rows a + t * (b - a): new vertices on segments get every value column interpolated.
+
+    `out` (rows of the table that will hold them) saves a copy; one temporary remains.
+    """
+    rows = np.take(values, a, axis=0, out=out, mode="clip")  # "clip": unbuffered, and a is in range
+    step = values[b]
+    step -= rows
+    step *= t[:, None]
+    rows += step
     return rows
 
 
@@ -94,10 +101,19 @@ class PlanarGraph:
         """(m, 6) view: end 0, end 1, face a, face b, layer, unit."""
         return self.edges[:, : self.m].T
 
+    def value_table(self, columns: int) -> np.ndarray:
+        """A vertex table with this graph's coordinates and `columns` value columns left to fill.
+
+        Filled in place (say, by a matmul's out=) and then assigned to `vals`, the next values
+        never exist twice.
+        """
+        vals = np.empty((self.n, 2 + columns), dtype=np.float64)
+        vals[:, :2] = self.coords
+        return vals
+
     def replace_values(self, values: np.ndarray) -> None:
         """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""
-        vals = np.empty((self.n, 2 + values.shape[1]), dtype=np.float64)
-        vals[:, :2] = self.vals[: self.n, :2]
+        vals = self.value_table(values.shape[1])
         vals[:, 2:] = values
         self.vals = vals
 
@@ -142,10 +158,9 @@ class PlanarGraph:
         t = at_ends[0] / (at_ends[0] - at_ends[1])
         if n + c > self.vals.shape[0]:
             self.vals = _grow(self.vals, n + c)
-        new_rows = interpolate_rows(self.vals, ends[0], ends[1], t)
+        interpolate_rows(self.vals, ends[0], ends[1], t, out=self.vals[n: n + c])
         if zero_column is not None:
-            new_rows[:, zero_column] = 0.0
-        self.vals[n: n + c] = new_rows
+            self.vals[n: n + c, zero_column] = 0.0
         if m + c > edges.shape[1]:
             self.edges = edges = _grow_columns(edges, m + c)
         new_vertex = np.arange(n, n + c, dtype=np.int64)

@@ -24,7 +24,7 @@ Cancel = Optional[Callable[[], bool]]
 DEFAULT_BUDGET = 2_000_000
 DEFAULT_MAX_BYTES = 6 * 2**30
 REL_TOL = 1e-10  # values this close to zero, relative to the unit's range, lie on its line
-_CHUNK = 65536
+_UFUNC_BUFFER = 1024  # elements: numpy buffers ufuncs on strided value columns, 8192 by default (64 KiB each)
 LAYER_AT_ONCE_CELLS = 2**24  # edges x units up to which a layer is refined in one pass (bounds its temporaries)
 
 
@@ -78,11 +78,20 @@ def trace(ops: Sequence[Op], domain=(-1.0, 1.0, -1.0, 1.0), plane: Plane | None 
     corners = convex_domain(domain)
     graph = PlanarGraph(corners, corners @ first.weight.T + first.bias)
     run = _Run(_count_units(ops), budget, max_bytes, progress, cancel)
+    with np.errstate():  # numpy scopes its ufunc buffer size to this context
+        np.setbufsize(_UFUNC_BUFFER)
+        widths, counts = _refine_layers(graph, ops[1:], run)
+        overlay, decision = _decision_overlay(graph, len(widths), decision_classes)
+    return Partition(graph, ops, widths, counts, overlay, decision, decision_classes, plane)
+
+
+def _refine_layers(graph: PlanarGraph, ops: Sequence[Op], run: _Run) -> tuple[list[int], list[int]]:
+    """Push the graph through the ops; the width and region count after every nonlinear layer."""
     widths: list[int] = []
     counts: list[int] = []
-    for op in ops[1:]:
+    for op in ops:
         if isinstance(op, Affine):
-            graph.replace_values(_affine_in_chunks(graph.values, op))
+            _apply_affine(graph, op)
             continue
         layer = len(widths)
         if isinstance(op, MaxPool):
@@ -94,8 +103,15 @@ def trace(ops: Sequence[Op], domain=(-1.0, 1.0, -1.0, 1.0), plane: Plane | None 
             _activate_in_place(graph.values, op)
             widths.append(graph.values.shape[1])
         counts.append(graph.n_faces)
-    overlay, decision = _decision_overlay(graph, len(widths), decision_classes)
-    return Partition(graph, ops, widths, counts, overlay, decision, decision_classes, plane)
+    return widths, counts
+
+
+def _apply_affine(graph: PlanarGraph, op: Affine) -> None:
+    """values @ W.T + b, written straight into the next vertex table."""
+    table = graph.value_table(op.out_features)
+    np.matmul(graph.values, op.weight.T, out=table[:, 2:])
+    table[:, 2:] += op.bias
+    graph.vals = table
 
 
 def _count_units(ops: Sequence[Op]) -> int:
@@ -184,16 +200,6 @@ def _activate_in_place(values: np.ndarray, op: Op) -> None:
     elif isinstance(op, LeakyReLU):
         negative = values < 0
         values[negative] *= op.negative_slope
-
-
-def _affine_in_chunks(values: np.ndarray, op: Affine) -> np.ndarray:
-    """values @ W.T + b without a second full-size temporary."""
-    out = np.empty((values.shape[0], op.out_features), dtype=np.float64)
-    wt = op.weight.T
-    for start in range(0, values.shape[0], _CHUNK):
-        np.matmul(values[start: start + _CHUNK], wt, out=out[start: start + _CHUNK])
-    out += op.bias
-    return out
 
 
 def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] | None) -> tuple[PlanarGraph, np.ndarray]:
