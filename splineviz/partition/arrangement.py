@@ -25,6 +25,10 @@ import numpy as np
 from .graph import E0, E1, FA, FB, LAYER, OUTSIDE, UNIT, PlanarGraph, interpolate_rows, run_starts
 
 _MAX_UNITS = 52  # sign codes are summed in float64, exact up to 2**53
+# Points are ordered along edges and chords by one float, index + fraction of the way. Below this
+# many edges its rounding can only swap points closer than 3e-11 of the way, and such points fail
+# the generic-position check anyway (a line's value there is below its tolerance).
+_MAX_EDGES = 2**16
 
 
 class _Cuts(NamedTuple):
@@ -74,7 +78,7 @@ class _Layout(NamedTuple):
 def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     """Cut every face along the zero sets of all value columns (the layer's units), or return False."""
     w = tol.size
-    if w > _MAX_UNITS or w + int(graph.n_faces).bit_length() > 62:  # face names must fit one int64
+    if w > _MAX_UNITS or w + int(graph.n_faces).bit_length() > 62 or graph.m > _MAX_EDGES:
         return False
     layout = _lay_out(graph, tol)
     if isinstance(layout, bool):
@@ -88,7 +92,7 @@ def _lay_out(graph: PlanarGraph, tol: np.ndarray) -> _Layout | bool:
     Only reads the graph: the current value table may go as soon as this returns.
     """
     z = graph.values
-    if (np.abs(z) <= tol).any():
+    if ((z <= tol) & (z >= -tol)).any():
         return False
     positive = z > 0
     cuts = _cut_edges(graph, z, positive)
@@ -111,7 +115,7 @@ def _cut_edges(graph: PlanarGraph, z: np.ndarray, positive: np.ndarray) -> _Cuts
     ends = edges[E0: E1 + 1, edge]
     za = z[ends[0], unit]
     t = za / (za - z[ends[1], unit])
-    order = np.lexsort((t, edge))
+    order = (edge + t).argsort(kind="stable")  # along each edge; edge is sorted already, so this is nearly so
     edge = edge[order]
     a, b = ends[:, order]
     return _Cuts(edge, unit[order], t[order], a, b, run_starts(edge))
@@ -120,17 +124,19 @@ def _cut_edges(graph: PlanarGraph, z: np.ndarray, positive: np.ndarray) -> _Cuts
 def _pair_cuts(graph: PlanarGraph, cuts: _Cuts, w: int) -> _Chords | None:
     """A line crossing a convex face cuts exactly two of its edges: those two cuts end its chord."""
     c = cuts.edge.size
-    key = graph.edges[FA: FB + 1, cuts.edge] * w
+    key = graph.edges[FA: FB + 1, cuts.edge] + 1  # OUTSIDE becomes 0
+    key *= w
     key += cuts.unit
     key = key.ravel()
-    order = key.argsort(kind="stable")
+    order = _radix_order(key, ((graph.n_faces + 1) * w).bit_length())
     key = key[order]
     ends = order % c
-    inside = key.searchsorted(0)  # OUTSIDE sorts first
+    inside = key.searchsorted(w)  # OUTSIDE sorts first
     key, ends = key[inside:], ends[inside:]
     if key.size % 2 or not (key[0::2] == key[1::2]).all() or not (key[2::2] != key[1:-1:2]).all():
         return None
     face, unit = np.divmod(key[0::2], w)
+    face -= 1
     ends += graph.n
     return _Chords(face, unit, ends[0::2], ends[1::2])
 
@@ -163,12 +169,12 @@ def _chord_pieces(chords: _Chords, crossings: _Crossings, first_crossing: int) -
     k, x = chords.face.size, crossings.i.size
     i, j = crossings.i, crossings.j
     crossing = np.arange(first_crossing, first_crossing + x)
-    on = np.concatenate([np.arange(k), np.arange(k), i, j])
-    along = np.concatenate([np.zeros(k), np.ones(k), crossings.ti, crossings.tj])
+    chord = np.arange(k)
+    position = np.concatenate([chord, chord + 0.5, i + 0.5 * crossings.ti, j + 0.5 * crossings.tj])  # chord + half the way
     point = np.concatenate([chords.p, chords.q, crossing, crossing])
     line = np.concatenate([np.full(2 * k, -1), chords.unit[j], chords.unit[i]])  # the line crossing there
-    order = np.lexsort((along, on))
-    on, point, line = on[order], point[order], line[order]
+    order = position.argsort(kind="stable")
+    on, point, line = position[order].astype(np.int64), point[order], line[order]
     piece = (on[1:] == on[:-1]).nonzero()[0]
     return _Pieces(point[piece], point[piece + 1], on[piece], line[piece], line[piece + 1])
 
@@ -177,17 +183,15 @@ def _add_vertices(graph: PlanarGraph, layout: _Layout, tol: np.ndarray) -> bool:
     """Rows for the cuts and crossings, past graph.n; False if two of them nearly meet a line."""
     cuts, chords, crossings, pieces, _ = layout
     n, c, x = graph.n, cuts.edge.size, crossings.i.size
-    vals = graph.vals
-    grown = np.empty((n + c + x, vals.shape[1]), dtype=np.float64)
-    grown[:n] = vals[:n]
-    interpolate_rows(vals, cuts.a, cuts.b, cuts.t, out=grown[n: n + c])
+    graph.reserve_vertices(n + c + x)
+    grown = graph.vals
+    interpolate_rows(grown[:n], cuts.a, cuts.b, cuts.t, out=grown[n: n + c])
     grown[np.arange(n, n + c), 2 + cuts.unit] = 0.0
     i, j = crossings.i, crossings.j
-    interpolate_rows(grown, chords.p[i], chords.q[i], crossings.ti, out=grown[n + c:])
+    interpolate_rows(grown[n: n + c], chords.p[i] - n, chords.q[i] - n, crossings.ti, out=grown[n + c:])
     crossing = np.arange(n + c, n + c + x)
     grown[crossing, 2 + chords.unit[i]] = 0.0
     grown[crossing, 2 + chords.unit[j]] = 0.0
-    graph.vals = grown
     # generic position: no two cuts next on an edge, no two crossings next on a chord, lie
     # within tolerance of each other's lines
     after = (~cuts.first[1:]).nonzero()[0]  # cut r is followed by cut r + 1 on the same edge
@@ -239,7 +243,8 @@ def _add_edges(graph: PlanarGraph, layout: _Layout, layer: int) -> bool:
     faces[1, m + c:] &= ~own
     faces[outside] = OUTSIDE
     n_faces = graph.n_faces + chords.face.size + crossings.i.size
-    if not _number_faces(faces.ravel(), n_faces):  # with the vertex and edge counts, also Euler's formula
+    bits = w + int(graph.n_faces).bit_length()
+    if not _number_faces(faces.ravel(), bits, n_faces):  # with the vertex and edge counts, also Euler's formula
         faces >>= w  # the parents again (OUTSIDE, -1, shifts to itself)
         return False
     table[E0, kept] = kept_start
@@ -261,15 +266,34 @@ def _pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return i, np.arange(i.size) - np.repeat(first_pair - index - 1, partners)
 
 
-def _number_faces(names: np.ndarray, expected: int) -> bool:
-    """Renumber the distinct names 0, 1, ... in place (OUTSIDE stays OUTSIDE), if there are as many as expected."""
-    order = names.argsort()
+def _number_faces(names: np.ndarray, bits: int, expected: int) -> bool:
+    """Renumber the distinct names (below 2**bits) 0, 1, ... in place, if there are as many as expected.
+
+    OUTSIDE stays OUTSIDE.
+    """
+    order = _radix_order(names, bits)
     ordered = names[order]
+    inside = ordered.size - np.count_nonzero(ordered == OUTSIDE)  # OUTSIDE sorts last
     start = run_starts(ordered)
-    start[: ordered.searchsorted(0)] = False  # OUTSIDE (-1) sorts first and is no face
+    start[inside:] = False
     np.cumsum(start, out=ordered)
     if ordered[-1] != expected:
         return False
-    ordered -= 1  # the OUTSIDE run, before the first start, becomes -1 again
+    ordered -= 1
+    ordered[inside:] = OUTSIDE
     names[order] = ordered
     return True
+
+
+def _radix_order(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Stable argsort of keys below 2**bits, and of -1, which sorts last.
+
+    16 bits a pass: numpy sorts 16-bit integers stably by radix, in linear time. A comparison
+    sort of the whole keys costs twice as much or more, mostly in mispredicted branches. The
+    passes cover at least bits + 1 bits, so that no key's top digit is all ones, like -1's.
+    """
+    order = keys.astype(np.uint16).argsort(kind="stable")
+    for shift in range(16, bits + 1, 16):
+        step = (keys[order] >> shift).astype(np.uint16).argsort(kind="stable")
+        order = order[step]
+    return order

@@ -111,6 +111,19 @@ class PlanarGraph:
         vals[:, :2] = self.coords
         return vals
 
+    def reserve_vertices(self, rows: int) -> None:
+        """Room for `rows` vertex rows (rows past n are spare), grown in place where possible.
+
+        realloc can often extend the table where it lies, so that old and new never coexist;
+        while a view of the table is alive that would leave the view dangling, so it is copied.
+        """
+        try:
+            self.vals.resize((rows, self.vals.shape[1]))
+        except ValueError:
+            grown = np.empty((rows, self.vals.shape[1]), dtype=np.float64)
+            grown[: self.n] = self.vals[: self.n]
+            self.vals = grown
+
     def replace_values(self, values: np.ndarray) -> None:
         """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""
         vals = self.value_table(values.shape[1])

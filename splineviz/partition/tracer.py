@@ -128,7 +128,7 @@ def _count_units(ops: Sequence[Op]) -> int:
 
 
 def _tolerances(values: np.ndarray) -> np.ndarray:
-    return REL_TOL * np.abs(values).max(axis=0)
+    return REL_TOL * np.maximum(values.max(axis=0), -values.min(axis=0))  # max |value|, without an |values| table
 
 
 def _split_units(graph: PlanarGraph, layer: int, run: _Run) -> None:
