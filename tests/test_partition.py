@@ -119,6 +119,25 @@ def test_single_output_and_class_pair_decision_boundaries():
     assert set(np.unique(p.region_classes)) <= {1, 3}
 
 
+@pytest.mark.parametrize("n_out, winner", [(1, 1), (1, 0), (2, 1), (4, 2)])
+def test_a_class_that_wins_everywhere_leaves_no_boundary(n_out, winner):
+    """No boundary in the domain: nothing to cut, and every region is a class cell of the winner."""
+    ops = random_mlp((2, 12, 12, n_out), 12)
+    bias = ops[-1].bias.copy()
+    if n_out == 1:
+        bias += 50.0 if winner else -50.0
+    else:
+        bias[winner] += 50.0
+    ops[-1] = Affine(ops[-1].weight, bias)
+    p = trace(ops, domain=BOUNDS)
+    assert p.decision_boundary.shape == (0, 2, 2)
+    cells, classes = p.class_cells()
+    assert len(cells) == p.n_regions and set(classes) == {winner}
+    assert np.isclose(sum(shapely.Polygon(c).area for c in cells), 36.0)
+    predicted = p._predict(p.outputs_at(grid(BOUNDS, 50)))  # brute force over the domain
+    assert set(np.unique(predicted)) == {winner}
+
+
 def test_max_pool_adds_argmax_boundaries():
     rng = np.random.default_rng(10)
     ops = [Affine(rng.normal(size=(9, 2)), rng.normal(size=9)), ReLU(), MaxPool(((0, 1, 2), (3, 4, 5, 6), (7, 8))),

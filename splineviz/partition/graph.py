@@ -49,7 +49,7 @@ def interpolate_rows(values: np.ndarray, a: np.ndarray, b: np.ndarray, t: np.nda
     `out` (rows of the table that will hold them) saves a copy; one temporary remains.
     """
     rows = np.take(values, a, axis=0, out=out, mode="clip")  # "clip": unbuffered, and a is in range
-    step = values[b]
+    step = values.take(b, axis=0)
     step -= rows
     step *= t[:, None]
     rows += step
@@ -157,7 +157,7 @@ class PlanarGraph:
         sign_buf = self._sign
         sign = sign_buf[:n]  # the buffer's tail holds the zero signs of the vertices this split adds
         np.subtract((level > tol).view(np.int8), (level < -tol).view(np.int8), out=sign)
-        g = sign[edges[E0: E1 + 1, :m]]  # signs at both ends of every edge
+        g = sign.take(edges[E0: E1 + 1, :m])  # signs at both ends of every edge
         crossing = (g[0] * g[1] < 0).nonzero()[0]
         zeros_exist = np.count_nonzero(sign) < n
         if crossing.size == 0 and not zeros_exist:
@@ -165,7 +165,7 @@ class PlanarGraph:
 
         # 1. cut crossing edges at the zero of the interpolated level
         c = crossing.size
-        cut = edges[:, crossing]
+        cut = edges.take(crossing, axis=1)
         ends = cut[E0: E1 + 1]
         at_ends = level[ends]
         t = at_ends[0] / (at_ends[0] - at_ends[1])

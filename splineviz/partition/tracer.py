@@ -128,7 +128,7 @@ def _count_units(ops: Sequence[Op]) -> int:
 
 
 def _tolerances(values: np.ndarray) -> np.ndarray:
-    return REL_TOL * np.maximum(values.max(axis=0), -values.min(axis=0))  # max |value|, without an |values| table
+    return REL_TOL * np.abs(values).max(axis=0)
 
 
 def _split_units(graph: PlanarGraph, layer: int, run: _Run) -> None:
@@ -208,13 +208,16 @@ def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] |
     The argmax is not part of the network's linear regions, so the cuts it needs are made on a
     copy (its faces are the class cells used for shading). One output: its sign; two: the sign of
     their difference. Otherwise a tournament over the classes, after which an edge lies on the
-    decision boundary exactly when the top two logits tie along all of it.
+    decision boundary exactly when the top two logits tie along all of it. Where one class wins
+    everywhere there is nothing to cut, and the regions are the class cells.
     """
     outputs = graph.values if classes is None else graph.values[:, list(classes)]
     if outputs.shape[1] == 2:  # two classes: the boundary is the zero set of their difference
         outputs = outputs[:, 1:] - outputs[:, :1]
-    overlay = graph.with_values(outputs)
     tol = REL_TOL * max(float(np.abs(outputs).max()), 1e-300)
+    if _one_class_everywhere(outputs, tol):
+        return graph, np.empty((0, 2, 2))
+    overlay = graph.with_values(outputs)
     if outputs.shape[1] == 1:
         overlay.split(overlay.vals[: overlay.n, 2], tol, layer, 0, zero_column=2)
     else:
@@ -223,6 +226,17 @@ def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] |
     ends = edges[E0: E1 + 1, edges[FB] != OUTSIDE]
     on = _tied(overlay.values, ends[0], ends[1], tol)
     return overlay, overlay.coords[ends[:, on].T]
+
+
+def _one_class_everywhere(outputs: np.ndarray, tol: float) -> bool:
+    """The same class wins at every vertex by more than tol, and so inside every face too.
+
+    Logits are affine inside a face and faces are convex: a margin at all corners holds between.
+    """
+    if outputs.shape[1] == 1:
+        return bool((outputs > tol).all() or (outputs < -tol).all())
+    winner = outputs.argmax(axis=1)
+    return bool((winner == winner[0]).all() and (_top_two_gap(outputs) > tol).all())
 
 
 def _top_two_gap(logits: np.ndarray) -> np.ndarray:
