@@ -171,7 +171,8 @@ def _chord_pieces(chords: _Chords, crossings: _Crossings, first_crossing: int) -
     i, j = crossings.i, crossings.j
     crossing = np.arange(first_crossing, first_crossing + x)
     chord = np.arange(k)
-    position = np.concatenate([chord, chord + 0.5, i + 0.5 * crossings.ti, j + 0.5 * crossings.tj])  # chord + half the way
+    # the chord's index plus half the way along it: ends at +0 and +0.5, crossings between
+    position = np.concatenate([chord, chord + 0.5, i + 0.5 * crossings.ti, j + 0.5 * crossings.tj])
     point = np.concatenate([chords.p, chords.q, crossing, crossing])
     line = np.concatenate([np.full(2 * k, -1), chords.unit[j], chords.unit[i]])  # the line crossing there
     order = position.argsort(kind="stable")
