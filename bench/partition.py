@@ -8,9 +8,9 @@ and then measures the growth of that peak over the repeats, and the best time.
 Each pair runs twice. Time comes from a run with the default allocator. Peak memory comes from
 a run in which glibc maps every block of a page or more on its own (MALLOC_MMAP_THRESHOLD_=4096),
 so that a freed block leaves the resident set at once: the peak is then what the tool holds at
-its peak, not which heap pages the allocator happened to reuse. With the default allocator the
-sub-MiB peak on net A moved by a quarter with nothing but the order of two imports; that number
-is still reported, in a table of its own.
+its peak. With the default allocator freed heap stays resident, so the number counts every heap
+page a run touches, which for many short-lived numpy temporaries is well above what is held at
+once; that number is reported too, in a table of its own.
 
     python bench/partition.py [--nets A B C D] [--repeats 10]
 """
@@ -143,9 +143,9 @@ def main() -> None:
         "",
         "Targets (issue 2): time ratio <= 0.3 on C and D, <= 1 on A; memory ratio <= 1/3; identical counts.",
         "",
-        "The same peak with glibc's default allocator, from the timed run. Freed heap stays resident there, so at "
-        "net A's sub-MiB sizes it mostly measures which heap pages a run happens to reuse: on A it moved by a "
-        "quarter with nothing but the order of two imports in the worker.",
+        "The same peak with glibc's default allocator, from the timed run. Freed heap stays resident there, so "
+        "the number counts every heap page a run touches rather than what it holds at once; at net A's sub-MiB "
+        "sizes that is mostly where the allocator placed short-lived temporaries.",
         "",
         "| net | peak MiB splineviz | peak MiB regioncam | memory ratio |",
         "|---|---|---|---|",
