@@ -104,11 +104,16 @@ def test_a_live_view_of_the_vertex_table_is_not_left_dangling():
     np.testing.assert_array_equal(held.edges[:, : held.m], free.edges[:, : free.m])
 
 
-def test_graphs_past_the_edge_limit_go_unit_by_unit(monkeypatch):
-    """Positions along edges are sorted as one float, exact enough only up to _MAX_EDGES edges."""
-    graph = first_layer_graph(np.eye(2), np.zeros(2))
-    monkeypatch.setattr(arrangement, "_MAX_EDGES", graph.m - 1)
+@pytest.mark.parametrize("limit", ["edges", "chords"])
+def test_graphs_past_the_index_limit_go_unit_by_unit(monkeypatch, limit):
+    """Positions along edges and chords are sorted as one float, exact enough only up to _MAX_INDEX of them."""
+    angles = np.linspace(0.1, 3.0, 6)
+    graph = first_layer_graph(np.stack([np.cos(angles), np.sin(angles)], axis=1), np.linspace(-0.3, 0.4, 6))
+    assert graph.m == 4  # the box; its 6 lines through the middle make 6 chords
+    monkeypatch.setattr(arrangement, "_MAX_INDEX", 3 if limit == "edges" else 5)
     assert not refine_by_layer(graph, tolerances(graph), layer=0)
+    monkeypatch.setattr(arrangement, "_MAX_INDEX", 6)
+    assert refine_by_layer(graph, tolerances(graph), layer=0)
 
 
 @given(st.lists(st.integers(-1, 2**40 - 1), max_size=300), st.integers(0, 22))

@@ -26,9 +26,9 @@ from .graph import E0, E1, FA, FB, LAYER, OUTSIDE, UNIT, PlanarGraph, interpolat
 
 _MAX_UNITS = 52  # sign codes are summed in float64, exact up to 2**53
 # Points are ordered along edges and chords by one float, index + fraction of the way. Below this
-# many edges its rounding can only swap points closer than 3e-11 of the way, and such points fail
-# the generic-position check anyway (a line's value there is below its tolerance).
-_MAX_EDGES = 2**16
+# many edges and chords its rounding can only swap points closer than 3e-11 of the way, and such
+# points fail the generic-position check anyway (a line's value there is below its tolerance).
+_MAX_INDEX = 2**16
 
 
 class _Cuts(NamedTuple):
@@ -78,7 +78,7 @@ class _Layout(NamedTuple):
 def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int) -> bool:
     """Cut every face along the zero sets of all value columns (the layer's units), or return False."""
     w = tol.size
-    if w > _MAX_UNITS or w + int(graph.n_faces).bit_length() > 62 or graph.m > _MAX_EDGES:
+    if w > _MAX_UNITS or w + int(graph.n_faces).bit_length() > 62 or graph.m > _MAX_INDEX:
         return False
     layout = _lay_out(graph, tol)
     if isinstance(layout, bool):
@@ -99,7 +99,7 @@ def _lay_out(graph: PlanarGraph, tol: np.ndarray) -> _Layout | bool:
     if cuts.edge.size == 0:
         return True
     chords = _pair_cuts(graph, cuts, tol.size)
-    if chords is None:
+    if chords is None or chords.face.size > _MAX_INDEX:
         return False
     crossings = _cross_chords(z, cuts, chords, graph.n, tol)
     if crossings is None:
