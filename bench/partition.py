@@ -101,7 +101,7 @@ def _worker(tool: str, net: str, repeats: int, env: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", nargs="+", default=["A", "B", "C", "D"])
-    parser.add_argument("--repeats", type=int, default=10, help="best of N (D runs once)")
+    parser.add_argument("--repeats", type=int, default=10, help="best of at least N, half a second on fast nets (D runs once)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     import numpy
