@@ -131,15 +131,12 @@ def main() -> None:
         "in a second run with every block of a page or more mapped on its own (MALLOC_MMAP_THRESHOLD_=4096), so "
         "that freed memory leaves the resident set at once and the peak is what the tool holds.",
         "",
-        "| net | regions (splineviz) | regions (regioncam) | time splineviz | time regioncam | time ratio | "
-        "peak MiB splineviz | peak MiB regioncam | memory ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        o, p = r["ours"], r["peer"]
-        lines.append(f"| {r['net']} | {o['regions']:,} | {p['regions']:,} | {o['time']:.4f} s | {p['time']:.4f} s | "
-                     f"{r['time_ratio']:.2f} | {_mib(o['peak_mib'])} | {_mib(p['peak_mib'])} | {r['mem_ratio']:.2f} |")
-    lines += [
+        *_markdown_table(
+            ["net", "regions (splineviz)", "regions (regioncam)", "time splineviz", "time regioncam", "time ratio",
+             "peak MiB splineviz", "peak MiB regioncam", "memory ratio"],
+            [[r["net"], f"{r['ours']['regions']:,}", f"{r['peer']['regions']:,}", f"{r['ours']['time']:.4f} s",
+              f"{r['peer']['time']:.4f} s", f"{r['time_ratio']:.2f}", _mib(r["ours"]["peak_mib"]),
+              _mib(r["peer"]["peak_mib"]), f"{r['mem_ratio']:.2f}"] for r in rows]),
         "",
         "Targets (issue 2): time ratio <= 0.3 on C and D, <= 1 on A; memory ratio <= 1/3; identical counts.",
         "",
@@ -147,16 +144,18 @@ def main() -> None:
         "the number counts every heap page a run touches rather than what it holds at once; at net A's sub-MiB "
         "sizes that is mostly where the allocator placed short-lived temporaries.",
         "",
-        "| net | peak MiB splineviz | peak MiB regioncam | memory ratio |",
-        "|---|---|---|---|",
+        *_markdown_table(
+            ["net", "peak MiB splineviz", "peak MiB regioncam", "memory ratio"],
+            [[r["net"], _mib(r["ours"]["default_peak_mib"]), _mib(r["peer"]["default_peak_mib"]),
+              f"{r['default_mem_ratio']:.2f}"] for r in rows]),
+        "",
     ]
-    for r in rows:
-        o, p = r["ours"], r["peer"]
-        lines.append(f"| {r['net']} | {_mib(o['default_peak_mib'])} | {_mib(p['default_peak_mib'])} | "
-                     f"{r['default_mem_ratio']:.2f} |")
-    lines.append("")
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *rows]]
 
 
 def _mib(value: float) -> str:
