@@ -144,30 +144,42 @@ def _figure(ctx: Context, rows: list[dict], toy: list[dict]) -> None:
     from plotly.subplots import make_subplots
 
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    fig = make_subplots(rows=1, cols=len(settings) + 1, subplot_titles=[
-        f"{s}: accuracy after retraining (mean ± sd)" for s in settings] + ["toy: window-3 maximum per seed"])
+    fig = make_subplots(rows=1, cols=len(settings) + 1, horizontal_spacing=0.07, subplot_titles=[
+        f"{s}: test accuracy after retraining" for s in settings] +
+        ["toy: largest distance to the previous 3 epochs<br>(dotted: thresholds " +
+         ", ".join(map(str, TOY_THRESHOLDS)) + ")"])
     for col, setting in enumerate(settings, start=1):
         sel = [r for r in rows if r["setting"] == setting]
-        for variant, colour in (("node", METHOD_COLOURS["node"]), ("random", METHOD_COLOURS["random"])):
-            pts = [r for r in sel if r["variant"] == variant and r["rule"] != "dense"]
-            fig.add_trace(go.Scatter(x=[r["ticket_mean"] for r in pts], y=[r["acc_mean"] for r in pts],
-                                     error_y=dict(type="data", array=[r["acc_sd"] for r in pts]),
-                                     text=[r["rule"] for r in pts], textposition="top center",
-                                     mode="markers+text", marker=dict(size=10, color=colour),
-                                     name=f"{variant} pruning at the ticket", legendgroup=variant,
-                                     showlegend=col == 1), row=1, col=col)
-        dense = next(r for r in sel if r["rule"] == "dense")
-        fig.add_hline(y=dense["acc_mean"], line=dict(color="black", dash="dash"), row=1, col=col)
-        fig.update_xaxes(title_text="epoch pruned at (mean over seeds)", row=1, col=col)
-        fig.update_yaxes(title_text="test accuracy", row=1, col=col)
+        labels = {}
+        for r in sel:
+            if r["rule"] == "dense":
+                when = ""
+            elif np.isnan(r["ticket_mean"]):
+                when = "<br>never fired"
+            else:
+                when = f"<br>epoch {r['ticket_mean']:.1f}, fired {r['fired']}"
+            labels[r["rule"]] = f"{r['rule']}{when}"
+        for variant, colour in (("dense", METHOD_COLOURS["dense"]), ("node", METHOD_COLOURS["node"]),
+                                ("random", METHOD_COLOURS["random"])):
+            pts = [r for r in sel if r["variant"] == variant]
+            fig.add_trace(go.Bar(x=[labels[r["rule"]] for r in pts], y=[r["acc_mean"] for r in pts],
+                                 error_y=dict(type="data", array=[r["acc_sd"] for r in pts]),
+                                 name={"dense": "dense (no pruning)", "node": f"node pruning, {SPARSITY:.0%}",
+                                       "random": f"random units, {SPARSITY:.0%}"}[variant],
+                                 marker_color=colour, legendgroup=variant, showlegend=col == 1), row=1, col=col)
+        accs = [r["acc_mean"] - r["acc_sd"] for r in sel if not np.isnan(r["acc_mean"])]
+        fig.update_yaxes(title_text="test accuracy (mean ± sd over seeds)", range=[max(min(accs) - 0.05, 0), 1.0],
+                         row=1, col=col)
+        fig.update_xaxes(title_text="where the net was pruned", row=1, col=col)
     col = len(settings) + 1
-    for o in toy:
-        fig.add_trace(go.Scatter(y=o["window_max"], mode="lines", showlegend=False, line=dict(width=1)), row=1,
-                      col=col)
+    for k, o in enumerate(toy):
+        fig.add_trace(go.Scatter(y=o["window_max"], mode="lines", name=f"toy seed {k}", showlegend=False,
+                                 line=dict(width=1)), row=1, col=col)
     for t in TOY_THRESHOLDS:
-        fig.add_hline(y=t, line=dict(color="grey", dash="dot"), annotation_text=str(t), row=1, col=col)
+        fig.add_hline(y=t, line=dict(color="grey", dash="dot"), row=1, col=col)
     fig.update_xaxes(title_text="epoch", row=1, col=col)
-    fig.update_yaxes(title_text="spline distance", type="log", row=1, col=col)
-    fig.update_layout(title=f"Early-bird tickets pruned ({SPARSITY:.0%} of units) and retrained vs pruning at the end "
-                            "(dashed: dense)", width=1600, height=540)
+    fig.update_yaxes(title_text="spline distance (log)", type="log", row=1, col=col)
+    fig.update_layout(title=f"Early-bird tickets pruned and retrained for the rest of the budget vs pruning the "
+                            "trained net (then fine-tuned for a quarter of it)", barmode="group", width=1750,
+                      height=600, legend=dict(orientation="h", y=-0.28))
     ctx.figure(fig, "eb_validation")

@@ -65,7 +65,7 @@ def seed_task(seed: int, quick: bool, progress: Callable | None = None,
     if quick:
         data, hidden, epochs = mnist(n=500, seed=seed), (32, 32, 32), 9
     else:
-        data, hidden, epochs = mnist(seed=seed), (256, 256, 256), 40
+        data, hidden, epochs = mnist(seed=seed), (256, 256, 256), 30
     config = TrainConfig(epochs=epochs, lr=0.02, momentum=0.9, batch_size=32, seed=seed)
     factory = lambda: mlp(data.in_features, hidden, data.n_classes, seed=seed)  # noqa: E731 - for snapshots
     n = len(data.x_train)

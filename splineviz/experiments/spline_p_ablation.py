@@ -38,7 +38,7 @@ def seed_task(seed: int, quick: bool, progress: Callable | None = None,
         data, hidden, p_values, epochs = make_dataset("spirals", n=300, seed=seed), (16, 16), (0.5, 0.9), (15, 3)
         probe = grid_probe(data.bounds, 100)
     else:
-        data, hidden, p_values, epochs = mnist(seed=seed), (256, 256), P_VALUES, (40, 5)
+        data, hidden, p_values, epochs = mnist(seed=seed), (256, 256), P_VALUES, (30, 5)
         probe = None
     config, tune = (TrainConfig(epochs=e, lr=0.02, momentum=0.9, batch_size=32, seed=seed) for e in epochs)
     dense = fit(mlp(data.in_features, hidden, data.n_classes, seed=seed), data, config, cancel=cancel).model
