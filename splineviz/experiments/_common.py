@@ -86,6 +86,16 @@ class Context:
         n = self.n_seeds or (quick if self.quick else full)
         return list(range(self.seed, self.seed + n))
 
+    def per_seed(self, fn: Callable[..., Any], full: int = 5, quick: int = 2,
+                 span: tuple[float, float] = (0.0, 1.0)) -> tuple[list[Any], list[dict[str, Any]]]:
+        """``fn(seed=s, quick=...)`` for every seed (see ``seeds``); returns the outputs and all their ``"rows"``,
+        which are also written as the ``NAME_runs`` table (one row per seed and setting)."""
+        tasks = [dict(seed=s, quick=self.quick) for s in self.seeds(full, quick)]
+        out = self.map(fn, tasks, lambda t: f"seed {t['seed']}", span)
+        raw = [row for o in out for row in o["rows"]]
+        self.table(raw, f"{self.name}_runs", main=False)
+        return out, raw
+
     def map(self, fn: Callable[..., Any], tasks: Sequence[Mapping[str, Any]], describe: Callable[[Mapping], str],
             span: tuple[float, float] = (0.0, 1.0)) -> list[Any]:
         """``fn(**task)`` for every task, in order, on the configured executor (see the module docstring).

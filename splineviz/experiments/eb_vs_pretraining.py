@@ -99,12 +99,10 @@ def seed_task(seed: int, quick: bool, progress: Callable | None = None,
 
 
 def run(ctx: Context) -> None:
-    seeds = ctx.seeds(full=5, quick=2)
-    out = ctx.map(seed_task, [dict(seed=s, quick=ctx.quick) for s in seeds], lambda t: f"seed {t['seed']}")
-    raw = [row for o in out for row in o["rows"]]
-    ctx.table(raw, "eb_vs_pretraining_runs", main=False)
+    out, raw = ctx.per_seed(seed_task)
     rows = summarise(raw, ["method", "sparsity"], ["achieved", "ticket_epoch", "test_acc", "relative_cost"])
     ctx.table(rows, "eb_vs_pretraining")
+    seeds = sorted({r["seed"] for r in raw})
     _figure(ctx, rows, out[0]["model"], len(seeds))
     se = binomial_se(rows[0]["test_acc_mean"], raw[0]["n_test"])
     ctx.result.summary = "; ".join(f"{_label(r)}: acc {r['test_acc_mean']:.3f} ± {r['test_acc_sd']:.3f} at "

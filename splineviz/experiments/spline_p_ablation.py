@@ -64,10 +64,8 @@ def seed_task(seed: int, quick: bool, progress: Callable | None = None,
 
 
 def run(ctx: Context) -> None:
-    seeds = ctx.seeds(full=5, quick=2)
-    out = ctx.map(seed_task, [dict(seed=s, quick=ctx.quick) for s in seeds], lambda t: f"seed {t['seed']}")
-    raw = [row for o in out for row in o["rows"]]
-    ctx.table(raw, "spline_p_ablation_runs", main=False)
+    out, raw = ctx.per_seed(seed_task)
+    seeds = sorted({r["seed"] for r in raw})
     rows = summarise(raw, ["P", "method", "scope"], ["sparsity", "change", "acc_pruned", "acc", "dense_acc"])
     ctx.table(rows, "spline_p_ablation")
     _figure(ctx, raw, out[0]["model"])

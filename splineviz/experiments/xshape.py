@@ -112,11 +112,8 @@ def seed_task(seed: int, quick: bool, progress: Callable | None = None,
 
 
 def run(ctx: Context) -> None:
-    seeds = ctx.seeds(full=5, quick=2)
-    out = ctx.map(seed_task, [dict(seed=s, quick=ctx.quick) for s in seeds], lambda t: f"seed {t['seed']}",
-                  span=(0.0, 0.95))
-    raw = [row for o in out for row in o["rows"]]
-    ctx.table(raw, "xshape_runs", main=False)
+    out, raw = ctx.per_seed(seed_task, span=(0.0, 0.95))
+    seeds = sorted({r["seed"] for r in raw})
     rows = summarise(raw, ["method", "scope", "sparsity"], ["achieved", "acc_pruned", "acc", "n_regions"],
                      ["x_pruned", "x_shaped"])
     ctx.table(rows, "xshape")
