@@ -102,11 +102,11 @@ def _ops(model: Any, plane: Plane | None, input_shape: Any, bounds: Any) -> list
     from .nets import to_ops
 
     if input_shape is not None or plane is None:
-        shape = input_shape
-        if input_shape is not None and plane is not None and math.prod(np.atleast_1d(input_shape)) != plane.dim:
-            raise ValueError(f"input_shape {tuple(np.atleast_1d(input_shape))} holds "
-                             f"{math.prod(np.atleast_1d(input_shape))} values but the plane has {plane.dim}")
-        return to_ops(model, shape)
+        size = math.prod(np.atleast_1d(input_shape)) if input_shape is not None else None
+        if size is not None and plane is not None and size != plane.dim:
+            raise ValueError(f"input_shape {tuple(int(n) for n in np.atleast_1d(input_shape))} holds {size} values "
+                             f"but the plane has {plane.dim}")
+        return to_ops(model, input_shape)
     shape = plane.image_shape or (plane.dim,)
     try:
         return to_ops(model, shape)
