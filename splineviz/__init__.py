@@ -7,7 +7,7 @@ one-input networks), `animate` (a plotly Figure with a frame per model or traini
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -15,9 +15,6 @@ from .partition import Partition, Plane, trace as trace_ops
 from .partition.domain import DEFAULT_BOUNDS
 from .partition.interval import IntervalPartition, trace_interval
 from .partition.ops import NONLINEAR, Affine, Op, normalize
-
-if TYPE_CHECKING:
-    from .plot import animate
 
 
 def trace(model: Any, bounds: Sequence[float] | np.ndarray | None = None, plane: Plane | None = None,
@@ -123,13 +120,14 @@ def _show(bounds: Any) -> str:
     return str(np.asarray(bounds).tolist())
 
 
-def __getattr__(name: str) -> Any:
-    """`animate` lives in splineviz.plot, imported on first use so that ``import splineviz`` does not load plotly."""
-    if name == "animate":
-        from .plot import animate
+def animate(models_or_snapshots: Any, **options: Any) -> Any:
+    """A plotly Figure with one frame per model or snapshot and a slider: `splineviz.plot.animate`.
 
-        return animate
-    raise AttributeError(f"module 'splineviz' has no attribute {name!r}")
+    plotly is imported on first use, so that ``import splineviz`` does not load it.
+    """
+    from .plot import animate as animate_figure
+
+    return animate_figure(models_or_snapshots, **options)
 
 
 __all__ = ["DEFAULT_BOUNDS", "IntervalPartition", "Partition", "Plane", "animate", "trace", "trace_interval"]
