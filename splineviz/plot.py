@@ -17,9 +17,8 @@ from plotly.colors import qualitative
 
 from .partition import Partition
 from .partition.interval import IntervalPartition
+from .svg import CLASS_COLORS, LAYER_COLORS  # one palette for figures and SVG files
 
-LAYER_COLORS = qualitative.D3
-CLASS_COLORS = qualitative.Pastel1
 POINT_COLORS = qualitative.Set1
 Result = Partition | IntervalPartition
 

@@ -13,6 +13,7 @@ import numpy as np
 from .partition import Partition
 from .partition.interval import IntervalPartition
 
+# plotly's D3 and Pastel1 palettes, so that SVG files look like the notebook figures
 LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 CLASS_COLORS = ("#fbb4ae", "#b3cde3", "#ccebc5", "#decbe4", "#fed9a6", "#ffffcc", "#e5d8bd", "#fddaec")
 OUTPUT_COLORS = ("#222222", "#636efa", "#ef553b", "#00cc96")

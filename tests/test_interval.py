@@ -173,8 +173,10 @@ def test_errors_budget_progress_and_cancel():
         trace_interval([Affine(np.ones((2, 1)), np.zeros(2)), MaxPool(((0, 1),)), Affine([[1.0]], [0.0])])
     with pytest.raises(ValueError, match="decision_classes"):
         trace_interval(ops, (-1, 1), decision_classes=(0, 0))
-    with pytest.raises(PartitionBudgetError, match="budget of 3"):
+    with pytest.raises(PartitionBudgetError, match="budget of 3 pieces"):
         trace_interval(ops, (-3, 3), budget=3)
+    with pytest.raises(PartitionBudgetError, match="or 0 MiB"):
+        trace_interval(ops, (-3, 3), max_bytes=1000)
     seen = []
     trace_interval(ops, (-3, 3), progress=lambda f, m: seen.append(f))
     assert len(seen) == 40 and seen[-1] == 1.0 and seen == sorted(seen)

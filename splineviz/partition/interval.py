@@ -22,6 +22,7 @@ from .ops import Affine, LeakyReLU, MaxPool, Op, ReLU, apply, normalize
 BORDER = -1  # layer label of the interval's two ends
 REL_TOL = 1e-10  # as in the 2-D tracer: values this close to zero, relative to the unit's range, are zero
 DEFAULT_BUDGET = 2_000_000
+DEFAULT_MAX_BYTES = 6 * 2**30
 DEFAULT_INTERVAL = (-3.0, 3.0)  # the x-range of splineviz.partition.domain.DEFAULT_BOUNDS
 
 Progress = Optional[Callable[[float, str], None]]
@@ -30,7 +31,7 @@ Cancel = Optional[Callable[[], bool]]
 
 def trace_interval(ops: Sequence[Op], bounds: Sequence[float] = DEFAULT_INTERVAL, budget: int = DEFAULT_BUDGET,
                    decision_classes: tuple[int, int] | None = None, progress: Progress = None,
-                   cancel: Cancel = None) -> IntervalPartition:
+                   cancel: Cancel = None, max_bytes: int = DEFAULT_MAX_BYTES) -> IntervalPartition:
     """Exact partition of a one-input network on the interval ``bounds = (lo, hi)``.
 
     Parameters
@@ -39,8 +40,9 @@ def trace_interval(ops: Sequence[Op], bounds: Sequence[float] = DEFAULT_INTERVAL
         ``[Affine, ReLU | LeakyReLU, Affine, ...]`` whose first affine map takes one input.
     bounds
         The interval ``(lo, hi)`` with ``lo < hi``, both finite.
-    budget
-        Most pieces allowed; ``PartitionBudgetError`` beyond.
+    budget, max_bytes
+        Most pieces, and most bytes for the knots' value table, allowed; ``PartitionBudgetError`` beyond (the
+        same options as the 2-D tracer, so callers can pass one set of limits).
     decision_classes
         Two outputs whose winner defines the decision points; default: sign of a single output, else argmax.
     progress, cancel
@@ -86,9 +88,11 @@ def trace_interval(ops: Sequence[Op], bounds: Sequence[float] = DEFAULT_INTERVAL
         for unit in range(z.shape[1]):
             knots.cut(unit, len(widths))
             done += 1
-            if len(knots) - 1 > budget:
-                raise PartitionBudgetError(f"the partition passed the budget of {budget:,} pieces at layer {layer}, "
-                                           f"unit {unit}; trace a shorter interval or smaller network, or raise it")
+            if len(knots) - 1 > budget or knots.z.nbytes > max_bytes:
+                raise PartitionBudgetError(
+                    f"the partition passed the budget of {budget:,} pieces or {max_bytes / 2**20:,.0f} MiB at layer "
+                    f"{layer}, unit {unit} ({len(knots) - 1:,} pieces, {knots.z.nbytes / 2**20:,.1f} MiB); trace a "
+                    "shorter interval or a smaller network, or raise the limits")
             if cancel is not None and cancel():
                 raise Cancelled(f"tracing cancelled at layer {layer}, unit {unit}")
             if progress is not None:
