@@ -129,3 +129,22 @@ def test_errors(saved, tmp_path, args, message):
 def test_model_errors_are_the_apps(saved, tmp_path, model, message):
     done = run("trace", saved.get(model, tmp_path / "missing.pt"), "--out", tmp_path / "p.svg")
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_ctrl_c_cancels_a_long_trace(tmp_path):
+    """SIGINT once the progress bar has started: exit code 130, a message, and no output file."""
+    import signal
+
+    model = tmp_path / "wide.pt"
+    torch.save(mlp(2, (256, 256, 256), 2).state_dict(), model)
+    out = tmp_path / "p.geojson"
+    proc = subprocess.Popen([sys.executable, "-m", "splineviz", "trace", str(model), "--out", str(out),
+                             "--progress", "always"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=False)
+    try:
+        assert proc.stderr.read(1) == b"\r"  # the first progress report
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and b"cancelled" in err and not out.exists()

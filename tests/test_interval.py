@@ -182,3 +182,26 @@ def test_errors_budget_progress_and_cancel():
     assert len(seen) == 40 and seen[-1] == 1.0 and seen == sorted(seen)
     with pytest.raises(Cancelled):
         trace_interval(ops, (-3, 3), cancel=lambda: True)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**16), st.lists(st.sampled_from(["copy", "negate", "scale", "zero", "end"]), max_size=6))
+def test_degenerate_deeper_layers_match_brute_force(seed, changes):
+    """Second-layer units copied, negated, scaled, zeroed, or with a knot pinned to an end of the interval."""
+    rng = np.random.default_rng(seed)
+    first = Affine(rng.normal(size=(6, 1)), rng.normal(size=6))
+    w, b = rng.normal(size=(6, 6)), rng.normal(size=6)
+    for i, change in enumerate(changes):
+        if change == "copy":
+            w[i], b[i] = w[-1], b[-1]
+        elif change == "negate":
+            w[i], b[i] = -w[-1], -b[-1]
+        elif change == "scale":
+            w[i], b[i] = 3.0 * w[-1], 3.0 * b[-1]
+        elif change == "zero":
+            w[i], b[i] = 0.0, 0.0
+        else:  # unit i is exactly zero at the left end of the interval
+            b[i] = -w[i] @ np.maximum(first.weight[:, 0] * -2.0 + first.bias, 0.0)
+    ops = [first, ReLU(), Affine(w, b), ReLU(), Affine(rng.normal(size=(2, 6)), rng.normal(size=2))]
+    p = trace_interval(ops, (-2, 2))
+    assert_matches_brute_force(p, ops)
