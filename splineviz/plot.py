@@ -270,7 +270,7 @@ def _title(p: Result, name: str | None = None) -> str:
 def _layout_2d(p: Partition, title: str | None) -> go.Layout:
     xs, ys = p.vertices[:, 0], p.vertices[:, 1]
     axis = ("a", "b") if p.plane is not None else ("x1", "x2")
-    return go.Layout(title=title or _title(p), template="plotly_white", width=640, height=600,
+    return go.Layout(title=title or _title(p), template="plotly_white", width=640, height=640,
                      xaxis=dict(title=axis[0], range=[xs.min(), xs.max()], constrain="domain"),
                      yaxis=dict(title=axis[1], range=[ys.min(), ys.max()], scaleanchor="x", constrain="domain"))
 
@@ -281,7 +281,7 @@ def _layout_1d(p: IntervalPartition, title: str | None, y_range: tuple[float, fl
 
 
 def _slider(names: Sequence[str], duration: int) -> dict:
-    return dict(active=0, currentvalue=dict(prefix=""), pad=dict(t=40), steps=[
+    return dict(active=0, currentvalue=dict(prefix=""), x=0.2, len=0.8, y=0, yanchor="top", pad=dict(t=50), steps=[
         dict(label=name, method="animate",
              args=[[name], dict(mode="immediate", frame=dict(duration=duration, redraw=True),
                                 transition=dict(duration=0))])
@@ -291,7 +291,7 @@ def _slider(names: Sequence[str], duration: int) -> dict:
 def _play_buttons(duration: int) -> dict:
     play = dict(frame=dict(duration=duration, redraw=True), fromcurrent=True, transition=dict(duration=0))
     pause = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
-    return dict(type="buttons", direction="left", x=0, y=0, xanchor="left", yanchor="top", pad=dict(t=40, r=10),
+    return dict(type="buttons", direction="left", x=0.2, y=0, xanchor="right", yanchor="top", pad=dict(t=80, r=10),
                 buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                          dict(label="❚❚ Pause", method="animate", args=[[None], pause])])
 
