@@ -67,21 +67,23 @@ def trace(model: Any, bounds: Sequence[float] | np.ndarray | None = None, plane:
     >>> q.n_regions == len(q.knots()) + 1
     True
     """
-    if bounds is not None and np.ndim(bounds) == 1 and len(bounds) == 2 and plane is not None:
+    interval = bounds is not None and np.ndim(bounds) == 1 and len(bounds) == 2
+    if interval and plane is not None:
         raise ValueError("bounds=(lo, hi) is an interval, for networks with one input; a plane is traced on "
                          "plane coordinates (amin, amax, bmin, bmax)")
-    ops = _ops(model, plane, input_shape, bounds)
+    ops = _ops(model, plane, input_shape, one_input=interval)
     n_in = ops[0].in_features  # type: ignore[union-attr]
     if plane is not None:
         if plane.dim != n_in:
             raise ValueError(f"the model takes {n_in} inputs but the plane lives in {plane.dim} dimensions")
         return trace_ops(ops, DEFAULT_BOUNDS if bounds is None else bounds, plane=plane, **options)
     if n_in == 1:
-        if bounds is not None and np.size(bounds) != 2:
-            raise ValueError(f"this network takes one input: give an interval bounds=(lo, hi), not {_show(bounds)}")
+        if bounds is not None and not interval:
+            raise ValueError("this network takes one input: give an interval bounds=(lo, hi), not "
+                             f"{np.asarray(bounds).tolist()}")
         return trace_interval(ops, DEFAULT_BOUNDS[:2] if bounds is None else bounds, **options)
     if n_in == 2:
-        if bounds is not None and np.ndim(bounds) == 1 and len(bounds) == 2:
+        if interval:
             raise ValueError("bounds=(lo, hi) is an interval, for networks with one input; this one takes 2: give "
                              "(xmin, xmax, ymin, ymax) or a convex polygon's corners")
         return trace_ops(ops, DEFAULT_BOUNDS if bounds is None else bounds, **options)
@@ -89,12 +91,12 @@ def trace(model: Any, bounds: Sequence[float] | np.ndarray | None = None, plane:
                      "(img0, img1) or Plane.through_points(p0, p1, p2)")
 
 
-def _ops(model: Any, plane: Plane | None, input_shape: Any, bounds: Any) -> list[Op]:
+def _ops(model: Any, plane: Plane | None, input_shape: Any, one_input: bool) -> list[Op]:
     """Normalized ops for `model`, its input shape taken from `input_shape`, else the plane's images."""
     if isinstance(model, (list, tuple)) and all(isinstance(op, (Affine, *NONLINEAR)) for op in model):
         width = math.prod(np.atleast_1d(input_shape)) if input_shape is not None else None
         if width is None:  # only consulted when the ops start with a nonlinearity
-            width = plane.dim if plane is not None else (1 if np.size(bounds) == 2 else 2)
+            width = plane.dim if plane is not None else (1 if one_input else 2)
         return normalize(model, int(width))
     from .nets import to_ops
 
@@ -114,10 +116,6 @@ def _ops(model: Any, plane: Plane | None, input_shape: Any, bounds: Any) -> list
             if len(shape) == 1 else ""
         raise ValueError(f"the plane's points are shaped {'x'.join(map(str, shape))}{flat}, which does not fit "
                          f"the model: {e}") from e
-
-
-def _show(bounds: Any) -> str:
-    return str(np.asarray(bounds).tolist())
 
 
 def animate(models_or_snapshots: Any, **options: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import Cancelled, PartitionBudgetError
-from .ops import Affine, LeakyReLU, MaxPool, Op, ReLU, apply, normalize
+from .ops import Affine, MaxPool, Op, apply, normalize
 
 BORDER = -1  # layer label of the interval's two ends
 REL_TOL = 1e-10  # as in the 2-D tracer: values this close to zero, relative to the unit's range, are zero
@@ -73,6 +73,7 @@ def trace_interval(ops: Sequence[Op], bounds: Sequence[float] = DEFAULT_INTERVAL
         raise ValueError("max pooling is not supported on one-input networks; the interval tracer takes Affine, "
                          "ReLU and LeakyReLU ops")
     lo, hi = _interval(bounds)
+    pair = _decision_pair(decision_classes, ops[-1].out_features)  # type: ignore[union-attr]
     x = np.array([lo, hi])
     z = apply(ops[0], x[:, None])
     layer_of = np.array([BORDER, BORDER])
@@ -86,7 +87,7 @@ def trace_interval(ops: Sequence[Op], bounds: Sequence[float] = DEFAULT_INTERVAL
         layer = len(widths)
         knots = _Knots(x, z)
         for unit in range(z.shape[1]):
-            knots.cut(unit, len(widths))
+            knots.cut(unit, layer)
             done += 1
             if len(knots) - 1 > budget or knots.z.nbytes > max_bytes:
                 raise PartitionBudgetError(
@@ -97,13 +98,13 @@ def trace_interval(ops: Sequence[Op], bounds: Sequence[float] = DEFAULT_INTERVAL
                 raise Cancelled(f"tracing cancelled at layer {layer}, unit {unit}")
             if progress is not None:
                 progress(done / max(units, 1), f"layer {layer}: unit {unit + 1}, {len(knots) - 1:,} pieces")
-        x, z, new_layer, new_unit = knots.sorted()
-        layer_of = np.concatenate([layer_of, new_layer])[knots.order]
-        unit_of = np.concatenate([unit_of, new_unit])[knots.order]
+        order, x, z, new_layer, new_unit = knots.sorted()
+        layer_of = np.concatenate([layer_of, new_layer])[order]
+        unit_of = np.concatenate([unit_of, new_unit])[order]
         z = apply(op, z)
         widths.append(knots.width)
         counts.append(len(x) - 1)
-    return IntervalPartition(ops, x, layer_of, unit_of, z, widths, counts, _decision_pair(decision_classes, z.shape[1]))
+    return IntervalPartition(ops, x, layer_of, unit_of, z, widths, counts, pair)
 
 
 def _count_units(ops: Sequence[Op]) -> int:
@@ -151,8 +152,7 @@ class _Knots:
         self.z[:, :n] = z.T
         self.next = np.empty(len(self.x), dtype=np.int64)
         self.next[:n] = np.append(np.arange(1, n), -1)  # knots arrive sorted; the last has no right neighbour
-        self.tol = REL_TOL * np.abs(z).max(axis=0) if n else np.zeros(self.width)
-        self.first_new = n
+        self.tol = REL_TOL * np.abs(z).max(axis=0)
         self.layer: list[np.ndarray] = []
         self.unit: list[np.ndarray] = []
 
@@ -197,15 +197,15 @@ class _Knots:
         self.n += count
         return new
 
-    def sorted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(x, values (knots, units), layer and unit labels of the new knots) in increasing x; sets self.order."""
-        self.order = np.argsort(self.x[: self.n], kind="stable")
-        x = self.x[self.order]
+    def sorted(self) -> tuple[np.ndarray, ...]:
+        """(order, x, values (knots, units)) in increasing x, and the layer and unit labels of the new knots."""
+        order = np.argsort(self.x[: self.n], kind="stable")
+        x = self.x[order]
         if not (np.diff(x) > 0).all():
             raise AssertionError("interval knots are not strictly increasing; this is a bug")
         labels = (np.concatenate(self.layer or [np.empty(0, np.int64)]),
                   np.concatenate(self.unit or [np.empty(0, np.int64)]))
-        return x, self.z[:, self.order].T, *labels
+        return order, x, self.z[:, order].T, *labels
 
 
 class IntervalPartition:
