@@ -74,9 +74,22 @@ class LocalJobManager(DiskcacheManager):
         return process.pid
 
     def terminate_job(self, job: Any) -> None:
+        import psutil
+
         if job is not None:
             self.handle.set(self.CANCELLED + str(job), True, expire=RESULT_EXPIRY_S)
-        super().terminate_job(job)
+        try:
+            super().terminate_job(job)
+        except psutil.NoSuchProcess:
+            pass  # it ended (and was reaped) between Dash's existence check and the kill
+
+    def _alive(self, job: Any) -> bool:
+        import psutil
+
+        try:
+            return super().job_running(job)
+        except psutil.NoSuchProcess:
+            return False  # reaped between Dash's existence check and its status read
 
     def job_running(self, job: Any) -> bool:
         # A dead process may have written its result after the poll read nothing: keep the client polling once
@@ -85,7 +98,7 @@ class LocalJobManager(DiskcacheManager):
 
     def get_result(self, key: str, job: Any) -> Any:
         result = super().get_result(key, job)
-        if result is not self.UNDEFINED or job is None or super().job_running(job):
+        if result is not self.UNDEFINED or job is None or self._alive(job):
             return result
         result = super().get_result(key, job)  # the process has ended: whatever it wrote is there now
         if result is not self.UNDEFINED or self.handle.get(self.CANCELLED + str(job)) is not None:
