@@ -82,6 +82,25 @@ class DashClient:
             raise LookupError(f"{len(found)} callbacks write {output} (trigger {trigger}); expected one")
         return found[0]
 
+    def initial_values(self) -> dict[str, Any]:
+        """Every component's initial property values from /_dash-layout, as "id.prop" -> value."""
+        values: dict[str, Any] = {}
+
+        def walk(node: Any) -> None:
+            if isinstance(node, list):
+                for item in node:
+                    walk(item)
+            elif isinstance(node, dict) and "props" in node:
+                props = node["props"]
+                if isinstance(props.get("id"), str):
+                    values.update({f"{props['id']}.{k}": v for k, v in props.items() if k not in ("id", "children")})
+                walk(props.get("children"))
+
+        response = self.get("/_dash-layout")
+        response.raise_for_status()
+        walk(response.json())
+        return values
+
     def payload(self, dep: dict[str, Any], values: dict[str, Any], changed: Iterable[str]) -> dict[str, Any]:
         """The request body for callback ``dep`` with inputs and state taken from ``values`` ("id.prop" -> value)."""
         def fill(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
