@@ -123,6 +123,16 @@ def run_all(url: str, tags: list[str], seconds: float):
     return pool, [pool.submit(start_job, url, tag, seconds) for tag in tags]
 
 
+def kill_while_running(url: str, jobs: JobLog, tag: str) -> Outcome:
+    """Start a long job, kill -9 the process running it (as the out-of-memory killer would), poll it to the end."""
+    pool, (future,) = run_all(url, [tag], 60.0)
+    wait_for(lambda: jobs.starts()[tag], 60, message="the job to start")
+    os.kill(jobs.pid(tag), signal.SIGKILL)
+    outcome = future.result()
+    pool.shutdown()
+    return outcome
+
+
 def zombies(web: Service) -> list:
     return [p for p in web.children() if _status(p) == "zombie"]
 
@@ -149,11 +159,7 @@ def test_local_jobs_finish_across_two_workers_and_leave_no_zombies(disk_web, job
 
 def test_a_killed_job_process_is_reported_lost(disk_web, jobs: JobLog) -> None:
     web, url = disk_web
-    pool, (future,) = run_all(url, ["diskkill"], 60.0)
-    wait_for(lambda: jobs.starts()["diskkill"], 60, message="the job to start")
-    os.kill(jobs.pid("diskkill"), signal.SIGKILL)
-    outcome = future.result()
-    pool.shutdown()
+    outcome = kill_while_running(url, jobs, "diskkill")
     assert answer(outcome).startswith("lost: its process ended without a result"), answer(outcome)
     assert jobs.ends()["diskkill"] == 0
     wait_for(lambda: not zombies(web), 20, message="the killed job reaped")
@@ -175,11 +181,7 @@ def test_a_broker_reconnect_does_not_run_a_task_twice(celery_web, workers, redis
 def test_a_killed_worker_process_is_reported_lost(celery_web, workers, jobs: JobLog) -> None:
     _, url = celery_web
     workers("w1", 2)
-    pool, (future,) = run_all(url, ["workerkill"], 60.0)
-    wait_for(lambda: jobs.starts()["workerkill"], 60, message="the job to start")
-    os.kill(jobs.pid("workerkill"), signal.SIGKILL)
-    outcome = future.result()
-    pool.shutdown()
+    outcome = kill_while_running(url, jobs, "workerkill")
     assert answer(outcome).startswith("lost: its worker stopped"), answer(outcome)
     assert jobs.starts()["workerkill"] == 1 and jobs.ends()["workerkill"] == 0
 
