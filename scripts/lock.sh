@@ -13,10 +13,13 @@ tools="$(mktemp -d)"
 trap 'rm -rf "$tools"' EXIT
 python3 -m venv "$tools/venv"
 PIP_CONFIG_FILE=/dev/null "$tools/venv/bin/pip" install -q pip-tools
+# pip-compile resolves for this machine's Python; the image may have an older 3.11 (Debian's 3.11.2), where redis
+# also needs async-timeout (a marker for Python < 3.11.3), so it is locked for every 3.11.
+echo "async-timeout>=4.0.3" > "$tools/older-3.11.in"
 # Only PyPI plus the folder with the CPU torch wheel; the CPU build (2.13.0+cpu) outranks PyPI's CUDA 2.13.0.
 PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS="" "$tools/venv/bin/pip-compile" -q --generate-hashes --allow-unsafe \
   --strip-extras --no-emit-index-url --no-emit-find-links --index-url https://pypi.org/simple \
-  --find-links "$wheels" --output-file "$tools/all.lock" requirements.txt
+  --find-links "$wheels" --output-file "$tools/all.lock" requirements.txt "$tools/older-3.11.in"
 # Split the torch entry (its "torch==" line and the indented lines under it) into its own file.
 awk -v torch=requirements-torch.lock -v rest=requirements.lock '
   BEGIN { print "# torch only, from the PyTorch CPU index (see scripts/lock.sh)" > torch

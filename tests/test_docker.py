@@ -25,6 +25,7 @@ from splineviz.web.testing import REPO, free_port, wait_for, wait_until_up
 IMAGE = "splineviz-test"
 SECRET = "docker-test-secret-0123456789abcdef"
 BASE = os.environ.get("SPLINEVIZ_DOCKER_BASE", "splineviz-base")
+TORCH_INDEX_PORT = 38765
 
 
 def _docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -74,7 +75,10 @@ def torch_index(tmp_path_factory: pytest.TempPathFactory) -> str | None:
     (root / "torch" / wheel.name).symlink_to(wheel)
     (root / "torch" / "index.html").write_text(f'<a href="{wheel.name}">{wheel.name}</a>\n')
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:  # the same URL each run keeps Docker's cache of the install layer (the index is a build argument)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", TORCH_INDEX_PORT), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
