@@ -72,8 +72,10 @@ class Service:
     def __init__(self, argv: Sequence[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> None:
         self.argv, self.env, self.log, self.cwd = list(argv), env, log, cwd
         self.proc: subprocess.Popen | None = None
+        self.log_start = 0
 
     def start(self) -> None:
+        self.log_start = len(self.text())  # what this run writes comes after this
         out = open(self.log, "a")  # noqa: SIM115 - the child holds it; closed with the process
         self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -127,9 +129,8 @@ def celery_worker(app: str, env: dict[str, str], log: Path, concurrency: int = 2
 
 
 def wait_ready(worker: Service, timeout: float = 90.0) -> None:
-    """Until the Celery worker says it is ready (or fails)."""
-    seen = worker.text().count("ready.")
-    wait_for(lambda: worker.text().count("ready.") > seen or worker.proc.poll() is not None, timeout, 0.2,
+    """Until the Celery worker (started) says it is ready, or fails."""
+    wait_for(lambda: "ready." in worker.text()[worker.log_start:] or worker.proc.poll() is not None, timeout, 0.2,
              message="the Celery worker")
     if worker.proc.poll() is not None:
         raise RuntimeError(f"the Celery worker exited: {worker.text()[-2000:]}")
