@@ -198,7 +198,7 @@ def test_quick_xshape_scores_every_method(quick_run):
     assert dense["acc_mean"] >= 0.9 and dense["x_shaped"] != "0/2"
     assert by["node", "layerwise", 0.95]["x_shaped"] == "0/2"  # one unit cannot draw an X
     assert by["node", "layerwise", 0.95]["achieved_mean"] == pytest.approx(0.95)   # 19 of 20 units
-    assert by["weight", "global", 0.5]["achieved_mean"] == pytest.approx(0.5)
+    assert by["weight", "layerwise", 0.5]["achieved_mean"] == pytest.approx(0.5)
     spline = by["spline", "layerwise", 0.5]
     assert spline["achieved_mean"] <= 0.5 and spline["acc_pruned_mean"] >= dense["acc_mean"] - 0.05
 

@@ -33,7 +33,7 @@ def task(seed: int, ratio: int, quick: bool, progress: Callable | None = None,
     from splineviz.prune import prune_and_finetune
     from splineviz.train import TrainConfig, evaluate, fit
 
-    n, epochs = (200, 20) if quick else (500, 600)
+    n, epochs = (200, 20) if quick else (500, 400)
     data = make_dataset("sawtooth", n=n, seed=seed)
     width = ratio * FINAL_WIDTH
     train_cfg = TrainConfig(epochs=epochs, lr=0.01, batch_size=64, optimizer="adam", seed=seed)

@@ -20,7 +20,7 @@ import numpy as np
 from splineviz.experiments._common import Context, binomial_se, summarise
 from splineviz.experiments._plots import METHOD_COLOURS, mean_sd_trace
 
-P_VALUES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+P_VALUES = (0.5, 0.8, 0.9, 0.95, 0.99)
 BASELINES = (("node", "layerwise"), ("node", "global"), ("weight", "layerwise"), ("weight", "global"),
              ("random", "layerwise"), ("random", "global"))
 
