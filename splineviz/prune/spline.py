@@ -29,7 +29,7 @@ and each merge is kept only if the network's decisions still differ from the ori
 (``DecisionChange``: for 2-D classifiers the exact area of the input box whose class changed, as a fraction of the
 box; for other classifiers the fraction of probe points whose class changed; for regression the relative RMS output
 change). The change is measured from the original, so the tolerance bounds the total, not each step. Rejected
-candidates are reported. ``tolerance=None`` skips the check.
+candidates are reported. ``tolerance=None`` skips the check; the change of the result is then measured once.
 
 **Budget.** With ``sparsity``, merging stops once ``count(sparsity, units)`` units are gone (per layer for
 ``scope="layerwise"``, over all hidden layers for ``"global"``), counting units already pruned (all-zero rows); it may
@@ -88,9 +88,10 @@ class SplinePruneReport:
     rejected: list[Merge] = field(default_factory=list)  # refused by the tolerance
     P: float | None = None
     tolerance: float | None = DEFAULT_TOLERANCE
-    measure: str | None = None        # DecisionChange measure used ("area", "probe", "rmse"), None without a check
+    measure: str | None = None        # DecisionChange measure used ("area", "probe", "rmse")
     sparsity: float = 0.0             # achieved: pruned units (earlier ones included) / hidden units
-    change: float = 0.0               # decision change of the result from the original
+    change: float = 0.0               # decision change of the result from the original (measured once at the end
+                                      # when tolerance is None; each merge's own change is then NaN)
 
 
 def unit_similarity(z: torch.Tensor) -> np.ndarray:
@@ -196,7 +197,7 @@ def spline_prune(model: nn.Module, sparsity: float | None = None, P: float | Non
     acts = preactivations(model, probe)
     z = [acts[layer.act_index].transpose(0, 1).reshape(layer.width, -1).double() for layer in layers]
     sims = [unit_similarity(acts[layer.act_index]) for layer in layers]
-    judge = DecisionChange(model, probe, bounds, measure) if tolerance is not None else None
+    judge = DecisionChange(model, probe, bounds, measure)
 
     pruned = copy.deepcopy(model).eval()
     silent = [silent_units(model, layer) for layer in layers]
@@ -216,9 +217,9 @@ def spline_prune(model: nn.Module, sparsity: float | None = None, P: float | Non
             drop, keep = (i, j) if contribution[li][i] < contribution[li][j] else (j, i)
             fold = float(z[li][drop] @ z[li][keep] / (z[li][keep] @ z[li][keep]))
         saved = _merge(pruned, layers[li], drop, keep, fold)
-        candidate_change = judge(pruned) if judge is not None else 0.0
+        candidate_change = judge(pruned) if tolerance is not None else math.nan
         merge = Merge(li, drop, keep, s, fold, candidate_change)
-        if judge is not None and candidate_change > tolerance:
+        if tolerance is not None and candidate_change > tolerance:
             _restore(pruned, saved)
             rejected.append(merge)
             continue
@@ -230,9 +231,11 @@ def spline_prune(model: nn.Module, sparsity: float | None = None, P: float | Non
     masks = unit_masks(model, layers, [sorted(set(r) | set(np.flatnonzero(sl).tolist()))
                                        for r, sl in zip(removed, silent)])
     apply_masks(pruned, masks)
+    if tolerance is None and merges:  # unchecked merges: measure where they ended up
+        change = judge(pruned)
     total = sum(layer.width for layer in layers)
     report = SplinePruneReport([layer.name for layer in layers], sims, _groups(merges, len(layers)), removed, merges,
-                               rejected, P, tolerance, judge.measure if judge is not None else None,
+                               rejected, P, tolerance, judge.measure,
                                (sum(map(len, removed)) + sum(int(sl.sum()) for sl in silent)) / total, change)
     return pruned, masks, report
 
