@@ -6,41 +6,19 @@ sessions training at once keep their own state. Screenshots go to out/screenshot
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from splineviz.web.testing import REPO, chrome, running_app, severe_console_errors, wait_for
-from splineviz.web.testing import element_text as text
+from harness import HAS_CHROMIUM, chrome, severe_console_errors, shot, wait_for
+from harness import element_text as text
 
 pytestmark = pytest.mark.browser
-if not (Path("/usr/bin/chromium").exists() or os.environ.get("SPLINEVIZ_CHROMIUM")):
+if not HAS_CHROMIUM:
     pytest.skip("needs Chromium and chromedriver", allow_module_level=True)
 
-SHOTS = Path(os.environ.get("SPLINEVIZ_SCREENSHOTS", REPO / "out" / "screenshots"))
 PAGES = {"playground": "/", "pruning": "/pruning", "earlybird": "/earlybird", "mnist": "/mnist",
          "experiments": "/experiments"}
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    cache = tmp_path_factory.mktemp("cache")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app(env={"SPLINEVIZ_CACHE_DIR": str(cache)}, log=SHOTS / "app.log") as url:
-        yield url
-
-
-@pytest.fixture
-def driver():
-    d = chrome()
-    yield d
-    d.quit()
-
-
-def shot(driver, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
 def graph_signature(driver, graph_id: str) -> str:

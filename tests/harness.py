@@ -12,12 +12,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = Path(os.environ.get("SPLINEVIZ_SCREENSHOTS", REPO / "out" / "screenshots"))
 CHROMIUM = os.environ.get("SPLINEVIZ_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SPLINEVIZ_CHROMEDRIVER", "/usr/bin/chromedriver")
+HAS_CHROMIUM = Path(CHROMIUM).exists()
 CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--use-gl=angle", "--use-angle=swiftshader",
                 "--enable-unsafe-swiftshader", "--disable-dev-shm-usage", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1000")
@@ -43,10 +46,18 @@ def wait_until_up(url: str, timeout: float = 90.0, proc: subprocess.Popen | None
     raise TimeoutError(f"{url} did not come up within {timeout} s")
 
 
+@dataclass(frozen=True)
+class RunningApp:
+    """A served app: its base URL and the server process (whose children are the diskcache jobs)."""
+
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
 def running_app(args: Sequence[str] = (), env: dict[str, str] | None = None, port: int | None = None,
-                log: Path | None = None) -> Iterator[str]:
-    """``python app.py --port P *args`` in a subprocess; yields its base URL and stops it afterwards."""
+                log: Path | None = None) -> Iterator[RunningApp]:
+    """``python app.py --port P *args`` in a subprocess; yields it (URL and pid) and stops it afterwards."""
     port = port or free_port()
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), *args], cwd=REPO,
@@ -54,7 +65,7 @@ def running_app(args: Sequence[str] = (), env: dict[str, str] | None = None, por
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url + "/", proc=proc)
-        yield url
+        yield RunningApp(url, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -93,6 +104,14 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, message: s
 def severe_console_errors(driver) -> list[str]:
     """Console messages at SEVERE level (uncaught errors, failed requests)."""
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def shot(driver, name: str) -> Path:
+    """Save a screenshot for a human look (SHOTS, default out/screenshots/NAME.png)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
 
 
 def element_text(driver, element_id: str) -> str:
