@@ -39,7 +39,10 @@ def decode_blob(text: Any, max_bytes: int) -> Any:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as e:
         raise BlobError(f"encoded weights are not base64 ({e})") from e
-    check_saved_size(raw, max_bytes, "encoded weights")
+    try:
+        check_saved_size(raw, max_bytes, "encoded weights")
+    except ModelLoadError as e:
+        raise BlobError(str(e)) from e
     try:
         return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for foreign data; refuse them all alike
