@@ -118,3 +118,12 @@ def element_text(driver, element_id: str) -> str:
     """Text of an element, or "" while the page has not rendered it yet."""
     return driver.execute_script(
         f"const e = document.getElementById('{element_id}'); return e ? e.textContent : ''")
+
+
+def upload(driver, upload_id: str, path: Path) -> None:
+    """Choose a file in a dcc.Upload, once its (lazily loaded) file input is on the page."""
+    from selenium.webdriver.common.by import By
+
+    selector = f"#{upload_id} input[type=file]"
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, selector), 30, message=f"the {upload_id} file input")
+    driver.find_element(By.CSS_SELECTOR, selector).send_keys(str(path))

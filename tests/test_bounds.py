@@ -314,7 +314,7 @@ def test_a_slot_whose_job_died_frees_itself(registry) -> None:
 def test_job_context_quota_and_release(registry) -> None:
     limits = Limits(jobs_per_session=1)
     with JobContext.start(SESSION, None, limits, registry):
-        with pytest.raises(QuotaError, match="already runs 1 jobs"):
+        with pytest.raises(QuotaError, match="already runs 1 job,"):
             with JobContext.start(SESSION, None, limits, registry):
                 pass
     with JobContext.start(SESSION, None, limits, registry):  # the slot was given back

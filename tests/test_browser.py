@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import HAS_CHROMIUM, chrome, severe_console_errors, shot, wait_for
+from harness import HAS_CHROMIUM, chrome, severe_console_errors, shot, upload, wait_for
 from harness import element_text as text
 
 pytestmark = pytest.mark.browser
@@ -117,7 +117,7 @@ def test_bad_upload_is_explained(driver, app_url: str, tmp_path: Path) -> None:
     open_playground(driver, app_url)
     garbage = tmp_path / "model.pt"
     garbage.write_bytes(b"definitely not a state dict")
-    driver.find_element(By.CSS_SELECTOR, "#pg-upload input[type=file]").send_keys(str(garbage))
+    upload(driver, "pg-upload", garbage)
     message = wait_for(lambda: text(driver, "pg-alert"), 30, message="an upload error")
     assert "Could not load model.pt" in message and "not a readable" in message
     shot(driver, "playground-bad-upload")

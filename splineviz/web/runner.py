@@ -66,7 +66,8 @@ class JobContext:
         ctx = cls(session, set_progress, limits, shared)
         ctx.registry.beat(session)  # the request that started the job shows the tab is open
         if not ctx.registry.acquire(session, ctx.id, limits.jobs_per_session, LEASE_S):
-            raise QuotaError(f"this tab already runs {limits.jobs_per_session} jobs, the most it may run at once; "
+            n = limits.jobs_per_session
+            raise QuotaError(f"this tab already runs {n} job{'s' if n != 1 else ''}, the most it may run at once; "
                              "wait for one to finish or cancel it")
         use_one_thread()
         beat = threading.Thread(target=ctx._beat_loop, name="splineviz-job-beat", daemon=True)
@@ -118,12 +119,16 @@ class JobContext:
                 log.warning("job heartbeat failed", exc_info=True)
 
 
+# failures that are the user's input or choice, not bugs: reported without a traceback
+EXPECTED = (ModelLoadError, UnsupportedLayerError, PartitionBudgetError, QuotaError, Cancelled, ValueError, IndexError)
+
+
 def user_message(exc: BaseException, ctx: JobContext | None = None) -> str:
     """The part of an error a user can act on (loader errors end with the parser's details in brackets)."""
     if isinstance(exc, Cancelled) and ctx is not None and ctx.stopped:
         return f"stopped because {ctx.stopped}"
     if isinstance(exc, PartitionBudgetError):
         return f"the network makes too many regions to draw ({exc}); try fewer or narrower layers"
-    if isinstance(exc, (ModelLoadError, UnsupportedLayerError, QuotaError, Cancelled, ValueError, IndexError)):
+    if isinstance(exc, EXPECTED):
         return re.sub(r" \(\w+(Error|Exception): .*\)$", "", str(exc), flags=re.S)
     return f"unexpected {type(exc).__name__}: {exc} (this is a bug; please report it)"

@@ -93,11 +93,11 @@ def register(app: Dash) -> None:
               inputs={"search": Input(ids.URL, "search"),
                       **{key: Input(cid, prop) for key, (cid, prop) in controls.items()}})
     def sync_url(search: str | None, **values: Any) -> dict:
-        """Two-way binding: a loaded URL sets the controls; changed controls rewrite the URL."""
-        if dash.ctx.triggered_id in (ids.URL, None):
-            return parse_search(search)
-        new = encode_search(values)
-        return {"search": new} if new != (search or "") else {}
+        """Two-way binding: a loaded URL sets the controls (and is rewritten with the values as cleaned);
+        changed controls rewrite the URL."""
+        parsed = parse_search(search) if dash.ctx.triggered_id in (ids.URL, None) else {}
+        new = encode_search({**values, **parsed})
+        return {**parsed, **({"search": new} if new != (search or "") else {})}
 
     prefix = app.config.requests_pathname_prefix.rstrip("/")
     clientside(app, "jobs.heartbeat", None, {"session": Input(ids.SESSION, "data")},

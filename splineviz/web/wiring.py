@@ -19,7 +19,7 @@ from dash import Dash, Input, Output, State
 
 from splineviz.web import ids
 from splineviz.web.params import LIMITS, Limits
-from splineviz.web.runner import JobContext, user_message
+from splineviz.web.runner import EXPECTED, JobContext, user_message
 
 log = logging.getLogger(__name__)
 Deps = Mapping[str, Input | State]
@@ -47,13 +47,14 @@ def callback(app: Dash, output: Mapping[str, Output], inputs: Deps, state: Deps 
 
 
 def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str, Output], inputs: Deps,
-        state: Deps | None = None, start: str | None = None, cancel: list[Input] | None = None,
+        state: Deps | None = None, start: str | None = None, cancel: str | None = None,
+        cancel_on: list[Input] | None = None,
         retry: str | None = None, interval: int = 300, hide_idle_progress: bool = True,
         watch: bool = True) -> Callable:
     """A background job ``fn(ctx, **values) -> outputs``, with progress, quota, heartbeat and an error path.
 
-    ``start`` is disabled while the job runs; ``cancel`` inputs stop it (the first one, a Cancel button,
-    is enabled while it runs). The progress bar shows only while the job runs unless ``hide_idle_progress``
+    ``start`` is disabled while the job runs; the ``cancel`` button is enabled while it runs and stops it, as
+    do changes of the ``cancel_on`` inputs. The progress bar shows only while the job runs unless ``hide_idle_progress``
     is False. Whatever the function raises reaches the page's ``alert`` as "{what} failed: ..." (through the
     job's ``done`` store); a job that ends without writing ``done``, or stops beating, is reported lost
     there too, followed by ``retry``. ``watch=False`` leaves that to the page (the Playground's transport).
@@ -65,8 +66,9 @@ def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str,
         flags.append((Output(job_ids.row, "style"), shown, hidden))
     if start:
         flags.append((Output(start, "disabled"), True, False))
+    stop = ([Input(cancel, "n_clicks")] if cancel else []) + list(cancel_on or [])
     if cancel:
-        flags.append((Output(cancel[0].component_id, "disabled"), False, True))
+        flags.append((Output(cancel, "disabled"), False, True))
 
     def register(fn: Callable[..., Mapping[str, Any]]) -> Callable:
         @functools.wraps(fn)
@@ -78,7 +80,7 @@ def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str,
                      background=True, interval=interval, prevent_initial_call=True,
                      progress=[Output(job_ids.progress, "value"), Output(job_ids.label, "children"),
                                Output(job_ids.beat, "data")],
-                     progress_default=["0", "", None], running=flags, cancel=list(cancel or []) or None)(run)
+                     progress_default=["0", "", None], running=flags, cancel=stop or None)(run)
         if watch:
             _watch(app, job_ids, what, alert, start, cancel, retry, hide_idle_progress)
         return fn
@@ -93,21 +95,21 @@ def run_job(fn: Callable[..., Mapping[str, Any]], outputs: Mapping[str, Output],
         with JobContext.start(session, set_progress, limits) as ctx:
             result = dict(fn(ctx, **values) or {})
     except Exception as exc:  # noqa: BLE001 - every failure must reach the page, never a silent stop
-        log.warning("%s failed", what, exc_info=True)
-        return fill(outputs, {"done": {"ok": False, "error": f"{what} failed: {user_message(exc, ctx)}",
-                                       "t": time.time()}})
+        message = f"{what} failed: {user_message(exc, ctx)}"
+        log.warning("%s", message, exc_info=not isinstance(exc, EXPECTED))
+        return fill(outputs, {"done": {"ok": False, "error": message, "t": time.time()}})
     return fill(outputs, {**result, "done": {"ok": True, "error": None, "t": time.time()}})
 
 
-def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, start: str | None, cancel: list[Input] | None,
+def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, start: str | None, cancel: str | None,
            retry: str | None, hide_idle: bool) -> None:
     """The browser's watch over one job (splineviz-4-jobs.js, watch): errors, lost and cancelled jobs."""
     inputs: dict[str, Input] = {"busy": Input(job_ids.busy, "data"), "beat": Input(job_ids.beat, "data"),
                                 "done": Input(job_ids.done, "data")}
     if cancel:
-        inputs["cancel"] = cancel[0]
+        inputs["cancel"] = Input(cancel, "n_clicks")
     config = {"job": job_ids.as_json(), "alert": alert, "start": start,
-              "cancel": cancel[0].component_id if cancel else None, "what": what, "retry": retry,
+              "cancel": cancel, "what": what, "retry": retry,
               "hideIdle": hide_idle, "timing": LIMITS.browser_timing}
     clientside(app, "jobs.watch", None, inputs, config=config, prevent_initial_call=True)
 

@@ -52,7 +52,7 @@ def register(app: Dash) -> None:
          inputs={"clicks": Input(ID.RUN, "n_clicks")},
          state={"epochs": State(ID.EPOCHS, "value"), "threshold": State(ID.THRESHOLD, "value"),
                 "model": State(ids.MODEL, "data")},
-         start=ID.RUN, cancel=[Input(ID.CANCEL, "n_clicks")], retry="Press Run to run it again.")
+         start=ID.RUN, cancel=ID.CANCEL, retry="Press Run to run it again.")
     def run(ctx: JobContext, clicks: int, epochs: Any, threshold: Any, model: dict | None) -> dict:
         result = earlybird(Run.from_json(model), P.EPOCHS.clean(epochs), P.THRESHOLD.clean(threshold),
                            ctx.progress, ctx.cancel)

@@ -49,7 +49,7 @@ def register(app: Dash) -> None:
     @job(app, ID.JOB, "The experiment", ID.ALERT, output={"output": Output(ID.OUTPUT, "children")},
          inputs={"clicks": Input(ID.RUN, "n_clicks")},
          state={"name": State(ID.EXPERIMENT, "value"), "mode": State(ID.MODE, "value")},
-         start=ID.RUN, cancel=[Input(ID.CANCEL, "n_clicks")], retry="Press Run to run it again.", interval=500)
+         start=ID.RUN, cancel=ID.CANCEL, retry="Press Run to run it again.", interval=500)
     def run(ctx: JobContext, clicks: int, name: Any, mode: Any) -> dict:
         result = run_experiment(P.NAME.clean(name), P.MODE.clean(mode) == "quick", ctx.progress, ctx.cancel)
         return {"output": _results(result)}

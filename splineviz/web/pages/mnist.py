@@ -75,7 +75,7 @@ def register(app: Dash) -> None:
          output={"model": Output(ID.MODEL, "data"), "info": Output(ID.MODEL_INFO, "children")},
          inputs={"clicks": Input(ID.TRAIN, "n_clicks")},
          state={"arch": State(ID.ARCH, "value"), "epochs": State(ID.EPOCHS, "value")},
-         start=ID.TRAIN, cancel=[Input(ID.CANCEL, "n_clicks")], retry="Press Train classifier to run it again.")
+         start=ID.TRAIN, cancel=ID.CANCEL, retry="Press Train classifier to run it again.")
     def train(ctx: JobContext, clicks: int, arch: Any, epochs: Any) -> dict:
         arch = P.ARCH.clean(arch)
         model = work.mnist_train(arch, P.EPOCHS.clean(epochs), ctx.progress, ctx.cancel)

@@ -150,7 +150,7 @@ def register(app: Dash) -> None:
 
     @job(app, ID.TRAIN_JOB, "Training", ID.ALERT, output={"chunk": Output(ID.CHUNK, "data")},
          inputs={"tick": Input(ID.TICK, "data")}, state={"model": State(ids.MODEL, "data"), **targets},
-         cancel=[Input(ID.RESET, "n_clicks"), *settings.values()], interval=200, hide_idle_progress=False,
+         cancel_on=[Input(ID.RESET, "n_clicks"), *settings.values()], interval=200, hide_idle_progress=False,
          watch=False)
     def train(ctx: JobContext, tick: dict | None, model: dict | None, lr: Any, epochs: Any) -> dict:
         """One chunk of training and tracing; the transport in the browser asks for the next."""

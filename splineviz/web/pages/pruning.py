@@ -106,7 +106,7 @@ def register(app: Dash) -> None:
          output={"figure": Output(ID.GRAPH, "figure", allow_duplicate=True),
                  "summary": Output(ID.SUMMARY, "children", allow_duplicate=True)},
          inputs={"clicks": Input(ID.FINETUNE, "n_clicks")}, state={**choice, **shared},
-         start=ID.FINETUNE, cancel=[Input(ID.CANCEL, "n_clicks")], retry="Press Fine-tune to run it again.")
+         start=ID.FINETUNE, cancel=ID.CANCEL, retry="Press Fine-tune to run it again.")
     def finetune(ctx: JobContext, clicks: int, method: Any, scope: Any, sparsity: Any, epochs: Any,
                  model: dict | None, data: dict | None) -> dict:
         """Prune then fine-tune with the mask held; the right panel shows the fine-tuned partition."""
@@ -120,7 +120,7 @@ def register(app: Dash) -> None:
 
     @job(app, ID.SWEEP_JOB, "Comparing methods", ID.ALERT, output={"figure": Output(ID.CURVES, "figure")},
          inputs={"clicks": Input(ID.SWEEP, "n_clicks")}, state={**choice, **shared},
-         start=ID.SWEEP, cancel=[Input(ID.SWEEP_CANCEL, "n_clicks")], retry="Press Compare methods to run it again.")
+         start=ID.SWEEP, cancel=ID.SWEEP_CANCEL, retry="Press Compare methods to run it again.")
     def sweep(ctx: JobContext, clicks: int, method: Any, scope: Any, sparsity: Any, epochs: Any,
               model: dict | None, data: dict | None) -> dict:
         """Node vs weight vs spline pruning: accuracy after fine-tuning at each sparsity."""
