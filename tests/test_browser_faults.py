@@ -93,6 +93,27 @@ def test_a_too_wide_upload_is_refused_with_a_message(driver, served_app, tmp_pat
     shot(driver, "fault-upload-too-wide")
 
 
+def test_an_upload_without_hidden_layers_is_drawn(driver, served_app, tmp_path: Path) -> None:
+    """D8: Linear(2, 2) alone is one region and one decision line, drawn and trainable."""
+    import torch
+    from selenium.webdriver.common.by import By
+
+    from splineviz.nets import mlp
+
+    open_playground(driver, served_app.url)
+    path = tmp_path / "linear.pt"
+    torch.save(mlp(2, (), 2, seed=1).state_dict(), path)
+    upload(driver, "pg-upload", path)
+    wait_for(lambda: text(driver, "pg-alert") == "Loaded linear.pt: 2-2 ReLU.", 60, message="the upload")
+    assert text(driver, "pg-stat-regions") == "1" and "layer 1 boundaries" not in text(driver, "pg-legend")
+    assert driver.execute_script("const gd = document.querySelector('#pg-graph .js-plotly-plot');"
+                                 "return gd.layout.shapes.map(s => s.name).join(',')") == "decision"
+    driver.find_element(By.ID, "pg-step").click()
+    wait_for(lambda: epoch(driver) == 1, 60, message="a training step of the linear model")
+    shot(driver, "fault-upload-linear")
+    assert severe_console_errors(driver) == []
+
+
 def test_bad_link_values_are_clamped(driver, served_app) -> None:
     """D5: ?epochs=1000000000 becomes the Epochs control's 2000; Step then trains 2000/150 -> 14 epochs."""
     from selenium.webdriver.common.by import By

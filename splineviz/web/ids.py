@@ -125,7 +125,7 @@ class Playground:
     CHUNK = "pg-chunk"
     FRAMES = "pg-frames"
     HISTORY = "pg-history"
-    VIEW = "pg-view"
+    LAYOUT = "pg-layout"  # the partition figure's axes and margins, set per session
     CURRENT = "pg-current"
     PUMP = "pg-pump"
     TRAIN_JOB = Job("pg")

@@ -96,7 +96,7 @@ def _side() -> html.Div:
 
 def layout() -> html.Div:
     stores = [dcc.Store(id=i) for i in (ID.SESSION, ID.TRANSPORT, ID.TICK, ID.CHUNK, ID.FRAMES, ID.HISTORY,
-                                        ID.VIEW, ID.CURRENT)]
+                                        ID.LAYOUT, ID.CURRENT)]
     return html.Div([*stores, dcc.Interval(id=ID.PUMP, interval=100, disabled=True), alert(ID.ALERT),
                      html.Div([_controls(), _view(), _side()], className="playground")])
 
@@ -195,7 +195,7 @@ def _browser(app: Dash) -> None:
         app, "playground.control",
         output={"transport": Output(ID.TRANSPORT, "data"), "tick": Output(ID.TICK, "data"),
                 "model": Output(ids.MODEL, "data"), "data": Output(ids.DATA, "data"),
-                "layout": Output(ID.VIEW, "data"), "frames": Output(ID.FRAMES, "data"),
+                "layout": Output(ID.LAYOUT, "data"), "frames": Output(ID.FRAMES, "data"),
                 "history": Output(ID.HISTORY, "data"), "epoch": Output(ID.EPOCH, "value"),
                 "layerMax": Output(ID.LAYER, "max"), "layerMarks": Output(ID.LAYER, "marks"),
                 "layerValue": Output(ID.LAYER, "value"), "playLabel": Output(ID.PLAY, "children"),
@@ -220,7 +220,7 @@ def _browser(app: Dash) -> None:
         inputs={"frames": Input(ID.FRAMES, "data"), "epoch": Input(ID.EPOCH, "value"),
                 "layer": Input(ID.LAYER, "value"), "shade": Input(ID.SHADE, "value"), "show": Input(ID.SHOW, "value"),
                 "data": Input(ids.DATA, "data")},
-        state={"layout": State(ID.VIEW, "data"), "model": State(ids.MODEL, "data"), "style": State(ids.STYLE, "data")},
+        state={"layout": State(ID.LAYOUT, "data"), "model": State(ids.MODEL, "data"), "style": State(ids.STYLE, "data")},
         config={"graph": ID.GRAPH, "replay": ID.REPLAY})
     clientside(app, "playground.replay", Output(ID.REPLAY, "children"), {"clicks": Input(ID.REPLAY, "n_clicks")},
                {"epoch": State(ID.EPOCH, "value")},
