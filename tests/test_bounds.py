@@ -17,8 +17,7 @@ import pytest
 import torch
 
 from harness import free_port, wait_for
-from splineviz.nets import ModelLimits, ModelLoadError, ModelTooLargeError, architecture_size, build_model, \
-    load_model, mlp
+from splineviz.nets import ModelLoadError, ModelTooLargeError, architecture_size, build_model, load_model, mlp
 from splineviz.partition import Cancelled
 from splineviz.web import quota, tracing
 from splineviz.web.codec import BlobError, decode_blob, encode_blob

@@ -6,7 +6,7 @@ The browser scripts receive the ids they need from Python (see ``wiring.clientsi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # -- app level (shell) ----------------------------------------------------------------------------------------
 URL = "url"
@@ -25,8 +25,7 @@ def nav(name: str) -> str:
     return f"nav-{name}"
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
     """The ids of one background job: its progress bar and the three stores the browser watches.
 
     ``busy`` is True while the job runs (Dash's ``running``), ``beat`` changes with every progress report
@@ -34,58 +33,30 @@ class Job:
     with ``{"ok", "error", "t"}``; a job that ends without ``done`` was lost.
     """
 
-    prefix: str
-
-    def as_json(self) -> dict[str, str]:
-        """The ids by name, for the browser scripts."""
-        return {name: getattr(self, name) for name in ("progress", "label", "row", "busy", "beat", "done")}
-
-    @property
-    def progress(self) -> str:
-        return f"{self.prefix}-progress"
-
-    @property
-    def label(self) -> str:
-        return f"{self.prefix}-progress-label"
-
-    @property
-    def row(self) -> str:
-        return f"{self.prefix}-progress-row"
-
-    @property
-    def busy(self) -> str:
-        return f"{self.prefix}-busy"
-
-    @property
-    def beat(self) -> str:
-        return f"{self.prefix}-beat"
-
-    @property
-    def done(self) -> str:
-        return f"{self.prefix}-done"
+    progress: str
+    label: str
+    row: str
+    busy: str
+    beat: str
+    done: str
 
 
-@dataclass(frozen=True)
-class Export:
-    """PNG / SVG / GeoJSON buttons of a figure."""
+def job(prefix: str) -> Job:
+    return Job(*(f"{prefix}-{part}" for part in ("progress", "progress-label", "progress-row", "busy", "beat",
+                                                 "done")))
 
-    prefix: str
 
-    @property
-    def png(self) -> str:
-        return f"{self.prefix}-png"
+class Export(NamedTuple):
+    """PNG / SVG / GeoJSON buttons of a figure, and the GeoJSON download."""
 
-    @property
-    def svg(self) -> str:
-        return f"{self.prefix}-svg"
+    png: str
+    svg: str
+    geojson: str
+    download: str
 
-    @property
-    def geojson(self) -> str:
-        return f"{self.prefix}-geojson"
 
-    @property
-    def download(self) -> str:
-        return f"{self.prefix}-download"
+def export(prefix: str) -> Export:
+    return Export(*(f"{prefix}-{part}" for part in ("png", "svg", "geojson", "download")))
 
 
 class Playground:
@@ -117,7 +88,7 @@ class Playground:
     STAT_ACC = "pg-stat-acc"
     CURVES = "pg-curves"
     LEGEND = "pg-legend"
-    EXPORT = Export("pg")
+    EXPORT = export("pg")
     # stores: a session from the server, the transport's state, chunk requests and results, what is drawn
     SESSION = "pg-session"
     TRANSPORT = "pg-transport"
@@ -128,9 +99,9 @@ class Playground:
     LAYOUT = "pg-layout"  # the partition figure's axes and margins, set per session
     CURRENT = "pg-current"
     PUMP = "pg-pump"
-    TRAIN_JOB = Job("pg")
-    UPLOAD_JOB = Job("pg-upload")
-    GEOJSON_JOB = Job("pg-geojson")
+    TRAIN_JOB = job("pg")
+    UPLOAD_JOB = job("pg-upload")
+    GEOJSON_JOB = job("pg-geojson")
 
 
 class Pruning:
@@ -147,9 +118,9 @@ class Pruning:
     SWEEP_CANCEL = "pr-sweep-cancel"
     GRAPH = "pr-graph"
     CURVES = "pr-curves"
-    EXPORT = Export("pr")
-    FINETUNE_JOB = Job("pr")
-    SWEEP_JOB = Job("pr-sweep")
+    EXPORT = export("pr")
+    FINETUNE_JOB = job("pr")
+    SWEEP_JOB = job("pr-sweep")
 
 
 class EarlyBird:
@@ -163,39 +134,22 @@ class EarlyBird:
     HEATMAP = "eb-heatmap"
     CURVE = "eb-curve"
     FRAMES = "eb-frames"
-    JOB = Job("eb")
+    JOB = job("eb")
 
 
-@dataclass(frozen=True)
-class Picker:
-    """One MNIST image picker (slot "a" or "b")."""
+class Picker(NamedTuple):
+    """One MNIST image picker; thumbnails have pattern-matching ids {"type": thumb_type, "index": i}."""
 
-    slot: str
+    digit: str
+    index: str
+    preview: str
+    caption: str
+    thumbs: str
+    thumb_type: str
 
-    @property
-    def digit(self) -> str:
-        return f"mn-digit-{self.slot}"
 
-    @property
-    def index(self) -> str:
-        return f"mn-idx-{self.slot}"
-
-    @property
-    def preview(self) -> str:
-        return f"mn-preview-{self.slot}"
-
-    @property
-    def caption(self) -> str:
-        return f"mn-caption-{self.slot}"
-
-    @property
-    def thumbs(self) -> str:
-        return f"mn-thumbs-{self.slot}"
-
-    @property
-    def thumb_type(self) -> str:
-        """Pattern-matching type of the thumbnails: ids are {"type": thumb_type, "index": i}."""
-        return f"mn-thumb-{self.slot}"
+def picker(slot: str) -> Picker:
+    return Picker(*(f"mn-{part}-{slot}" for part in ("digit", "idx", "preview", "caption", "thumbs", "thumb")))
 
 
 class Mnist:
@@ -206,8 +160,8 @@ class Mnist:
     TRAIN = "mn-train"
     CANCEL = "mn-cancel"
     MODEL_INFO = "mn-model-info"
-    A = Picker("a")
-    B = Picker("b")
+    A = picker("a")
+    B = picker("b")
     INDEX_A = A.index
     INDEX_B = B.index
     EXTENT = "mn-extent"
@@ -219,8 +173,8 @@ class Mnist:
     LEGEND = "mn-legend"
     MODEL = "mn-model"
     SLICE = "mn-slice"
-    TRAIN_JOB = Job("mn")
-    SLICE_JOB = Job("mn-slice")
+    TRAIN_JOB = job("mn")
+    SLICE_JOB = job("mn-slice")
 
 
 class Experiments:
@@ -232,4 +186,4 @@ class Experiments:
     RUN = "ex-run"
     CANCEL = "ex-cancel"
     OUTPUT = "ex-output"
-    JOB = Job("ex")
+    JOB = job("ex")

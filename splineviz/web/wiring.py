@@ -108,7 +108,7 @@ def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, start: str | None
                                 "done": Input(job_ids.done, "data")}
     if cancel:
         inputs["cancel"] = Input(cancel, "n_clicks")
-    config = {"job": job_ids.as_json(), "alert": alert, "start": start,
+    config = {"job": job_ids._asdict(), "alert": alert, "start": start,
               "cancel": cancel, "what": what, "retry": retry,
               "hideIdle": hide_idle, "timing": LIMITS.browser_timing}
     clientside(app, "jobs.watch", None, inputs, config=config, prevent_initial_call=True)

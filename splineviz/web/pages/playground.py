@@ -208,7 +208,7 @@ def _browser(app: Dash) -> None:
                "transport": State(ID.TRANSPORT, "data"), "model": State(ids.MODEL, "data"),
                "frames": State(ID.FRAMES, "data"), "history": State(ID.HISTORY, "data"),
                "target": State(ID.EPOCHS, "value"), "epochIndex": State(ID.EPOCH, "value")},
-        config={"alert": ID.ALERT, "job": job_ids.as_json(), "maxFrames": work.MAX_FRAMES,
+        config={"alert": ID.ALERT, "job": job_ids._asdict(), "maxFrames": work.MAX_FRAMES,
                 "chunkFrames": work.CHUNK_FRAMES, "timing": LIMITS.browser_timing},
         prevent_initial_call=True)
     clientside(
