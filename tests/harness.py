@@ -1,22 +1,22 @@
 """Run the real app and a headless Chromium against it: shared by the browser tests and bench/app_latency.py.
 
 The app runs as ``python app.py`` in a subprocess, exactly as a user starts it, so background callbacks
-use their real process model (diskcache children, or Celery workers).
+use their real process model (diskcache children, or Celery workers). Process helpers without a browser
+(free ports, waiting) stay in ``splineviz.web.testing``, which ``splineviz.web.stack`` uses too.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
+from splineviz.web.testing import REPO, free_port, wait_for, wait_until_up  # noqa: F401 - re-exported for tests
+
 SHOTS = Path(os.environ.get("SPLINEVIZ_SCREENSHOTS", REPO / "out" / "screenshots"))
 CHROMIUM = os.environ.get("SPLINEVIZ_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SPLINEVIZ_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -24,26 +24,6 @@ HAS_CHROMIUM = Path(CHROMIUM).exists()
 CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--use-gl=angle", "--use-angle=swiftshader",
                 "--enable-unsafe-swiftshader", "--disable-dev-shm-usage", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1000")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(url: str, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the app exited with code {proc.returncode} before serving {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not come up within {timeout} s")
 
 
 @dataclass(frozen=True)
@@ -88,17 +68,6 @@ def chrome():
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
-    """Poll ``predicate()`` until it returns something truthy; return that value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {message}")
 
 
 def severe_console_errors(driver) -> list[str]:
