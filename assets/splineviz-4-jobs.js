@@ -3,7 +3,8 @@
  * while Dash runs it), beat (changes with each progress report: the job re-sends one every second) and
  * done (written once when it finishes, with an error message if it failed). A job that stops being busy
  * without writing done, or whose beats stop while it is busy, was lost: its process died or the server
- * stopped answering. The page then says so and gives the controls back, instead of waiting forever.
+ * stopped answering; the server's job manager may also say so (done.lost: the reason). The page then says so
+ * and gives the controls back, instead of waiting forever.
  */
 (function () {
   "use strict";
@@ -77,7 +78,8 @@
     if (v.triggered.has("cancel") && w.track) w.track.cancelled = true;
     if (v.triggered.has("done") && v.done) {
       settle(w);
-      if (v.done.error) say(w, cfg, v.done.error);
+      if (v.done.lost) release(cfg);
+      if (v.done.error) say(w, cfg, v.done.error + (v.done.lost && cfg.retry ? " " + cfg.retry : ""));
       else if (w.shown) { sv.notify(cfg.alert, null); w.shown = null; }
     }
   }

@@ -50,10 +50,18 @@
       }
     }
 
+    const lost = (why) => {
+      Object.assign(t, {inflight: null, playing: false});
+      sv.setProps(cfg.job.progress, {value: "0"});
+      sv.setProps(cfg.job.label, {children: ""});
+      sv.notify(cfg.alert, "The job was lost: " + why + " — press Train to continue from epoch " + run.epoch + ".");
+    };
     const f = t.inflight;
-    if (f && stamp(v.done) !== f.done) {  // the awaited job finished: with this chunk, or an error
+    if (f && stamp(v.done) !== f.done) {  // the awaited job finished: with this chunk, an error, or lost
       const chunk = v.chunk;
-      if (v.done.error) {
+      if (v.done.lost) {
+        lost(v.done.lost);
+      } else if (v.done.error) {
         t.playing = false;
         sv.notify(cfg.alert, v.done.error);
       } else if (chunk && run && chunk.tick === f.n && chunk.run_id === run.id) {
@@ -62,18 +70,13 @@
         Object.assign(out, {frames: frames, model: run, history: v.history.concat(chunk.frames.map(F.historyEntry))});
         if (v.epochIndex == null || v.epochIndex >= v.frames.length - 1) out.epoch = frames.length - 1;
       }
-      t.inflight = null;
+      if (t.inflight === f) t.inflight = null;
     } else if (f) {  // still awaited: is it running, beating, or ended without a result?
       if (v.busy) f.started = true;
       else if (f.started && f.ended == null) f.ended = now;
       if (v.beat !== f.beat) Object.assign(f, {beat: v.beat, heard: now});
       const why = sv.jobs.lostReason(f, now, cfg.timing);
-      if (why) {
-        Object.assign(t, {inflight: null, playing: false});
-        sv.setProps(cfg.job.progress, {value: "0"});
-        sv.setProps(cfg.job.label, {children: ""});
-        sv.notify(cfg.alert, "The job was lost (" + why + ") — press Train to continue from epoch " + run.epoch + ".");
-      }
+      if (why) lost(why);
     }
 
     if (fired.has("play") && run) {

@@ -147,7 +147,9 @@ class Limits:
     heartbeat_s: float = 5.0  # how often a tab says it is still open
     heartbeat_timeout_s: float = 20.0  # a tab silent this long is gone: its jobs stop
     lost_grace_s: float = 1.5  # a job that ended without its result this long ago was lost
-    lost_silence_s: float = 10.0  # a running job not heard of this long (it beats every second) was lost
+    # a running job not heard of this long (it beats every second) was lost: longer than a short outage of the job
+    # backend, during which the manager keeps the job pending (manager.py) and its beats cannot arrive
+    lost_silence_s: float = 15.0
 
     @property
     def browser_timing(self) -> dict[str, float]:

@@ -18,6 +18,7 @@ import dash
 from dash import Dash, Input, Output, State
 
 from splineviz.web import ids
+from splineviz.web.manager import lost_job_reason
 from splineviz.web.params import LIMITS, Limits
 from splineviz.web.runner import EXPECTED, JobContext, user_message
 
@@ -56,8 +57,8 @@ def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str,
     ``start`` is disabled while the job runs; the ``cancel`` button is enabled while it runs and stops it, as
     do changes of the ``cancel_on`` inputs. The progress bar shows only while the job runs unless ``hide_idle_progress``
     is False. Whatever the function raises reaches the page's ``alert`` as "{what} failed: ..." (through the
-    job's ``done`` store); a job that ends without writing ``done``, or stops beating, is reported lost
-    there too, followed by ``retry``. ``watch=False`` leaves that to the page (the Playground's transport).
+    job's ``done`` store), as does a job its manager reports lost; one that ends without writing ``done``, or
+    stops beating, is reported lost by the browser. Lost jobs' messages are followed by ``retry``. ``watch=False`` leaves that to the page (the Playground's transport).
     """
     outputs = {**output, "done": Output(job_ids.done, "data")}
     shown, hidden = {"visibility": "visible"}, {"visibility": "hidden"}
@@ -75,12 +76,16 @@ def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str,
         def run(set_progress: Callable, session: str, **values: Any) -> dict[str, Any]:
             return run_job(fn, outputs, what, session, set_progress, values)
 
+        def lost(error: Exception) -> dict[str, Any]:
+            """The job manager's answer for a job that can no longer finish (manager.lost_job_reason)."""
+            return fill(outputs, {"done": lost_outcome(what, error)})
+
         app.callback(output=outputs, inputs=dict(inputs),
                      state={**(state or {}), "session": State(ids.SESSION, "data")},
                      background=True, interval=interval, prevent_initial_call=True,
                      progress=[Output(job_ids.progress, "value"), Output(job_ids.label, "children"),
                                Output(job_ids.beat, "data")],
-                     progress_default=["0", "", None], running=flags, cancel=stop or None)(run)
+                     progress_default=["0", "", None], running=flags, cancel=stop or None, on_error=lost)(run)
         if watch:
             _watch(app, job_ids, what, alert, start, cancel, retry, hide_idle_progress)
         return fn
@@ -99,6 +104,16 @@ def run_job(fn: Callable[..., Mapping[str, Any]], outputs: Mapping[str, Output],
         log.warning("%s", message, exc_info=not isinstance(exc, EXPECTED))
         return fill(outputs, {"done": {"ok": False, "error": message, "t": time.time()}})
     return fill(outputs, {**result, "done": {"ok": True, "error": None, "t": time.time()}})
+
+
+def lost_outcome(what: str, error: BaseException) -> dict[str, Any]:
+    """``done`` for a job its manager reports lost (killed, out of memory, its queue entry gone), or that failed
+    where the job's own error path could not catch it."""
+    reason = lost_job_reason(error)
+    if reason is None:
+        log.warning("%s failed outside its job", what, exc_info=error)
+        return {"ok": False, "error": f"{what} failed: {error}", "lost": None, "t": time.time()}
+    return {"ok": False, "error": f"{what} was lost: {reason}.", "lost": reason, "t": time.time()}
 
 
 def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, start: str | None, cancel: str | None,
