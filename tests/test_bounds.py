@@ -380,3 +380,14 @@ def test_fill_names_every_output() -> None:
     assert fill(outputs, {"a": 1}) == {"a": 1, "b": no_update}
     with pytest.raises(KeyError, match="not outputs"):
         fill(outputs, {"c": 1})
+
+
+def test_jobs_the_manager_reports_lost_carry_its_reason() -> None:
+    from splineviz.web.manager import JOB_LOST
+    from splineviz.web.wiring import lost_outcome
+
+    error = RuntimeError(f"An error occurred inside a background callback: {JOB_LOST}: its process ended\ntraceback")
+    lost = lost_outcome("Training", error)
+    assert (lost["ok"], lost["lost"], lost["error"]) == (False, "its process ended", "Training was lost: its process ended.")
+    other = lost_outcome("Training", RuntimeError("boom"))
+    assert (other["lost"], other["error"]) == (None, "Training failed: boom")
