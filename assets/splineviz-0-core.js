@@ -8,6 +8,7 @@
  *   splineviz-4-jobs.js        background jobs: lost-job watch, tab heartbeat, upload size guard
  *   splineviz-5-playground.js  Playground glue: transport (play / step / chunks), drawing, replay
  *   splineviz-6-mnist.js       MNIST slice glue
+ *   splineviz-7-shell.js       routing between the pages
  *
  * Page glue is called from Dash through splineviz.call (see splineviz/web/wiring.py clientside): it gets
  * its inputs by name and a config holding every component id it needs; no script names an id itself.

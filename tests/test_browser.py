@@ -31,6 +31,16 @@ def graph_signature(driver, graph_id: str) -> str:
         return gd.data.map(t => t.name + ':' + size(t.x)).concat(shapes).join('|');""")
 
 
+def show_page(driver, name: str) -> None:
+    """Click a page's link in the header and wait until the page shows."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, f"nav-{name}").click()
+    wait_for(lambda: driver.execute_script(
+        f"const p = document.getElementById('page-{name}'); return p && p.style.display === 'block'"), 30,
+        message=f"the {name} page")
+
+
 def open_playground(driver, url: str) -> None:
     driver.get(url)
     wait_for(lambda: text(driver, "pg-stat-epoch") == "0" and graph_signature(driver, "pg-graph"), 60,
@@ -179,7 +189,7 @@ def test_pruning_earlybird_and_experiments_run_from_the_browser(driver, app_url:
     driver.find_element(By.ID, "pg-play").click()
     wait_for(lambda: text(driver, "pg-stat-epoch") == "20", 90, message="a trained model")
 
-    driver.find_element(By.ID, "nav-pruning").click()
+    show_page(driver, "pruning")
     wait_for(lambda: "after node pruning" in driver.execute_script(
         "const gd = document.querySelector('#pr-graph .js-plotly-plot');"
         "return gd && gd.layout ? JSON.stringify(gd.layout.annotations) : ''"), 30, message="before/after panels")
@@ -194,13 +204,13 @@ def test_pruning_earlybird_and_experiments_run_from_the_browser(driver, app_url:
         == 3, 120, message="node, weight and spline curves")
     shot(driver, "pruning-run")
 
-    driver.find_element(By.ID, "nav-earlybird").click()
+    show_page(driver, "earlybird")
     driver.find_element(By.ID, "eb-run").click()
     wait_for(lambda: "Ticket at epoch" in text(driver, "eb-summary") or "No ticket" in text(driver, "eb-summary"),
              90, message="the early-bird run")
     shot(driver, "earlybird-run")
 
-    driver.find_element(By.ID, "nav-experiments").click()
+    show_page(driver, "experiments")
     driver.find_element(By.ID, "ex-run").click()  # the default experiment, quick mode
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#ex-output img.result-image"), 120,
              message="the experiment's figures")

@@ -77,14 +77,11 @@ def configure_server(app: Dash) -> None:
 def register(app: Dash) -> None:
     configure_server(app)
 
-    @callback(app, output={**{f"style_{_name(p)}": Output(ids.page(_name(p)), "style") for p in PAGES},
-                           **{f"nav_{_name(p)}": Output(ids.nav(_name(p)), "className") for p in PAGES}},
-              inputs={"path": Input(ids.URL, "pathname")})
-    def route(path: str | None) -> dict:
-        """Show the page for the path ("/" is the Playground)."""
-        current = next((p for p in PAGES if path and path.rstrip("/") == p.PATH), PAGES[0])
-        return {**{f"style_{_name(p)}": {"display": "block" if p is current else "none"} for p in PAGES},
-                **{f"nav_{_name(p)}": "nav-link active" if p is current else "nav-link" for p in PAGES}}
+    clientside(app, "shell.route",
+               output={**{f"style_{_name(p)}": Output(ids.page(_name(p)), "style") for p in PAGES},
+                       **{f"nav_{_name(p)}": Output(ids.nav(_name(p)), "className") for p in PAGES}},
+               inputs={"path": Input(ids.URL, "pathname")},
+               config={"pages": [{"path": p.PATH, "page": _name(p), "nav": ids.nav(_name(p))} for p in PAGES]})
 
     controls = {key: (p.id, p.prop) for key, p in URL_PARAMS.items()}
 
