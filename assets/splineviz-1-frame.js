@@ -69,7 +69,8 @@
   function stats(frame, layer) {
     const last = lastLayer(frame);
     const l = shownLayer(frame, layer);
-    const regions = l >= 0 && l < last ? frame.layer_regions[l] + " (layers 1–" + (l + 1) + ")" : String(frame.n_regions);
+    const regions = l >= 0 && l < last ? frame.layer_regions[l] + " (layers 1–" + (l + 1) + ")"
+      : String(frame.n_regions);
     const metric = frame.test_metric == null ? frame.train_metric : frame.test_metric;
     return {epoch: String(frame.epoch), regions: regions, loss: sv.fmt(frame.loss, 3),
             accuracy: metric == null ? "–" : sv.fmt(100 * metric, 1) + " %"};

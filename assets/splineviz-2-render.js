@@ -13,8 +13,8 @@
   /* What to draw of `frame`: opts = {layer, shade, decision, points} (points: packed x, y, c or null). */
   function scene(frame, opts, style) {
     const layer = F.shownLayer(frame, opts.layer);
-    const lines = frame.bnd.slice(0, layer + 1).map((xy, l) => ({
-      xy: xy, name: "layer " + (l + 1), colour: style.layer_line[l % style.layer_line.length], width: style.layer_width}));
+    const lines = frame.bnd.slice(0, layer + 1).map((xy, l) => ({xy: xy, name: "layer " + (l + 1),
+      colour: style.layer_line[l % style.layer_line.length], width: style.layer_width}));
     if (opts.decision && layer === F.lastLayer(frame)) {
       lines.push({xy: frame.dec, name: "decision", colour: style.decision_line, width: style.decision_width});
     }

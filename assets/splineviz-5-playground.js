@@ -32,7 +32,8 @@
     const request = (epochs) => {
       t.n += 1;
       t.inflight = {n: t.n, heard: now, ended: null, started: false, beat: v.beat, done: stamp(v.done)};
-      out.tick = {n: t.n, run_id: run.id, epochs: epochs, done: run.epoch, target: Math.max(target, run.epoch + epochs)};
+      out.tick = {n: t.n, run_id: run.id, epochs: epochs, done: run.epoch,
+                  target: Math.max(target, run.epoch + epochs)};
     };
     const stride = () => Math.max(1, Math.ceil(target / cfg.maxFrames));
 
@@ -57,20 +58,21 @@
       sv.notify(cfg.alert, "The job was lost: " + why + " — press Train to continue from epoch " + run.epoch + ".");
     };
     const f = t.inflight;
-    if (f && stamp(v.done) !== f.done) {  // the awaited job finished: with this chunk, an error, or lost
+    if (f && stamp(v.done) !== f.done) {  // a job finished: the awaited one with its chunk, or failed or lost
       const chunk = v.chunk;
+      f.done = stamp(v.done);
       if (v.done.lost) {
         lost(v.done.lost);
       } else if (v.done.error) {
-        t.playing = false;
+        Object.assign(t, {inflight: null, playing: false});
         sv.notify(cfg.alert, v.done.error);
       } else if (chunk && run && chunk.tick === f.n && chunk.run_id === run.id) {
         const frames = v.frames.concat(chunk.frames);
         run = chunk.run;
         Object.assign(out, {frames: frames, model: run, history: v.history.concat(chunk.frames.map(F.historyEntry))});
         if (v.epochIndex == null || v.epochIndex >= v.frames.length - 1) out.epoch = frames.length - 1;
-      }
-      if (t.inflight === f) t.inflight = null;
+        t.inflight = null;
+      }  // else: an earlier job of a replaced run finished; keep waiting for this one
     } else if (f) {  // still awaited: is it running, beating, or ended without a result?
       if (v.busy) f.started = true;
       else if (f.started && f.ended == null) f.ended = now;

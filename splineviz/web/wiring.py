@@ -2,9 +2,10 @@
 
 Server callbacks return a dict holding only the outputs they change (``fill`` sends ``no_update`` for the
 rest), so an error path is one line instead of a tuple of placeholders. Background jobs go through
-``job``: it adds the job's stores (see ``ids.Job``), runs the function inside ``JobContext.start`` and
-turns every exception into a message for the page. Browser callbacks (``clientside``) call a function
-of ``window.splineviz`` with named inputs and a config (the ids it needs), and return named outputs.
+``job``: it adds the job's stores (see ``ids.Job``), runs the function inside ``JobContext.start``, turns
+every exception into a message for the page and registers the browser's watch over the job. Browser
+callbacks (``clientside``) call a function of ``window.splineviz`` with named inputs and a config (the ids it
+needs), and return named outputs.
 """
 from __future__ import annotations
 
@@ -49,16 +50,16 @@ def callback(app: Dash, output: Mapping[str, Output], inputs: Deps, state: Deps 
 
 def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str, Output], inputs: Deps,
         state: Deps | None = None, start: str | None = None, cancel: str | None = None,
-        cancel_on: list[Input] | None = None,
-        retry: str | None = None, interval: int = 300, hide_idle_progress: bool = True,
-        watch: bool = True) -> Callable:
+        cancel_on: list[Input] | None = None, retry: str | None = None, interval: int = 300,
+        hide_idle_progress: bool = True, watch: bool = True) -> Callable:
     """A background job ``fn(ctx, **values) -> outputs``, with progress, quota, heartbeat and an error path.
 
     ``start`` is disabled while the job runs; the ``cancel`` button is enabled while it runs and stops it, as
-    do changes of the ``cancel_on`` inputs. The progress bar shows only while the job runs unless ``hide_idle_progress``
-    is False. Whatever the function raises reaches the page's ``alert`` as "{what} failed: ..." (through the
-    job's ``done`` store), as does a job its manager reports lost; one that ends without writing ``done``, or
-    stops beating, is reported lost by the browser. Lost jobs' messages are followed by ``retry``. ``watch=False`` leaves that to the page (the Playground's transport).
+    do changes of the ``cancel_on`` inputs. The progress bar shows only while the job runs unless
+    ``hide_idle_progress`` is False. Whatever the function raises reaches the page's ``alert`` as
+    "{what} failed: ..." (through the job's ``done`` store), as does a job its manager reports lost; one that
+    ends without writing ``done``, or stops beating, is reported lost by the browser. Lost jobs' messages end
+    with ``retry``. ``watch=False`` leaves all that to the page (the Playground's transport does it).
     """
     outputs = {**output, "done": Output(job_ids.done, "data")}
     shown, hidden = {"visibility": "visible"}, {"visibility": "hidden"}
@@ -102,8 +103,8 @@ def run_job(fn: Callable[..., Mapping[str, Any]], outputs: Mapping[str, Output],
     except Exception as exc:  # noqa: BLE001 - every failure must reach the page, never a silent stop
         message = f"{what} failed: {user_message(exc, ctx)}"
         log.warning("%s", message, exc_info=not isinstance(exc, EXPECTED))
-        return fill(outputs, {"done": {"ok": False, "error": message, "t": time.time()}})
-    return fill(outputs, {**result, "done": {"ok": True, "error": None, "t": time.time()}})
+        return fill(outputs, {"done": {"ok": False, "error": message, "lost": None, "t": time.time()}})
+    return fill(outputs, {**result, "done": {"ok": True, "error": None, "lost": None, "t": time.time()}})
 
 
 def lost_outcome(what: str, error: BaseException) -> dict[str, Any]:
@@ -123,9 +124,8 @@ def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, start: str | None
                                 "done": Input(job_ids.done, "data")}
     if cancel:
         inputs["cancel"] = Input(cancel, "n_clicks")
-    config = {"job": job_ids._asdict(), "alert": alert, "start": start,
-              "cancel": cancel, "what": what, "retry": retry,
-              "hideIdle": hide_idle, "timing": LIMITS.browser_timing}
+    config = {"job": job_ids._asdict(), "alert": alert, "start": start, "cancel": cancel, "what": what,
+              "retry": retry, "hideIdle": hide_idle, "timing": LIMITS.browser_timing}
     clientside(app, "jobs.watch", None, inputs, config=config, prevent_initial_call=True)
 
 
@@ -133,9 +133,9 @@ def clientside(app: Dash, function: str, output: Mapping[str, Output] | Output |
                state: Deps | None = None, config: Any = None, **options: Any) -> None:
     """Register ``window.splineviz.<function>(values, config)`` as a browser callback.
 
-    ``values`` holds the named inputs and state, and ``values.triggered`` the names that fired; the function returns an object of named outputs (missing
-    ones are left alone), or the value itself for a single ``Output``, or nothing for ``output=None``.
-    ``config`` (ids, limits) is passed as JSON, so the scripts never hard-code an id.
+    ``values`` holds the named inputs and state, and ``values.triggered`` the names that fired; the function
+    returns an object of named outputs (missing ones are left alone), the value itself for a single ``Output``,
+    or nothing for ``output=None``. ``config`` (ids, limits) is passed as JSON, so no script hard-codes an id.
     """
     if output is None:  # Dash names a callback without outputs by its inputs: a second one would replace it
         taken = app.__dict__.setdefault("_splineviz_no_output_inputs", set())

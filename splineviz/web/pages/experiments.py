@@ -37,7 +37,8 @@ def _results(result: dict) -> list:
                             html.Figcaption(f["name"])]) for f in result["figures"]]
     tables = [html.Div([html.H4(t["name"]), dcc.Markdown(t["markdown"], className="table")])
               for t in result["tables"]]
-    return [html.P([html.B(result["name"]), f" · {result['seconds']:.1f} s · output in ", html.Code(result["out_dir"])]),
+    return [html.P([html.B(result["name"]), f" · {result['seconds']:.1f} s · output in ",
+                    html.Code(result["out_dir"])]),
             dcc.Markdown(result["summary"], className="summary"), html.Div(figures, className="result-grid"), *tables]
 
 

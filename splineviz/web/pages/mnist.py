@@ -97,7 +97,8 @@ def register(app: Dash) -> None:
         result = work.mnist_slice(model.get("key"), model.get("blob"), index_a, index_b, extent,
                                   ctx.progress, ctx.cancel)
         frame = result["frame"]
-        result["layout"] = partition_figure(frame, axis_titles=("a (image A)", "b (image B)")).to_plotly_json()["layout"]
+        figure = partition_figure(frame, axis_titles=("a (image A)", "b (image B)"))
+        result["layout"] = figure.to_plotly_json()["layout"]
         n_layers = len(frame["bnd"])
         return {"slice": result, "layer_max": n_layers - 1, "layer": n_layers - 1,
                 "marks": {i: str(i + 1) for i in range(n_layers)}}

@@ -220,7 +220,8 @@ def _browser(app: Dash) -> None:
         inputs={"frames": Input(ID.FRAMES, "data"), "epoch": Input(ID.EPOCH, "value"),
                 "layer": Input(ID.LAYER, "value"), "shade": Input(ID.SHADE, "value"), "show": Input(ID.SHOW, "value"),
                 "data": Input(ids.DATA, "data")},
-        state={"layout": State(ID.LAYOUT, "data"), "model": State(ids.MODEL, "data"), "style": State(ids.STYLE, "data")},
+        state={"layout": State(ID.LAYOUT, "data"), "model": State(ids.MODEL, "data"),
+               "style": State(ids.STYLE, "data")},
         config={"graph": ID.GRAPH, "replay": ID.REPLAY})
     clientside(app, "playground.replay", Output(ID.REPLAY, "children"), {"clicks": Input(ID.REPLAY, "n_clicks")},
                {"epoch": State(ID.EPOCH, "value")},
