@@ -40,14 +40,20 @@
     return {keys: unpack(byCode ? frame.code[layer] : frame.cls), palette: byCode ? style.code_fill : style.class_fill};
   }
 
-  /* Region indices per colour key, keys in ascending order. */
+  /* Indices per key (region or point indices per colour key), keys ascending; once per decoded array. */
+  const grouped = new WeakMap();
   function groupBy(keys) {
-    const groups = new Map();
-    for (let r = 0; r < keys.length; r++) {
-      if (!groups.has(keys[r])) groups.set(keys[r], []);
-      groups.get(keys[r]).push(r);
+    let out = grouped.get(keys);
+    if (!out) {
+      const groups = new Map();
+      for (let r = 0; r < keys.length; r++) {
+        if (!groups.has(keys[r])) groups.set(keys[r], []);
+        groups.get(keys[r]).push(r);
+      }
+      out = new Map([...groups.entries()].sort((a, b) => a[0] - b[0]));
+      grouped.set(keys, out);
     }
-    return new Map([...groups.entries()].sort((a, b) => a[0] - b[0]));
+    return out;
   }
 
   /* Vertex arrays of the region polygons: region r is px/py[off[r] .. off[r + 1]). */
