@@ -59,6 +59,8 @@ class Tab:
         epochs = int(self.values.get("pg-epochs.value") or 100)
         tick = {"n": self.done + 1, "run_id": self.run["id"], "done": self.done, "target": epochs,
                 "epochs": CHUNK_EPOCHS}
+        self.client.http.post(self.client.base + "/_splineviz/beat", data=self.values["session-id.data"],
+                              timeout=10)  # as the page's script does: a tab never heard of for 20 s has gone
         dep = self.client.find("pg-chunk.data", "pg-tick.data")
         outcome = self.client.run_job(self.client.payload(dep, {**self.values, "pg-tick.data": tick,
                                                                 "model.data": self.run}, ["pg-tick.data"]),

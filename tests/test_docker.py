@@ -159,6 +159,7 @@ def test_the_image_serves_the_app_healthy_with_a_celery_worker(image: str, conta
                                              values, ["pg-reset.n_clicks"])).json()
         run = session["response"]["pg-session"]["data"]["run"]
         tick = {"n": 1, "run_id": run["id"], "done": 0, "target": 100, "epochs": 2}
+        client.http.post(url + "/_splineviz/beat", data=values["session-id.data"], timeout=10)  # the tab is open
         outcome = client.run_job(client.payload(client.find("pg-chunk.data", "pg-tick.data"),
                                                 {**values, "pg-tick.data": tick, "model.data": run},
                                                 ["pg-tick.data"]), limit=300)
