@@ -11,6 +11,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -111,11 +112,16 @@ def containers():
         _docker("rm", "-f", cid, check=False)
 
 
+def _normalized(name: str) -> str:
+    """A distribution name as PEP 503 compares them: pip freeze writes typing_extensions, the lock typing-extensions."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 @pytest.mark.timeout(1800)
 def test_the_image_has_every_package_by_hash_and_no_browser(image: str) -> None:
     listed = _docker("run", "--rm", image, "sh", "-c", "pip freeze; command -v chromium chrome || true").stdout
-    pins = {line.split("==")[0].lower() for line in listed.splitlines() if "==" in line}
-    locked = {line.split("==")[0].lower() for name in ("requirements.lock", "requirements-torch.lock")
+    pins = {_normalized(line.split("==")[0]) for line in listed.splitlines() if "==" in line}
+    locked = {_normalized(line.split("==")[0]) for name in ("requirements.lock", "requirements-torch.lock")
               for line in (REPO / name).read_text().splitlines() if "==" in line and not line.startswith(" ")}
     assert locked - {"setuptools", "pip"} <= pins and "torch" in pins
     assert "chromium" not in listed and "nvidia" not in listed.lower()
