@@ -152,7 +152,8 @@ def test_the_image_serves_the_app_healthy_with_a_celery_worker(image: str, conta
         env = ["-e", f"SPLINEVIZ_SECRET_KEY={SECRET}", "-e", f"SPLINEVIZ_CELERY_BROKER={redis.url}"]
         containers(*env, image, "celery", "-A", "splineviz.web.worker", "worker", "--concurrency", "1",
                    "--without-gossip", "--without-mingle")
-        web = containers(*env, "--health-interval", "2s", "--health-start-period", "120s", image,
+        web = containers(*env, "-e", f"PORT={port}", "--health-interval", "2s", "--health-start-period", "120s",
+                         image,
                          "gunicorn", "app:server", "--bind", f"127.0.0.1:{port}", "--workers", "2")
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url + "/healthz", timeout=240)
