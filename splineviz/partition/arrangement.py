@@ -25,7 +25,8 @@ import numpy as np
 from .graph import (E0, E1, FA, FB, LAYER, OUTSIDE, UNIT, VALUES, PlanarGraph, interpolate_rows, radix_order,
                     run_starts)
 
-MAX_UNITS = 52  # sign codes are summed in float64, exact up to 2**53
+MAX_UNITS = 52  # lines per pass at most
+_EXACT_OWNERS = 2**16  # edges or chords up to which one float orders points along them (see _order_along)
 
 
 class _Cuts(NamedTuple):
@@ -105,8 +106,8 @@ def _lay_out(graph: PlanarGraph, tol: np.ndarray, units: np.ndarray) -> _Layout 
     """
     columns = VALUES + units
     first = int(columns[0]) if columns.size else VALUES
-    if np.array_equal(columns, np.arange(first, first + columns.size)):
-        z = graph.vals[: graph.n, first: first + columns.size]
+    if np.array_equal(columns, np.arange(first, first + columns.size)):  # one contiguous copy of the chunk
+        z = np.ascontiguousarray(graph.vals[: graph.n, first: first + columns.size])
     else:
         z = graph.vals[: graph.n].take(columns, axis=1)
     if (np.abs(z) <= tol).any():
@@ -131,7 +132,7 @@ def _cut_edges(graph: PlanarGraph, z: np.ndarray, positive: np.ndarray) -> _Cuts
     ends = edges[E0: E1 + 1].take(edge, axis=1)
     za = z[ends[0], unit]
     t = za / (za - z[ends[1], unit])
-    order = _order_along(edge, t)
+    order = _order_along(edge, t, graph.m)
     edge = edge[order]
     a, b = ends.take(order, axis=1)
     return _Cuts(edge, unit[order], t[order], a, b, run_starts(edge))
@@ -190,19 +191,23 @@ def _chord_pieces(chords: _Chords, crossings: _Crossings, first_crossing: int) -
     way = np.concatenate([np.zeros(k), np.ones(k), crossings.ti, crossings.tj])  # ends at 0 and 1
     point = np.concatenate([chords.p, chords.q, crossing, crossing])
     line = np.concatenate([np.full(2 * k, -1), chords.unit[j], chords.unit[i]])  # the line crossing there
-    order = _order_along(on, way)
+    order = _order_along(on, way, k)
     on, point, line = on[order], point[order], line[order]
     piece = (on[1:] == on[:-1]).nonzero()[0]
     return _Pieces(point[piece], point[piece + 1], on[piece], line[piece], line[piece + 1])
 
 
-def _order_along(owner: np.ndarray, way: np.ndarray) -> np.ndarray:
+def _order_along(owner: np.ndarray, way: np.ndarray, n_owners: int) -> np.ndarray:
     """Stable order of points by owner (an edge or chord index), then by the fraction of the way along it.
 
-    One float, owner + half the way, sorts them in one call; where its rounding swaps two points
-    of one owner (possible once owners number in the millions), the exact two-key sort is used.
+    One float, owner + half the way, sorts them in one call. Below 2**16 owners its rounding can
+    only swap points closer than 3e-11 of the way, and such points fail the generic-position
+    check anyway (a line's value there is below its tolerance). Past that, a swap of two points
+    of one owner is looked for, and the exact two-key sort used where there is one.
     """
     order = (owner + 0.5 * way).argsort(kind="stable")
+    if n_owners <= _EXACT_OWNERS:
+        return order
     o, t = owner[order], way[order]
     if ((o[1:] == o[:-1]) & (t[1:] < t[:-1])).any():
         order = np.lexsort((way, owner))
@@ -218,7 +223,7 @@ def _add_vertices(graph: PlanarGraph, layout: _Layout, tol: np.ndarray) -> bool:
     interpolate_rows(grown[:n], cuts.a, cuts.b, cuts.t, out=grown[n: n + c])
     grown[np.arange(n, n + c), columns[cuts.unit]] = 0.0
     i, j = crossings.i, crossings.j
-    interpolate_rows(grown[n: n + c], chords.p[i] - n, chords.q[i] - n, crossings.ti, out=grown[n + c:])
+    interpolate_rows(grown[n: n + c], chords.p[i] - n, chords.q[i] - n, crossings.ti, out=grown[n + c: n + c + x])
     crossing = np.arange(n + c, n + c + x)
     grown[crossing, columns[chords.unit[i]]] = 0.0
     grown[crossing, columns[chords.unit[j]]] = 0.0
@@ -236,14 +241,18 @@ def _add_edges(graph: PlanarGraph, layout: _Layout, layer: int) -> np.ndarray | 
     """Cut edges into pieces, add the chord pieces, name the faces, and commit if the count holds.
 
     A cut edge keeps its column for its last piece; its earlier pieces and the chord pieces are
-    appended. Faces are named by parent and the layer's sign code along their edges: ends never
-    have opposite signs now, so a unit is positive along an edge if it is at either end, and a
-    chord's own line by the side the face lies on.
+    appended. Only faces that a chord crosses are renamed: their pieces are named by parent and
+    the chunk's sign code along their edges (ends never have opposite signs now, so a unit is
+    positive along an edge if it is at either end, and a chord's own line by the side the face
+    lies on). Each crossed face's first piece keeps its id, the others get new ids; faces no line
+    enters keep theirs, and their code is the one of any of their corners.
+    Returns every face's sign code, or None (the graph as it was) if the names do not add up.
     """
     cuts, chords, crossings, pieces, old_code, columns = layout
-    n, m, w = graph.n, graph.m, columns.size
+    n, m, w, f0 = graph.n, graph.m, columns.size, graph.n_faces
     c = cuts.edge.size
-    vertex_code = np.concatenate([old_code, _sign_codes(graph.vals[n:].take(columns, axis=1) > 0)]).astype(np.int64)
+    added = c + crossings.i.size
+    vertex_code = np.concatenate([old_code, _sign_codes(graph.vals[n: n + added].take(columns, axis=1) > 0)])
     n_edges = m + c + pieces.start.size
     graph.allot(48 * n_edges)
     table = np.empty((6, n_edges), dtype=np.int64)
@@ -258,37 +267,62 @@ def _add_edges(graph: PlanarGraph, layout: _Layout, layer: int) -> np.ndarray | 
     chord_pieces[E0], chord_pieces[E1] = pieces.start, pieces.end
     chord_pieces[FA] = chord_pieces[FB] = chords.face[pieces.chord]
     chord_pieces[LAYER], chord_pieces[UNIT] = layer, columns[chords.unit[pieces.chord]] - VALUES
-    graph.edges = table
+    graph.edges = table  # columns past m stay spare until the commit below
 
     last = np.ones(c, dtype=bool)  # the last cut on its edge starts the edge's last piece
     last[:-1] = cuts.first[1:]
-    kept, kept_start = cuts.edge[last], cut_vertex[last]
-    code = vertex_code.take(table[E0])
-    code[kept] = vertex_code.take(kept_start)
-    code |= vertex_code.take(table[E1])
+    kept = cuts.edge[last]
+    table[E0, kept] = cut_vertex[last]  # undone if the names do not add up
+    crossed = np.zeros(f0 + 1, dtype=bool)  # its last slot answers for OUTSIDE
+    crossed[chords.face] = True
     faces = table[FA: FB + 1]
-    outside = faces == OUTSIDE
-    faces <<= w
-    faces |= code
+    touched = crossed[faces]
+    cols = np.flatnonzero(touched[0] | touched[1])
+    code = vertex_code.take(table[E0].take(cols))
+    code |= vertex_code.take(table[E1].take(cols))
+    names = faces.take(cols, axis=1)
+    names <<= w
+    names |= code
+    chord = cols >= m + c
     own = np.int64(1) << chords.unit[pieces.chord]
-    faces[0, m + c:] |= own
-    faces[1, m + c:] &= ~own
-    faces[outside] = OUTSIDE
-    n_faces = graph.n_faces + chords.face.size + crossings.i.size
-    bits = w + int(graph.n_faces).bit_length()
-    names = _number_faces(faces.ravel(), bits, n_faces)  # with the vertex and edge counts, also Euler's formula
-    if names is None:
-        faces >>= w  # the parents again (OUTSIDE, -1, shifts to itself)
+    names[0, chord] |= own
+    names[1, chord] &= ~own
+    names[~touched.take(cols, axis=1)] = OUTSIDE  # sides in faces no line enters: not renamed
+    names = names.ravel()
+    order = radix_order(names, w + f0.bit_length())
+    ordered = names.take(order)
+    inside = ordered.size - np.count_nonzero(ordered == OUTSIDE)  # OUTSIDE sorts last
+    first = run_starts(ordered[:inside])
+    distinct = ordered[:inside][first]
+    n_crossed = int(np.count_nonzero(crossed))
+    if distinct.size != n_crossed + chords.face.size + crossings.i.size:  # with V and E counts: Euler's formula
+        table[E0, kept] = cuts.a[last]
         return None
-    table[E0][kept] = kept_start
-    graph.n, graph.m, graph.n_faces = graph.vals.shape[0], n_edges, n_faces
-    graph.origin = graph.origin[names >> w]
-    return names & ((np.int64(1) << w) - 1)
+
+    parent = distinct >> w
+    keeps = run_starts(parent)  # a crossed face's first piece keeps its id
+    ids = parent.copy()
+    fresh = np.flatnonzero(~keeps)
+    ids[fresh] = np.arange(f0, f0 + fresh.size)
+    side = order[:inside]
+    faces[side // cols.size, cols.take(side % cols.size)] = ids.take(np.cumsum(first) - 1)
+    n_faces = f0 + fresh.size
+    face_code = np.empty(n_faces, dtype=np.int64)
+    for row in (FA, FB):  # faces no line enters: the code of any corner
+        calm = np.flatnonzero(~touched[row - FA] & (table[row] != OUTSIDE))
+        face_code[table[row].take(calm)] = vertex_code.take(table[E0].take(calm))
+    face_code[ids] = distinct & ((np.int64(1) << w) - 1)
+    graph.n, graph.m, graph.n_faces = n + added, n_edges, n_faces
+    graph.origin = np.concatenate([graph.origin[:f0], graph.origin.take(parent[fresh])])
+    return face_code
 
 
 def _sign_codes(positive: np.ndarray) -> np.ndarray:
-    """Each row's signs as one number (bit u: unit u positive), exact in float64 up to 52 units."""
-    return positive @ 2.0 ** np.arange(positive.shape[1])
+    """Each row's signs as one int64 (bit u: unit u positive), for up to 62 units."""
+    packed = np.packbits(positive, axis=1, bitorder="little")
+    wide = np.zeros((positive.shape[0], 8), dtype=np.uint8)
+    wide[:, : packed.shape[1]] = packed
+    return wide.view("<i8").reshape(-1).astype(np.int64, copy=False)
 
 
 def _pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -300,21 +334,3 @@ def _pairs_within_groups(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return i, np.arange(i.size) - np.repeat(first_pair - index - 1, partners)
 
 
-def _number_faces(names: np.ndarray, bits: int, expected: int) -> np.ndarray | None:
-    """Renumber the distinct names (below 2**bits) 0, 1, ... in place, if there are as many as expected.
-
-    OUTSIDE stays OUTSIDE. Returns the distinct names in their new order, or None (names untouched).
-    """
-    order = radix_order(names, bits)
-    ordered = names[order]
-    inside = ordered.size - np.count_nonzero(ordered == OUTSIDE)  # OUTSIDE sorts last
-    start = run_starts(ordered)
-    start[inside:] = False
-    distinct = ordered[start]
-    if distinct.size != expected:
-        return None
-    np.cumsum(start, out=ordered)
-    ordered -= 1
-    ordered[inside:] = OUTSIDE
-    names[order] = ordered
-    return distinct

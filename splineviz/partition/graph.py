@@ -146,30 +146,31 @@ class PlanarGraph:
         """(m, 6) view: end 0, end 1, face a, face b, layer, unit."""
         return self.edges[:, : self.m].T
 
-    def value_table(self, columns: int) -> np.ndarray:
+    def value_table(self, columns: int, spare: int = 0) -> np.ndarray:
         """A vertex table with this graph's coordinates and `columns` value columns left to fill.
 
         Filled in place (say, by a matmul's out=) and then assigned to `vals`, the next values
-        never exist twice.
+        never exist twice. `spare` rows past n are reserved for vertices to come: left untouched,
+        they take address space but no memory until written.
         """
         self.allot(8 * self.n * (VALUES + columns))
-        vals = np.empty((self.n, VALUES + columns), dtype=np.float64)
-        vals[:, X: Y + 1] = self.coords
+        vals = np.empty((self.n + spare, VALUES + columns), dtype=np.float64)
+        vals[: self.n, X: Y + 1] = self.coords
         return vals
 
     def reserve_vertices(self, rows: int) -> None:
-        """Room for `rows` vertex rows (rows past n are spare), grown in place where possible.
+        """Room for `rows` vertex rows (rows past n are spare).
 
-        realloc can often extend the table where it lies, so that old and new never coexist;
-        while a view of the table is alive that would leave the view dangling, so it is copied.
+        The table grows fourfold when full, into untouched memory (np.empty: pages are only mapped
+        when written), so a layer's chunks rarely copy it and spare rows cost no memory. (realloc
+        via ndarray.resize would zero-fill, and so touch, every spare row.)
         """
+        if rows <= self.vals.shape[0]:
+            return
         self.allot(8 * rows * self.vals.shape[1])
-        try:
-            self.vals.resize((rows, self.vals.shape[1]))
-        except ValueError:
-            grown = np.empty((rows, self.vals.shape[1]), dtype=np.float64)
-            grown[: self.n] = self.vals[: self.n]
-            self.vals = grown
+        grown = np.empty((4 * rows, self.vals.shape[1]), dtype=np.float64)
+        grown[: self.n] = self.vals[: self.n]
+        self.vals = grown
 
     def replace_values(self, values: np.ndarray) -> None:
         """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""

@@ -58,9 +58,10 @@ class Tracer:
     # -- ops.Cutter ----------------------------------------------------------------------------
     def affine(self, graph: PlanarGraph, weight: np.ndarray, bias: np.ndarray) -> None:
         """values @ W.T + b, written straight into the next vertex table."""
-        table = graph.value_table(weight.shape[0])
-        np.matmul(graph.values, weight.T, out=table[:, VALUES:])
-        table[:, VALUES:] += bias
+        n = graph.n
+        table = graph.value_table(weight.shape[0], spare=3 * n)  # room for the next layer's new vertices
+        np.matmul(graph.values, weight.T, out=table[:n, VALUES:])
+        table[:n, VALUES:] += bias
         graph.vals = table
 
     def zero_sets(self, graph: PlanarGraph, layer: int) -> np.ndarray:
@@ -75,6 +76,7 @@ class Tracer:
             near_zero = ((values <= tol) & (values >= -tol)).any(axis=0)  # such units never pass one pass
             alone = np.flatnonzero(near_zero)
             pending = [np.flatnonzero(~near_zero)]
+        del values  # a live view would make every growth of the table a copy (see reserve_vertices)
         for unit in alone:
             self._split(graph, tol, layer, int(unit))
         single = list(alone)
