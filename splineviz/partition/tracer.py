@@ -278,7 +278,12 @@ def _cut_layers(graph: PlanarGraph, ops: Sequence[Op], tracer: Tracer) -> list[L
         if not op.nonlinear:
             op.cut(graph, len(layers), tracer)
             continue
-        codes = op.cut(graph, len(layers), tracer)
+        try:
+            codes = op.cut(graph, len(layers), tracer)
+        except PartitionBudgetError as error:
+            if str(error).startswith("the partition passed"):
+                raise
+            raise PartitionBudgetError(f"at layer {len(layers)} ({graph.n_faces:,} regions so far): {error}") from None
         assert tracer.parent is not None and codes is not None
         layers.append(LayerRecord(op, graph.values.shape[1], graph.n_faces, codes, tracer.parent))
     return layers
