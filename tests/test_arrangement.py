@@ -74,7 +74,7 @@ def test_chunks_equal_unit_by_unit_on_wide_layers(seed, depth, width, kind, chun
 
 def test_layer_at_once_passes_the_brute_force_oracle(monkeypatch):
     taken = []
-    monkeypatch.setattr(tracer, "refine_by_layer", lambda *a: taken.append(refine_by_layer(*a)) or taken[-1])
+    monkeypatch.setattr(tracer, "refine_by_layer", lambda *a, **k: taken.append(refine_by_layer(*a, **k)) or taken[-1])
     p = trace(random_net(3, 3, 12, "gauss"), bounds=BOUNDS)
     assert [t is not None for t in taken] == [True, True, True]  # generic layers really take the fast path
     assert_consistent(p, 16.0, grid(BOUNDS, 300))

@@ -92,6 +92,7 @@ def test_codes_of_a_max_pool_layer_are_the_argmax_positions():
     assert_consistent(p, 36.0, grid(BOUNDS, 200))
     pooled_in = pre_activations(p.ops, p.interior_points)[1]
     np.testing.assert_array_equal(p.codes(1), ops[2].code(pooled_in))
+    assert (pooled_in[:, :3] == 0).all(axis=1).any()  # a region where a whole group ties at 0: position 0
 
 
 def test_colour_keys_differ_across_every_boundary():

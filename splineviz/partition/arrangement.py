@@ -72,6 +72,7 @@ class _Layout(NamedTuple):
     pieces: _Pieces
     old_code: np.ndarray  # sign codes of the existing vertices
     columns: np.ndarray  # value column of each line
+    labels: np.ndarray  # unit label of each line
 
 
 def max_units(n_faces: int) -> int:
@@ -79,11 +80,12 @@ def max_units(n_faces: int) -> int:
     return max(0, min(MAX_UNITS, 62 - int(n_faces).bit_length()))
 
 
-def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int,
-                    units: np.ndarray | None = None) -> np.ndarray | None:
+def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int, units: np.ndarray | None = None,
+                    labels: np.ndarray | None = None) -> np.ndarray | None:
     """Cut every face along the zero sets of `units` (default: every value column), or return None.
 
-    tol[i] is the tolerance of units[i]. On success returns each face's sign code (bit i: unit
+    tol[i] is the tolerance of units[i]; new edges are labelled (layer, labels[i]) (default: the
+    unit's column). On success returns each face's sign code (bit i: unit
     units[i] positive inside the face), and graph.origin maps every new face to its parent.
     Tables that would break graph.max_bytes raise PartitionBudgetError before they are made,
     leaving the graph's counted vertices, edges and faces as they were.
@@ -91,7 +93,7 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int,
     units = np.arange(graph.vals.shape[1] - VALUES) if units is None else np.asarray(units, dtype=np.int64)
     if units.size > max_units(graph.n_faces):
         return None
-    layout = _lay_out(graph, tol, units)
+    layout = _lay_out(graph, tol, units, units if labels is None else np.asarray(labels, dtype=np.int64))
     if layout is None:
         return None
     if not _add_vertices(graph, layout, tol):
@@ -99,7 +101,7 @@ def refine_by_layer(graph: PlanarGraph, tol: np.ndarray, layer: int,
     return _add_edges(graph, layout, layer)
 
 
-def _lay_out(graph: PlanarGraph, tol: np.ndarray, units: np.ndarray) -> _Layout | None:
+def _lay_out(graph: PlanarGraph, tol: np.ndarray, units: np.ndarray, labels: np.ndarray) -> _Layout | None:
     """The cuts, chords, crossings and chord pieces; None if not in generic position.
 
     Only reads the graph: the current value table may go as soon as this returns.
@@ -121,7 +123,7 @@ def _lay_out(graph: PlanarGraph, tol: np.ndarray, units: np.ndarray) -> _Layout 
     if crossings is None:
         return None
     pieces = _chord_pieces(chords, crossings, graph.n + cuts.edge.size)
-    return _Layout(cuts, chords, crossings, pieces, _sign_codes(positive), columns)
+    return _Layout(cuts, chords, crossings, pieces, _sign_codes(positive), columns, labels)
 
 
 def _cut_edges(graph: PlanarGraph, z: np.ndarray, positive: np.ndarray) -> _Cuts:
@@ -216,7 +218,7 @@ def _order_along(owner: np.ndarray, way: np.ndarray, n_owners: int) -> np.ndarra
 
 def _add_vertices(graph: PlanarGraph, layout: _Layout, tol: np.ndarray) -> bool:
     """Rows for the cuts and crossings, past graph.n; False if two of them nearly meet a line."""
-    cuts, chords, crossings, pieces, _, columns = layout
+    cuts, chords, crossings, pieces, _, columns, _ = layout
     n, c, x = graph.n, cuts.edge.size, crossings.i.size
     graph.reserve_vertices(n + c + x)
     grown = graph.vals
@@ -248,7 +250,7 @@ def _add_edges(graph: PlanarGraph, layout: _Layout, layer: int) -> np.ndarray | 
     enters keep theirs, and their code is the one of any of their corners.
     Returns every face's sign code, or None (the graph as it was) if the names do not add up.
     """
-    cuts, chords, crossings, pieces, old_code, columns = layout
+    cuts, chords, crossings, pieces, old_code, columns, labels = layout
     n, m, w, f0 = graph.n, graph.m, columns.size, graph.n_faces
     c = cuts.edge.size
     added = c + crossings.i.size
@@ -266,7 +268,7 @@ def _add_edges(graph: PlanarGraph, layout: _Layout, layer: int) -> np.ndarray | 
     chord_pieces = table[:, m + c:]
     chord_pieces[E0], chord_pieces[E1] = pieces.start, pieces.end
     chord_pieces[FA] = chord_pieces[FB] = chords.face[pieces.chord]
-    chord_pieces[LAYER], chord_pieces[UNIT] = layer, columns[chords.unit[pieces.chord]] - VALUES
+    chord_pieces[LAYER], chord_pieces[UNIT] = layer, labels[chords.unit[pieces.chord]]
     graph.edges = table  # columns past m stay spare until the commit below
 
     last = np.ones(c, dtype=bool)  # the last cut on its edge starts the edge's last piece

@@ -26,6 +26,8 @@ class Cutter(Protocol):
 
     def zero_sets(self, graph: PlanarGraph, layer: int) -> np.ndarray: ...
 
+    def activate(self, graph: PlanarGraph, op: Hinge) -> None: ...
+
     def tournament(self, graph: PlanarGraph, groups: Sequence[Sequence[int]], layer: int) -> np.ndarray: ...
 
 
@@ -105,12 +107,12 @@ class Affine(Op):
         return None
 
 
-class _Hinge(Op):
+class Hinge(Op):
     """Activations that bend where each unit's value is zero: one line per unit."""
 
     def cut(self, graph: PlanarGraph, layer: int, cutter: Cutter) -> np.ndarray:
         signs = cutter.zero_sets(graph, layer)
-        self.activate(graph.values)
+        cutter.activate(graph, self)
         return signs
 
     def activate(self, values: np.ndarray) -> None:
@@ -126,7 +128,7 @@ class _Hinge(Op):
 
 
 @dataclass(frozen=True)
-class ReLU(_Hinge):
+class ReLU(Hinge):
     """max(x, 0) elementwise: one subdivision line per unit."""
 
     def forward(self, h: np.ndarray) -> np.ndarray:
@@ -137,7 +139,7 @@ class ReLU(_Hinge):
 
 
 @dataclass(frozen=True)
-class LeakyReLU(_Hinge):
+class LeakyReLU(Hinge):
     """x if x > 0 else negative_slope * x: bends where ReLU does."""
 
     negative_slope: float = 0.01

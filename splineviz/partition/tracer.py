@@ -22,7 +22,7 @@ from .arrangement import MAX_UNITS, max_units, refine_by_layer
 from .domain import DEFAULT_BOUNDS, Plane, convex_domain
 from .errors import Cancelled, PartitionBudgetError
 from .graph import E0, E1, FB, LAYER, OUTSIDE, UNIT, VALUES, PlanarGraph
-from .ops import Affine, Op, normalize
+from .ops import Affine, Hinge, Op, normalize
 from .result import LayerRecord, Partition
 
 Progress = Optional[Callable[[float, str], None]]
@@ -35,6 +35,7 @@ REL_TOL = 1e-10  # values this close to zero, relative to the unit's range, lie 
 _UFUNC_BUFFER = 1024  # elements: numpy buffers ufuncs on strided value columns, 8192 by default (64 KiB each)
 CHUNK_CELLS = 2**23  # edges x units per one-pass chunk: bounds its (edges, units) temporaries
 CHUNK_UNITS = 32  # units per chunk at most (measured: bench/partition.py)
+_BLOCK_CELLS = 2**22  # vertices x units per block when the first layer's values are built for the next map
 
 
 @dataclass
@@ -54,19 +55,60 @@ class Tracer:
     done: int = 0
     next_report: float = 0.0
     parent: np.ndarray | None = None  # after a nonlinear layer: the face (before it) each face was cut from
+    first: tuple[np.ndarray, np.ndarray] | None = None  # (W, b): values are coords @ W.T + b, not stored
+    activation: Hinge | None = None  # applied to the first layer's values when they are next needed
 
     # -- ops.Cutter ----------------------------------------------------------------------------
     def affine(self, graph: PlanarGraph, weight: np.ndarray, bias: np.ndarray) -> None:
-        """values @ W.T + b, written straight into the next vertex table."""
+        """values @ W.T + b, written straight into the next vertex table (room kept for new vertices)."""
         n = graph.n
-        table = graph.value_table(weight.shape[0], spare=3 * n)  # room for the next layer's new vertices
-        np.matmul(graph.values, weight.T, out=table[:n, VALUES:])
-        table[:n, VALUES:] += bias
+        table = graph.value_table(weight.shape[0], spare=3 * n)
+        out = table[:n, VALUES:]
+        if self.first is None:
+            np.matmul(graph.values, weight.T, out=out)
+            out += bias
+        else:  # the first layer's values were never stored: build them block by block from the coordinates
+            out[:] = bias
+            first_weight = self.first[0]
+            block = max(1, _BLOCK_CELLS // max(n, 1))
+            for start in range(0, first_weight.shape[0], block):
+                units = np.arange(start, min(start + block, first_weight.shape[0]))
+                z = self._first_values(graph, units)
+                if self.activation is not None:
+                    self.activation.activate(z)
+                out += z @ weight[:, units].T
+            self.first = self.activation = None
         graph.vals = table
 
+    def activate(self, graph: PlanarGraph, op: Hinge) -> None:
+        """Apply a hinge to the stored values, or (first layer) remember it for the next affine map."""
+        if self.first is None:
+            op.activate(graph.values)
+        else:
+            self.activation = op
+
+    def materialize(self, graph: PlanarGraph) -> None:
+        """Store the first layer's values (for ops that need them all at once, like max-pooling)."""
+        if self.first is None:
+            return
+        width = self.first[0].shape[0]
+        table = graph.value_table(width)
+        table[:, VALUES:] = self._first_values(graph, np.arange(width))
+        if self.activation is not None:
+            self.activation.activate(table[:, VALUES:])
+        graph.vals = table
+        self.first = self.activation = None
+
     def zero_sets(self, graph: PlanarGraph, layer: int) -> np.ndarray:
-        """Cut along every unit's zero set; returns each face's signs, bit-packed (see ops._Hinge)."""
-        values = graph.values
+        """Cut along every unit's zero set; returns each face's signs, bit-packed (see ops.Hinge).
+
+        On the first layer, whose values are affine in the plane coordinates, no value table is
+        kept: each chunk's values are computed from the coordinates when it is cut, so a wide first
+        layer costs memory for one chunk, not for every unit at every vertex.
+        """
+        if self.activation is not None:  # a hinge right after the first one: its input must be stored
+            self.materialize(graph)
+        values = graph.values if self.first is None else self._first_values(graph, slice(None))
         width = values.shape[1]
         tol = REL_TOL * np.maximum(values.max(axis=0, initial=0.0), -values.min(axis=0, initial=0.0))
         codes = _Codes(graph, width)
@@ -89,7 +131,11 @@ class Tracer:
             if units.size == 0:
                 continue
             codes.sync()
-            signs = refine_by_layer(graph, tol[units], layer, units)
+            if self.first is None:
+                signs = refine_by_layer(graph, tol[units], layer, units)
+            else:
+                self._load_first(graph, units)
+                signs = refine_by_layer(graph, tol[units], layer, np.arange(units.size), labels=units)
             if signs is not None:
                 codes.record(units, signs)
                 self.step(graph, layer, int(units[-1]), units.size)
@@ -100,7 +146,15 @@ class Tracer:
                 self._split(graph, tol, layer, int(units[0]))
                 single.append(int(units[0]))
         codes.sync()
-        codes.from_face_means(single, tol)
+        if single:
+            if self.first is None:
+                means = graph.face_means(np.array(single))
+            else:
+                self._load_first(graph, np.array(single))
+                means = graph.face_means(np.arange(len(single)))
+            codes.from_means(single, means > tol[single])
+        if self.first is not None:
+            graph.vals = graph.value_table(0)  # the coordinates are all the first layer keeps
         self.parent = codes.parent
         return codes.bits
 
@@ -111,6 +165,7 @@ class Tracer:
         (position within the group). The running max lives in a scratch column so that new
         vertices interpolate it like any other value.
         """
+        self.materialize(graph)
         graph.reset_origin()
         tol = REL_TOL * max(float(np.abs(graph.values).max()), 1e-300)
         graph.replace_values(np.hstack([graph.values, np.zeros((graph.n, 1))]))
@@ -127,7 +182,9 @@ class Tracer:
         graph.replace_values(graph.values[:, :-1])
         self.parent = graph.origin
         means = graph.face_means(np.arange(graph.values.shape[1]))
-        return np.stack([means[:, list(g)].argmax(axis=1) for g in groups], axis=1).astype(np.int32)
+        # the first candidate within tolerance of the group's max: exact ties go to the lowest position, as in argmax
+        return np.stack([(means[:, list(g)] >= means[:, list(g)].max(axis=1, keepdims=True) - tol).argmax(axis=1)
+                         for g in groups], axis=1).astype(np.int32)
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def step(self, graph: PlanarGraph, layer: int, unit: int, units: int = 1) -> None:
@@ -145,10 +202,24 @@ class Tracer:
             self.next_report = fraction + 0.01
 
     def _split(self, graph: PlanarGraph, tol: np.ndarray, layer: int, unit: int) -> None:
-        column = VALUES + unit
+        if self.first is None:
+            column = VALUES + unit
+        else:
+            self._load_first(graph, np.array([unit]))
+            column = VALUES
         level = graph.vals[: graph.n, column].copy()  # contiguous: split scans it several times
         graph.split(level, tol[unit], layer, unit, zero_column=column)
         self.step(graph, layer, unit)
+
+    def _first_values(self, graph: PlanarGraph, units: np.ndarray | slice) -> np.ndarray:
+        weight, bias = self.first  # type: ignore[misc]
+        return graph.coords @ weight[units].T + bias[units]
+
+    def _load_first(self, graph: PlanarGraph, units: np.ndarray) -> None:
+        """Make these first-layer units the graph's only value columns (computed from the coordinates)."""
+        table = graph.value_table(units.size, spare=graph.n)
+        table[: graph.n, VALUES:] = self._first_values(graph, units)
+        graph.vals = table
 
     def _chunk_size(self, graph: PlanarGraph) -> int:
         if isinstance(self.refine, (int, np.integer)) and not isinstance(self.refine, bool):
@@ -183,11 +254,10 @@ class _Codes:
         for i, unit in enumerate(units):
             self.bits[:, unit // 8] |= (((signs >> i) & 1) << (unit % 8)).astype(np.uint8)
 
-    def from_face_means(self, units: Sequence[int], tol: np.ndarray) -> None:
-        """Bits of units cut one by one: their sign at each face's centre (zero within tolerance)."""
-        for unit in units:
-            positive = self.graph.face_means(np.array([unit]))[:, 0] > tol[unit]
-            self.bits[:, unit // 8] |= (positive.astype(np.uint8) << np.uint8(unit % 8))
+    def from_means(self, units: Sequence[int], positive: np.ndarray) -> None:
+        """Bits of units cut one by one: their sign at each face's centre (positive[:, i] for units[i])."""
+        for i, unit in enumerate(units):
+            self.bits[:, unit // 8] |= (positive[:, i].astype(np.uint8) << np.uint8(unit % 8))
 
 
 def _is_identity(origin: np.ndarray) -> bool:
@@ -260,21 +330,22 @@ def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, 
             raise ValueError(f"decision_classes must be two different outputs in 0..{n_out - 1}, got {decision_classes}")
 
     corners = convex_domain(bounds)
-    graph = PlanarGraph(corners, corners @ first.weight.T + first.bias)
+    graph = PlanarGraph(corners, np.zeros((len(corners), 0)))
     graph.max_bytes = max_bytes
     graph.allot(0)  # the first table is tiny; this only refuses a max_bytes below it
-    tracer = Tracer(_count_cuts(ops), budget, progress, cancel, refine)
+    tracer = Tracer(_count_cuts(ops), budget, progress, cancel, refine, first=(first.weight, first.bias))
     with np.errstate():  # numpy scopes its ufunc buffer size to this context
         np.setbufsize(_UFUNC_BUFFER)
-        layers = _cut_layers(graph, ops[1:], tracer)
+        layers = _cut_layers(graph, first.out_features, ops[1:], tracer)
         overlay, decision = _decision_overlay(graph, len(layers), decision_classes)
     return Partition(graph, ops, layers, overlay, decision, decision_classes, plane)
 
 
-def _cut_layers(graph: PlanarGraph, ops: Sequence[Op], tracer: Tracer) -> list[LayerRecord]:
+def _cut_layers(graph: PlanarGraph, width: int, ops: Sequence[Op], tracer: Tracer) -> list[LayerRecord]:
     """Push the graph through the ops; what every nonlinear layer leaves (codes, parents, counts)."""
     layers: list[LayerRecord] = []
     for op in ops:
+        width = op.out_width(width)
         if not op.nonlinear:
             op.cut(graph, len(layers), tracer)
             continue
@@ -285,7 +356,7 @@ def _cut_layers(graph: PlanarGraph, ops: Sequence[Op], tracer: Tracer) -> list[L
                 raise
             raise PartitionBudgetError(f"at layer {len(layers)} ({graph.n_faces:,} regions so far): {error}") from None
         assert tracer.parent is not None and codes is not None
-        layers.append(LayerRecord(op, graph.values.shape[1], graph.n_faces, codes, tracer.parent))
+        layers.append(LayerRecord(op, width, graph.n_faces, codes, tracer.parent))
     return layers
 
 
