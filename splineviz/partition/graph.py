@@ -359,7 +359,10 @@ class PlanarGraph:
         key = np.sort(np.minimum(e[E0], e[E1]) * n + np.maximum(e[E0], e[E1]))
         assert (key[1:] != key[:-1]).all(), "two edges between the same vertices"
         assert n - m + f == 1, f"Euler: V - E + F = {n} - {m} + {f} != 1"
-        ptr, ids = self.cycles()
+        try:
+            ptr, ids = self.cycles()
+        except ValueError as error:
+            raise AssertionError(str(error)) from None
         assert ptr[-1] == 2 * m - np.count_nonzero(~inner), "faces' cycles do not use every edge side once"
         xy = self.coords[ids]
         nxt = np.arange(ids.size) + 1
@@ -435,20 +438,24 @@ def face_cycles(xy: np.ndarray, e0: np.ndarray, e1: np.ndarray, fa: np.ndarray, 
     a, b = xy[start], xy[end]
     right = _cross(b - a, centre[face] - a) < 0
     start[right], end[right] = end[right], start[right]
-    order = radix_order(face * n + start, (n_faces * n).bit_length())
-    key = (face * n + start)[order]
-    start, end = start[order], end[order]
-    following = key.searchsorted(face[order] * n + end)
-    if (following >= key.size).any() or (key[np.minimum(following, key.size - 1)] != face[order] * n + end).any() \
-            or (key[1:] == key[:-1]).any():
+    bits = (n_faces * n).bit_length()
+    starts, ends = face * n + start, face * n + end
+    by_start, by_end = radix_order(starts, bits), radix_order(ends, bits)
+    # every (face, corner) starts one half-edge and ends one: the k-th smallest of each pair up
+    if not np.array_equal(starts.take(by_start), ends.take(by_end)) or (np.diff(starts.take(by_start)) == 0).any():
         raise ValueError("the faces' edges do not form cycles: not a valid partition")
+    following = np.empty(face.size, dtype=np.int64)  # in by_start order: the half-edge after each
+    rank = np.empty(face.size, dtype=np.int64)
+    rank[by_start] = np.arange(face.size)
+    following[rank.take(by_end)] = np.arange(face.size)
+    start = start.take(by_start)
     ptr = np.zeros(n_faces + 1, dtype=np.int64)
     np.cumsum(sides, out=ptr[1:])
     by_size = np.argsort(-sides, kind="stable")
     smaller = -sides[by_size]  # ascending
     slot = ptr[by_size]  # where each face's corners go
     at = slot.copy()  # the half-edge each face's walk is on
-    ids = np.empty(key.size, dtype=np.int64)
+    ids = np.empty(face.size, dtype=np.int64)
     for step in range(int(-smaller[0]) if n_faces else 0):
         live = int(smaller.searchsorted(-step))  # faces with more than `step` corners come first
         ids[slot[:live] + step] = start[at[:live]]
