@@ -85,12 +85,17 @@ def main() -> None:
     for name in args.nets:
         rows.append(measure(name, args.repeats, args.min_seconds))
         print(json.dumps(rows[-1]), flush=True)
+        write(rows, args.out)
+    print(f"wrote {args.out}")
+
+
+def write(rows: list[dict], out: Path) -> None:
     header = ["net", "regions", "repeats", "trace + Frame + JSON", "regioncam trace", "ratio (median)", "range",
               "trace", "Frame.from_partition", "json.dumps", "JSON MB"]
     table = [[r["net"], f"{r['regions']:,}", str(r["repeats"]), _s(r["ours_s"]), _s(r["peer_s"]), f"{r['ratio']:.2f}",
               f"{r['ratio_min']:.2f}–{r['ratio_max']:.2f}", _s(r["trace_s"]), _s(r["frame_s"]), _s(r["json_s"]),
               f"{r['json_mb']:.2f}"] for r in rows]
-    args.out.write_text("\n".join([
+    out.write_text("\n".join([
         "# Frames benchmark: a paintable frame against regioncam's bare trace",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} by `python bench/frames.py` on {platform.machine()}, Python "
@@ -105,7 +110,6 @@ def main() -> None:
         "Target (issue 10): ratio ≤ 0.35 on net C.",
         "",
     ]))
-    print(f"wrote {args.out}")
 
 
 def _s(value: float) -> str:

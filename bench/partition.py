@@ -7,7 +7,8 @@ load then hits both tools of a repeat alike instead of going straight into the r
 
 Memory: each (tool, net) in a process of its own, so that neither tool's memory pollutes the
 other's: one untimed warm-up, freed heap handed back (malloc_trim), the kernel's peak resident set
-reset (/proc/self/clear_refs, Linux), then the growth of that peak over one more call. Run with
+reset (/proc/self/clear_refs, Linux), then the growth of that peak over one call. (The warm-up
+traces net A, so that a slow net is not traced twice.) Run with
 glibc mapping every block of a page or more on its own (MALLOC_MMAP_THRESHOLD_=4096), so that
 freed memory leaves the resident set at once and the peak is what the tool holds; the default
 allocator's number (which counts every heap page a run touches) is reported too.
@@ -41,13 +42,14 @@ import ctypes, json, sys, gc
 sys.path.insert(0, {bench!r})
 from nets import NETS, splineviz_runner, regioncam_runner
 tool, name = sys.argv[1], sys.argv[2]
-run = (splineviz_runner if tool == "splineviz" else regioncam_runner)(NETS[name]())
+runner = splineviz_runner if tool == "splineviz" else regioncam_runner
+runner(NETS["A"]())()  # warm-up on a small net: imports and first-use code paths are not part of tracing
+run = runner(NETS[name]())
 
 def status_kib(key):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
 
-run()  # warm-up: lazy imports and first-use code paths are not part of tracing
 gc.collect()
 ctypes.CDLL("libc.so.6").malloc_trim(0)
 with open("/proc/self/clear_refs", "w") as f:
@@ -109,7 +111,7 @@ def main() -> None:
             row["default_mem_ratio"] = row["splineviz_default_mib"] / max(row["regioncam_default_mib"], 1e-9)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    args.out.write_text(report(rows, args))
+        args.out.write_text(report(rows, args))  # after every net: a long run leaves what it has measured
     print(f"wrote {args.out}")
 
 

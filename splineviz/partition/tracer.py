@@ -35,7 +35,7 @@ REL_TOL = 1e-10  # values this close to zero, relative to the unit's range, lie 
 _UFUNC_BUFFER = 1024  # elements: numpy buffers ufuncs on strided value columns, 8192 by default (64 KiB each)
 CHUNK_CELLS = 2**23  # edges x units per one-pass chunk: bounds its (edges, units) temporaries
 CHUNK_UNITS = 32  # units per chunk at most (measured: bench/partition.py)
-_BLOCK_CELLS = 2**22  # vertices x units per block when the first layer's values are built for the next map
+_BLOCK_CELLS = 2**24  # vertices x units per block when the first layer's values are built for the next map
 
 
 @dataclass
@@ -155,8 +155,8 @@ class Tracer:
             codes.from_means(single, means > tol[single])
         if self.first is not None:
             graph.vals = graph.value_table(0)  # the coordinates are all the first layer keeps
-        self.parent = codes.parent
-        return codes.bits
+        self.parent = codes.parent.copy()  # copies drop the spare rows
+        return codes.bits.copy()
 
     def tournament(self, graph: PlanarGraph, groups: Sequence[Sequence[int]], layer: int) -> np.ndarray:
         """Cut where candidate j of a group overtakes the group's running max, for every group.
@@ -233,20 +233,43 @@ class Tracer:
 
 
 class _Codes:
-    """A hinge layer's sign bits per face, carried along as faces are cut (graph.origin)."""
+    """A hinge layer's sign bits per face, carried along as faces are cut (graph.origin).
+
+    Refinements keep the ids of the faces they do not cut and append new ones, so rows are
+    usually only appended (into spare capacity) rather than the whole table gathered again.
+    """
 
     def __init__(self, graph: PlanarGraph, width: int) -> None:
         self.graph = graph
-        self.bits = np.zeros((graph.n_faces, (width + 7) // 8), dtype=np.uint8)
-        self.parent = np.arange(graph.n_faces)  # face at the layer's start each face was cut from
+        self._bits = np.zeros((graph.n_faces, (width + 7) // 8), dtype=np.uint8)
+        self._parent = np.arange(graph.n_faces)  # face at the layer's start each face was cut from
+        self.rows = graph.n_faces
         graph.reset_origin()
+
+    @property
+    def bits(self) -> np.ndarray:
+        return self._bits[: self.rows]
+
+    @property
+    def parent(self) -> np.ndarray:
+        return self._parent[: self.rows]
 
     def sync(self) -> None:
         """Rows for the faces as they are now (new faces inherit their parent's bits and parent)."""
-        origin = self.graph.origin
-        if origin.size != self.bits.shape[0] or not _is_identity(origin):
-            self.bits = self.bits.take(origin, axis=0)
-            self.parent = self.parent.take(origin)
+        origin, rows = self.graph.origin, self.rows
+        if origin.size >= rows and _is_identity(origin[:rows]):
+            if origin.size > self._bits.shape[0]:
+                capacity = 2 * origin.size
+                self._bits = np.concatenate([self._bits[:rows], np.empty((capacity - rows, self._bits.shape[1]),
+                                                                          dtype=np.uint8)])
+                self._parent = np.concatenate([self._parent[:rows], np.empty(capacity - rows, dtype=np.int64)])
+            fresh = origin[rows:]
+            self._bits[rows: origin.size] = self._bits.take(fresh, axis=0)
+            self._parent[rows: origin.size] = self._parent.take(fresh)
+        else:
+            self._bits = self.bits.take(origin, axis=0)
+            self._parent = self.parent.take(origin)
+        self.rows = origin.size
         self.graph.reset_origin()
 
     def record(self, units: np.ndarray, signs: np.ndarray) -> None:
@@ -266,7 +289,7 @@ class _Codes:
 
 
 def _is_identity(origin: np.ndarray) -> bool:
-    return bool(origin.size == 0 or (origin[-1] == origin.size - 1 and (np.diff(origin) == 1).all()))
+    return bool(origin.size == 0 or (origin[-1] == origin.size - 1 and (origin == np.arange(origin.size)).all()))
 
 
 def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, budget: int = DEFAULT_BUDGET,
