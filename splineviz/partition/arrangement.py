@@ -108,11 +108,11 @@ def _lay_out(graph: PlanarGraph, tol: np.ndarray, units: np.ndarray, labels: np.
     """
     columns = VALUES + units
     first = int(columns[0]) if columns.size else VALUES
-    if np.array_equal(columns, np.arange(first, first + columns.size)):  # one contiguous copy of the chunk
-        z = np.ascontiguousarray(graph.vals[: graph.n, first: first + columns.size])
+    if np.array_equal(columns, np.arange(first, first + columns.size)):  # a view: no copy of the chunk's values
+        z = graph.vals[: graph.n, first: first + columns.size]
     else:
         z = graph.vals[: graph.n].take(columns, axis=1)
-    if (np.abs(z) <= tol).any():
+    if ((z <= tol) & (z >= -tol)).any():  # bool temporaries only: abs() would copy the values
         return None
     positive = z > 0
     cuts = _cut_edges(graph, z, positive)
@@ -309,11 +309,12 @@ def _add_edges(graph: PlanarGraph, layout: _Layout, layer: int) -> np.ndarray | 
     side = order[:inside]
     faces[side // cols.size, cols.take(side % cols.size)] = ids.take(np.cumsum(first) - 1)
     n_faces = f0 + fresh.size
-    face_code = np.empty(n_faces, dtype=np.int64)
-    for row in (FA, FB):  # faces no line enters: the code of any corner
-        calm = np.flatnonzero(~touched[row - FA] & (table[row] != OUTSIDE))
-        face_code[table[row].take(calm)] = vertex_code.take(table[E0].take(calm))
+    face_code = np.empty(n_faces + 1, dtype=np.int64)  # the last slot takes what OUTSIDE sides write
+    corner_code = vertex_code.take(table[E0])
+    face_code[table[FA]] = corner_code  # faces no line enters: the code of any corner; the others are
+    face_code[table[FB]] = corner_code  # overwritten next, by the codes in their pieces' names
     face_code[ids] = distinct & ((np.int64(1) << w) - 1)
+    face_code = face_code[:n_faces]
     graph.n, graph.m, graph.n_faces = n + added, n_edges, n_faces
     graph.origin = np.concatenate([graph.origin[:f0], graph.origin.take(parent[fresh])])
     return face_code

@@ -115,7 +115,7 @@ class PlanarGraph:
         """
         if self.max_bytes is None:
             return
-        held = self.vals.nbytes + self.edges.nbytes if keeps_old else 0
+        held = 8 * self.n * self.vals.shape[1] + self.edges.nbytes if keeps_old else 0  # spare rows: untouched
         if 2 * new_bytes + held > self.max_bytes:
             raise PartitionBudgetError(
                 f"a table of {new_bytes / 2**20:,.0f} MiB (with {held / 2**20:,.0f} MiB already held) would break the "
@@ -159,18 +159,22 @@ class PlanarGraph:
         return vals
 
     def reserve_vertices(self, rows: int) -> None:
-        """Room for `rows` vertex rows (rows past n are spare).
+        """Room for `rows` vertex rows (rows past n are spare), grown by a quarter at least.
 
-        The table grows fourfold when full, into untouched memory (np.empty: pages are only mapped
-        when written), so a layer's chunks rarely copy it and spare rows cost no memory. (realloc
-        via ndarray.resize would zero-fill, and so touch, every spare row.)
+        realloc (ndarray.resize) can often extend the table where it lies, so that old and new never
+        coexist; while a view of the table is alive that would leave the view dangling, so it is
+        copied instead.
         """
         if rows <= self.vals.shape[0]:
             return
+        rows = _capacity(rows, self.vals.shape[0])
         self.allot(8 * rows * self.vals.shape[1])
-        grown = np.empty((4 * rows, self.vals.shape[1]), dtype=np.float64)
-        grown[: self.n] = self.vals[: self.n]
-        self.vals = grown
+        try:
+            self.vals.resize((rows, self.vals.shape[1]))
+        except ValueError:
+            grown = np.empty((rows, self.vals.shape[1]), dtype=np.float64)
+            grown[: self.n] = self.vals[: self.n]
+            self.vals = grown
 
     def replace_values(self, values: np.ndarray) -> None:
         """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""

@@ -62,7 +62,7 @@ class Tracer:
     def affine(self, graph: PlanarGraph, weight: np.ndarray, bias: np.ndarray) -> None:
         """values @ W.T + b, written straight into the next vertex table (room kept for new vertices)."""
         n = graph.n
-        table = graph.value_table(weight.shape[0], spare=3 * n)
+        table = graph.value_table(weight.shape[0], spare=3 * n)  # room for the next layer's new vertices
         out = table[:n, VALUES:]
         if self.first is None:
             np.matmul(graph.values, weight.T, out=out)
