@@ -1,7 +1,8 @@
 """Benchmark: splineviz's exact partition against regioncam, side by side.
 
 Time: both tools in ONE process per net, interleaved, the order alternating from repeat to repeat,
-gc before each call, after one untimed warm-up call each. Reported: the median of the per-repeat
+gc before each call, after one untimed warm-up call each (on net A for the slowest nets, which
+would otherwise be traced once more). Reported: the median of the per-repeat
 ratios (splineviz / regioncam) and their range, with each tool's median time. A change of machine
 load then hits both tools of a repeat alike instead of going straight into the ratio.
 
@@ -15,7 +16,7 @@ allocator's number (which counts every heap page a run touches) is reported too.
 
 Region counts must agree on every net (asserted).
 
-    python bench/partition.py [--nets A B ...] [--repeats 5] [--no-memory]
+    python bench/partition.py [--nets A B ...] [--repeats 5] [--no-memory] [--no-default-allocator] [--append]
 """
 from __future__ import annotations
 
@@ -67,8 +68,9 @@ def time_net(name: str, repeats: int, min_seconds: float) -> dict:
     """Interleaved timing of both tools on one net, in this process."""
     net = NETS[name]()
     tools = {"splineviz": splineviz_runner(net), "regioncam": regioncam_runner(net)}
-    regions = {tool: run() for tool, run in tools.items()}  # warm-up, and the counts
-    assert regions["splineviz"] == regions["regioncam"], f"{name}: region counts differ: {regions}"
+    slow = name in WARM_UP_ON_A
+    warm_up = {"splineviz": splineviz_runner(NETS["A"]()), "regioncam": regioncam_runner(NETS["A"]())} if slow else tools
+    regions = {tool: run() for tool, run in warm_up.items()}  # imports and first-use code paths
     times: dict[str, list[float]] = {tool: [] for tool in tools}
     start = time.perf_counter()
     r = 0
@@ -77,9 +79,10 @@ def time_net(name: str, repeats: int, min_seconds: float) -> dict:
         for tool in order:
             gc.collect()
             t = time.perf_counter()
-            tools[tool]()
+            regions[tool] = tools[tool]()
             times[tool].append(time.perf_counter() - t)
         r += 1
+    assert regions["splineviz"] == regions["regioncam"], f"{name}: region counts differ: {regions}"
     ratios = np.array(times["splineviz"]) / np.array(times["regioncam"])
     return {"net": name, "regions": regions["splineviz"], "repeats": r,
             "splineviz_s": float(np.median(times["splineviz"])), "regioncam_s": float(np.median(times["regioncam"])),
@@ -99,20 +102,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats at least (fast nets: 3 s of them)")
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-default-allocator", dest="default_allocator", action="store_false",
+                        help="measure memory with the page-mapped allocator only (saves two runs of each tool)")
+    parser.add_argument("--append", action="store_true", help="add these nets' rows to the existing results")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
-    rows = []
+    rows = json.loads(args.out.with_suffix(".json").read_text()) if args.append else []
+    rows = [r for r in rows if r["net"] not in args.nets]
     for name in args.nets:
         row = time_net(name, args.repeats, args.min_seconds)
         if not args.no_memory:
             for tool in ("splineviz", "regioncam"):
                 row[f"{tool}_mib"] = memory(tool, name, PAGE_MAPPED)
-                row[f"{tool}_default_mib"] = memory(tool, name, {})
+                row[f"{tool}_default_mib"] = memory(tool, name, {}) if args.default_allocator else float("nan")
             row["mem_ratio"] = row["splineviz_mib"] / max(row["regioncam_mib"], 1e-9)
             row["default_mem_ratio"] = row["splineviz_default_mib"] / max(row["regioncam_default_mib"], 1e-9)
         rows.append(row)
         print(json.dumps(row), flush=True)
         args.out.write_text(report(rows, args))  # after every net: a long run leaves what it has measured
+        args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     print(f"wrote {args.out}")
 
 
@@ -129,7 +137,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                  f"≤ {TARGETS[r['net']]}" if r["net"] in TARGETS else ""]
         if has_memory:
             cells += [_mib(r["splineviz_mib"]), _mib(r["regioncam_mib"]), f"{r['mem_ratio']:.3f}",
-                      f"{r['default_mem_ratio']:.3f}"]
+                      "not measured" if r["default_mem_ratio"] != r["default_mem_ratio"] else f"{r['default_mem_ratio']:.3f}"]
         table.append(cells)
     import numpy
     return "\n".join([
@@ -139,7 +147,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         f"{platform.python_version()}, numpy {numpy.__version__}, {len(os.sched_getaffinity(0))} cores (shared with "
         f"other work: load average {os.getloadavg()[0]:.1f} at the end). Both tools trace the partition and the "
         "decision boundary; splineviz in float64, regioncam in float32 (its only mode). Time: both tools in one "
-        "process per net, interleaved with alternating order, gc before each call, after a warm-up call; the "
+        "process per net, interleaved with alternating order, gc before each call, after a warm-up call (on net A "
+        "for D, 2-1024-2 and 2-512-512-2); the "
         "median of the per-repeat ratios and their range. Memory: growth of the peak resident set over one call "
         "after a warm-up, each tool in a process of its own, with every block of a page or more mapped on its own "
         "(MALLOC_MMAP_THRESHOLD_=4096) so that freed memory leaves at once; the default allocator's ratio beside it. "

@@ -76,10 +76,3 @@ def angle_sorted_cycles(vertices: np.ndarray, edges: np.ndarray, edge_faces: np.
     np.cumsum(counts, out=ptr[1:])
     return ptr, vert[order]
 
-
-def same_cycle(a: np.ndarray, b: np.ndarray) -> bool:
-    """The same cyclic sequence, whatever corner it starts at."""
-    if len(a) != len(b) or len(a) == 0:
-        return len(a) == len(b)
-    start = np.flatnonzero(b == a[0])
-    return len(start) == 1 and np.array_equal(np.roll(b, -start[0]), a)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import shapely
 
 from splineviz.partition import (Affine, Cancelled, LeakyReLU, MaxPool, PartitionBudgetError, Plane, ReLU, box,
-                                 trace, tracer)
+                                 trace)
 from tests.oracles import assert_consistent, grid, point_codes
 
 BOUNDS = (-3.0, 3.0, -3.0, 3.0)

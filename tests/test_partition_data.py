@@ -16,7 +16,7 @@ import shapely
 from splineviz.frame import Frame, colour_keys
 from splineviz.partition import Affine, LeakyReLU, MaxPool, PartitionBudgetError, ReLU, arrangement, box, trace
 from splineviz.partition.graph import PlanarGraph
-from tests.oracles import angle_sorted_cycles, assert_consistent, grid, point_codes, pre_activations, same_cycle
+from tests.oracles import angle_sorted_cycles, assert_consistent, grid, point_codes, pre_activations
 
 BOUNDS = (-3.0, 3.0, -3.0, 3.0)
 

@@ -18,7 +18,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .arrangement import MAX_UNITS, max_units, refine_by_layer
+from .arrangement import max_units, refine_by_layer
 from .domain import DEFAULT_BOUNDS, Plane, convex_domain
 from .errors import Cancelled, PartitionBudgetError
 from .graph import E0, E1, FB, LAYER, OUTSIDE, UNIT, VALUES, PlanarGraph
@@ -34,7 +34,7 @@ DEFAULT_MAX_BYTES = 6 * 2**30
 REL_TOL = 1e-10  # values this close to zero, relative to the unit's range, lie on its line
 _UFUNC_BUFFER = 1024  # elements: numpy buffers ufuncs on strided value columns, 8192 by default (64 KiB each)
 CHUNK_CELLS = 2**23  # edges x units per one-pass chunk: bounds its (edges, units) temporaries
-CHUNK_UNITS = 32  # units per chunk at most (measured: bench/partition.py)
+CHUNK_UNITS = 32  # units per chunk at most: fewer scans of the graph against bigger temporaries (not tuned)
 _BLOCK_CELLS = 2**24  # vertices x units per block when the first layer's values are built for the next map
 
 
