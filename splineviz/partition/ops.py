@@ -183,6 +183,9 @@ class MaxPool(Op):
         return np.stack([values[:, list(g)].argmax(axis=1) for g in self.groups], axis=1)
 
 
+NONLINEAR = (ReLU, LeakyReLU, MaxPool)  # the nonlinear op types (callers use it to recognise a list of ops)
+
+
 def compose(first: Affine, second: Affine) -> Affine:
     """second(first(x)) as one affine map, so that consecutive linear ops cost one matmul."""
     return Affine(second.weight @ first.weight, second.weight @ first.bias + second.bias)
