@@ -17,16 +17,19 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.fx
 from torch import nn
 
-from splineviz.partition.ops import Affine, LeakyReLU, MaxPool, Op, ReLU, normalize
+from splineviz.partition.ops import Affine, LeakyReLU, MaxPool, Op, ReLU, forward, normalize
 
 ACTIVATIONS = ("relu", "leaky_relu")
 _IGNORED = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
             nn.FeatureAlphaDropout)
 _PASSTHROUGH = (*_IGNORED, nn.ReLU, nn.LeakyReLU, nn.Flatten)  # may precede the layer that fixes the input shape
+_LEAVES = (*_PASSTHROUGH, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d)
 SUPPORTED_LAYERS = ("Linear", "ReLU", "LeakyReLU", "Identity", "Dropout", "BatchNorm1d", "Flatten", "Conv2d",
-                    "BatchNorm2d", "AvgPool2d", "MaxPool2d", "Sequential (nested)")
+                    "BatchNorm2d", "AvgPool2d", "MaxPool2d", "Sequential (nested)",
+                    "custom modules whose forward chains these")
 
 
 class UnsupportedLayerError(ValueError):
@@ -90,17 +93,114 @@ def paper_cnn(n_classes: int = 10, seed: int = 0) -> nn.Sequential:
 # ----------------------------------------------------------------------------------------------- conversion
 
 def flat_layers(model: nn.Module) -> list[nn.Module]:
-    """The layers of (nested) Sequentials in execution order; any other container is a single layer."""
+    """The layers ``model`` applies, in execution order.
+
+    Sequentials are unrolled; a custom module (a user's ``nn.Module`` subclass with layers as attributes and a
+    ``forward``) is read with ``torch.fx`` and must apply its layers one after the other. Known layers, and modules
+    without children, are single layers (``_convert`` decides whether they are supported).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hidden, self.out = nn.Linear(2, 8), nn.Linear(8, 2)
+    ...     def forward(self, x):
+    ...         return self.out(torch.relu(self.hidden(x)))
+    >>> [type(layer).__name__ for layer in flat_layers(Net())]
+    ['Linear', 'ReLU', 'Linear']
+    """
     if isinstance(model, nn.Sequential):
         return [leaf for child in model for leaf in flat_layers(child)]
-    return [model]
+    if isinstance(model, _LEAVES) or next(model.children(), None) is None:
+        return [model]
+    return [leaf for layer in _forward_chain(model) for leaf in flat_layers(layer)]
+
+
+class _LeafTracer(torch.fx.Tracer):
+    """Stops at the layers the converter knows (subclasses included, so that their forward is checked there)."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, _LEAVES) or super().is_leaf_module(m, module_qualified_name)
+
+
+def _forward_chain(model: nn.Module) -> list[nn.Module]:
+    """A custom module's forward as the layers it applies one after another; anything else is refused."""
+    name = type(model).__name__
+    advice = "write the model as an nn.Sequential, or convert a chain of supported layers"
+    try:
+        graph = _LeafTracer().trace(model)
+    except Exception as e:  # fx raises many types for data-dependent or untraceable forwards
+        raise UnsupportedLayerError(f"cannot read the forward of {name} with torch.fx ({type(e).__name__}: "
+                                    f"{str(e).splitlines()[0] if str(e) else 'no details'}); {advice}") from e
+    modules = dict(model.named_modules())
+    layers: list[nn.Module] = []
+    previous = None
+    for node in graph.nodes:
+        inputs = node.all_input_nodes
+        if node.op == "placeholder":
+            if previous is not None:
+                raise UnsupportedLayerError(f"{name}.forward takes more than one input; {advice}")
+            previous = node
+            continue
+        if inputs != [previous] or len(previous.users) != 1:
+            raise UnsupportedLayerError(
+                f"{name}.forward is not a chain of layers at {node.format_node()!r} (branches, residual "
+                f"connections and several inputs are not piecewise-linear layers the converter knows); {advice}")
+        if node.op == "output":
+            return layers
+        layers.append(modules[node.target] if node.op == "call_module" else _functional_layer(node, name, advice))
+        previous = node
+    raise UnsupportedLayerError(f"{name}.forward returns nothing; {advice}")
+
+
+def _functional_layer(node: torch.fx.Node, name: str, advice: str) -> nn.Module:
+    """The layer a functional call in a forward stands for: relu, leaky_relu and flatten(x, 1)."""
+    target = node.target if node.op == "call_method" else getattr(node.target, "__name__", str(node.target))
+    args, kwargs = node.args[1:], node.kwargs
+    if target in ("relu", "relu_"):
+        return nn.ReLU()
+    if target in ("leaky_relu", "leaky_relu_"):
+        return nn.LeakyReLU(float(args[0] if args else kwargs.get("negative_slope", 0.01)))
+    if target == "flatten":
+        start = args[0] if args else kwargs.get("start_dim", 0)
+        end = args[1] if len(args) > 1 else kwargs.get("end_dim", -1)
+        if start == 1 and end == -1:
+            return nn.Flatten()
+    raise UnsupportedLayerError(f"{name}.forward calls {node.format_node()!r}, which the converter cannot "
+                                f"represent (supported calls: relu, leaky_relu, flatten(x, 1)); {advice}")
 
 
 def to_ops(model: nn.Module, input_shape: int | Sequence[int] | None = None) -> list[Op]:
-    """Convert a Sequential model into normalized ops that compute its eval-mode forward pass.
+    """Convert a model into normalized ops that compute its eval-mode forward pass.
 
-    ``input_shape`` is one sample's shape, e.g. ``(1, 28, 28)``; for MLPs it is read from the
-    first Linear/BatchNorm1d (see ``input_shape_for``). Consecutive linear layers are merged into one affine map.
+    Parameters
+    ----------
+    model
+        An ``nn.Sequential`` (nested ones are unrolled) or a custom module whose forward applies its layers in a
+        chain (read with ``torch.fx``), made of Linear, Conv2d, BatchNorm1d/2d (folded), AvgPool2d, MaxPool2d,
+        Flatten, ReLU, LeakyReLU, Identity and Dropout.
+    input_shape
+        One sample's shape, e.g. ``(1, 28, 28)``; read from the first Linear/BatchNorm1d when omitted
+        (see ``input_shape_for``).
+
+    Returns
+    -------
+    list of Op
+        ``[Affine, nonlinear, Affine, ...]``; consecutive linear layers are merged into one affine map.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For any other layer, a subclass of a supported layer that overrides ``forward`` (tracing it as the base
+        layer would draw a wrong partition), or a custom forward that is not a chain of layers.
+
+    Examples
+    --------
+    >>> ops = to_ops(mlp(2, hidden=(4,), out_features=3))
+    >>> [type(op).__name__ for op in ops], ops[0].weight.shape
+    (['Affine', 'ReLU', 'Affine'], (4, 2))
     """
     layers = flat_layers(model)
     shape = input_shape_for(model, input_shape)
@@ -111,7 +211,27 @@ def to_ops(model: nn.Module, input_shape: int | Sequence[int] | None = None) -> 
             op, shape = _convert(layer, shape)
             if op is not None:
                 ops.append(op)
-    return normalize(ops, in_features)
+    ops = normalize(ops, in_features)
+    if any(_is_custom(m) for m in model.modules()):
+        _check_against_forward(model, ops, input_shape_for(model, input_shape))
+    return ops
+
+
+def _is_custom(module: nn.Module) -> bool:
+    """A module whose layers come from reading its forward rather than from Sequential order."""
+    return not isinstance(module, (nn.Sequential, *_LEAVES)) and next(module.children(), None) is not None
+
+
+def _check_against_forward(model: nn.Module, ops: list[Op], shape: tuple[int, ...]) -> None:
+    """Refuse ops that disagree with the module's own forward on random inputs (a forward read by fx may hide work)."""
+    x = torch.randn(4, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = copy.deepcopy(model).to(torch.float64).eval()(x).reshape(4, -1).numpy()
+    got = forward(ops, x.reshape(4, -1).numpy())
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-6, atol=1e-9 * max(1.0, np.abs(want).max())):
+        raise UnsupportedLayerError(f"the layers read from {type(model).__name__}.forward do not reproduce its "
+                                    "outputs, so it does something the converter cannot see; write the model as an "
+                                    "nn.Sequential of supported layers")
 
 
 def input_shape_for(model: nn.Module, sample_shape: int | Sequence[int] | None = None) -> tuple[int, ...]:
@@ -119,12 +239,22 @@ def input_shape_for(model: nn.Module, sample_shape: int | Sequence[int] | None =
 
     Models that start with a Linear layer take flat rows (an image shape is flattened); others
     (convolutions) need ``sample_shape``, e.g. ``(1, 28, 28)``.
+
+    Examples
+    --------
+    >>> input_shape_for(mlp(784, (8,), 10), (1, 28, 28))
+    (784,)
+    >>> input_shape_for(paper_cnn(), (1, 28, 28))
+    (1, 28, 28)
     """
     first = next((layer for layer in flat_layers(model) if not isinstance(layer, _PASSTHROUGH)), None)
     if sample_shape is None:
         if isinstance(first, (nn.Linear, nn.BatchNorm1d)):
             return (first.in_features if isinstance(first, nn.Linear) else first.num_features,)
-        raise ValueError("cannot infer the input shape of this model; pass input_shape=(C, H, W) for one sample")
+        first_name = type(first).__name__ if first is not None else "none"
+        raise ValueError(f"cannot infer the input shape of this model (its first shape-fixing layer is "
+                         f"{first_name}); pass input_shape=(C, H, W) for one sample, or trace it on a "
+                         "plane through images shaped (C, H, W)")
     shape = (int(sample_shape),) if isinstance(sample_shape, (int, np.integer)) else tuple(map(int, sample_shape))
     if not shape or min(shape) < 1:
         raise ValueError(f"input shape must be positive sizes of one sample, got {sample_shape!r}")
@@ -133,6 +263,7 @@ def input_shape_for(model: nn.Module, sample_shape: int | Sequence[int] | None =
 
 def _convert(layer: nn.Module, shape: tuple[int, ...]) -> tuple[Op | None, tuple[int, ...]]:
     """One layer -> (op or None, output shape of one sample)."""
+    _refuse_own_forward(layer)
     if isinstance(layer, _IGNORED):
         return None, shape
     if isinstance(layer, nn.ReLU):
@@ -154,6 +285,18 @@ def _convert(layer: nn.Module, shape: tuple[int, ...]) -> tuple[Op | None, tuple
         return _maxpool(layer, shape)
     raise UnsupportedLayerError(
         f"cannot convert layer {layer!r} ({type(layer).__name__}); supported layers: {', '.join(SUPPORTED_LAYERS)}")
+
+
+def _refuse_own_forward(layer: nn.Module) -> None:
+    """A subclass of a supported layer with its own forward would be traced as the base layer: a wrong partition."""
+    if not isinstance(layer, _LEAVES):
+        return
+    base = next(cls for cls in type(layer).__mro__ if cls.__module__.startswith("torch.nn."))
+    if type(layer).forward is not base.forward:
+        raise UnsupportedLayerError(
+            f"{type(layer).__name__} subclasses nn.{base.__name__} but overrides forward; converting it as a plain "
+            f"{base.__name__} would draw the partition of a different network, so it is refused. Use "
+            f"nn.{base.__name__} itself, or a supported layer that computes what its forward does")
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

@@ -62,7 +62,8 @@ def worker_log(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_background_jobs_run_on_the_celery_worker(broker: str, worker_log: Path) -> None:
     from selenium.webdriver.common.by import By
 
-    with running_app(["--celery"], env={"SPLINEVIZ_CELERY_BROKER": broker}) as url:
+    env = {"SPLINEVIZ_CELERY_BROKER": broker, "SPLINEVIZ_SECRET_KEY": "k" * 32}
+    with running_app(["--celery"], env=env) as url:
         driver = chrome()
         try:
             driver.get(url + "/?epochs=20")

@@ -5,15 +5,14 @@ reports progress the same way, so this lives here once instead of in each experi
 """
 from __future__ import annotations
 
-import atexit
 import csv
 import math
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from splineviz.experiments._plots import write_png
 from splineviz.partition.errors import Cancelled
 
 ProgressFn = Callable[[float, str], None]
@@ -84,8 +83,8 @@ class Context:
         fig.write_html(html, include_plotlyjs="directory")
         self.result.figures.append(html)
         png = self.out_dir / f"{stem}.png"
-        if write_png(fig, png):
-            self.result.figures.append(png)
+        write_png(fig, png)  # kaleido, or matplotlib where no browser works; never hangs
+        self.result.figures.append(png)
 
     def table(self, rows: Sequence[Mapping[str, Any]], stem: str, columns: Sequence[str] | None = None,
               main: bool = True) -> None:
@@ -115,35 +114,6 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) ->
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
-
-
-_png_state: dict[str, Any] = {"server": False, "error": None}
-
-
-def write_png(fig: Any, path: Path) -> bool:
-    """Render a PNG with kaleido, keeping one headless Chromium alive for the whole process.
-
-    A cold kaleido call costs ~2 s (browser start-up) but a warm one ~0.15 s, which is what makes the quick modes quick.
-    Without a usable Chromium the PNG is skipped with one warning rather than failing the run: the HTML is the
-    primary artefact and carries the same figure.
-    """
-    if _png_state["error"] is not None:
-        return False
-    try:
-        import kaleido
-
-        if not _png_state["server"]:
-            kaleido.start_sync_server(silence_warnings=True)
-            atexit.register(kaleido.stop_sync_server, silence_warnings=True)
-            _png_state["server"] = True
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fig.write_image(path, width=fig.layout.width or 900, height=fig.layout.height or 600)
-        return True
-    except Exception as exc:  # noqa: BLE001 - any renderer failure means "no PNG", reported once
-        _png_state["error"] = exc
-        warnings.warn(f"PNG export disabled (kaleido failed: {exc}); HTML figures are still written")
-        return False
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -6,7 +6,7 @@ One name and one default for the domain everywhere: `bounds`, either 4 numbers
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -62,6 +62,9 @@ class Plane:
     x0, u, v : array_like
         The origin of the plane and its two directions, all of the network's input size
         (images are flattened). u and v must not be parallel.
+    image_shape : tuple of int, optional
+        The shape of the images the plane was built from (e.g. (1, 28, 28)), so that a
+        convolutional model can be traced on it without being told its input shape again.
 
     Examples
     --------
@@ -74,6 +77,7 @@ class Plane:
     x0: np.ndarray
     u: np.ndarray
     v: np.ndarray
+    image_shape: tuple[int, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         x0, u, v = (np.asarray(t, dtype=np.float64).reshape(-1) for t in (self.x0, self.u, self.v))
@@ -85,18 +89,25 @@ class Plane:
             raise ValueError("plane directions u and v are parallel (or zero): they span no plane")
         for name, value in (("x0", x0), ("u", u), ("v", v)):
             object.__setattr__(self, name, value)
+        if self.image_shape is not None:
+            shape = tuple(int(n) for n in self.image_shape)
+            if math.prod(shape) != x0.size:
+                raise ValueError(f"image shape {shape} holds {math.prod(shape)} values, but the plane has {x0.size}")
+            object.__setattr__(self, "image_shape", shape)
 
     @classmethod
     def through_images(cls, img0: np.ndarray, img1: np.ndarray) -> Plane:
         """The paper's slice: x = a*img0 + b*img1, a plane through the origin."""
-        img0 = np.asarray(img0, dtype=np.float64).reshape(-1)
-        return cls(np.zeros_like(img0), img0, np.asarray(img1, dtype=np.float64).reshape(-1))
+        img0 = np.asarray(img0, dtype=np.float64)
+        flat = img0.reshape(-1)
+        return cls(np.zeros_like(flat), flat, np.asarray(img1, dtype=np.float64).reshape(-1), img0.shape)
 
     @classmethod
     def through_points(cls, p0: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> Plane:
         """The plane through three inputs: p0 at (0,0), p1 at (1,0), p2 at (0,1)."""
+        shape = np.shape(p0)
         p0, p1, p2 = (np.asarray(p, dtype=np.float64).reshape(-1) for p in (p0, p1, p2))
-        return cls(p0, p1 - p0, p2 - p0)
+        return cls(p0, p1 - p0, p2 - p0, shape)
 
     @property
     def dim(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import shapely
@@ -250,6 +250,16 @@ class Partition:
     def to_geojson(self) -> dict:
         """Regions, per-layer boundaries and the decision boundary as a GeoJSON FeatureCollection."""
         return geometry.to_geojson(self)
+
+    def plot(self, **options: Any) -> Any:
+        """A plotly Figure of this partition: see ``splineviz.plot.plot_partition`` for the options.
+
+        plotly is imported here, on first use, so that the numeric core loads without it (the pandas ``.plot``
+        pattern): tracing in a worker or a script never pays for the plotting library.
+        """
+        from splineviz.plot import plot_partition
+
+        return plot_partition(self, **options)
 
     def __repr__(self) -> str:
         return (f"Partition({self.n_regions} regions, layers {self.layer_widths}, "

@@ -1,4 +1,4 @@
-"""Build the Dash app: the shell, every page's callbacks, and the background-callback manager."""
+"""Build the Dash app: the shell, every page's callbacks, the background-callback manager and its signing key."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,17 +7,24 @@ from dash import Dash
 from dash.background_callback.managers import BaseBackgroundCallbackManager
 
 from splineviz.web import shell
+from splineviz.web.deploy import serve_jobs
 from splineviz.web.manager import make_manager
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
-def create_app(manager: BaseBackgroundCallbackManager | None = None) -> Dash:
-    """A fresh app; ``manager`` defaults to diskcache, or Celery when configured (see manager.make_manager)."""
+def create_app(manager: BaseBackgroundCallbackManager | None = None, shared_key: bool | None = None) -> Dash:
+    """A fresh app; ``manager`` defaults to diskcache, or Celery when configured (see manager.make_manager).
+
+    ``shared_key``: see deploy.serve_jobs (SPLINEVIZ_SECRET_KEY is required with Celery or several workers).
+    """
+    manager = manager or make_manager()
     app = Dash(__name__, title="splineviz", assets_folder=str(ASSETS), update_title=None,
-               background_callback_manager=manager or make_manager(), suppress_callback_exceptions=True)
+               background_callback_manager=manager, suppress_callback_exceptions=True)
+    serve_jobs(app, manager, shared_key)
     app.layout = shell.layout
     shell.register(app)
     for page in shell.PAGES:
         page.register(app)
     return app
+

@@ -1,0 +1,6 @@
+"""``python -m splineviz``: see splineviz.cli."""
+import sys
+
+from splineviz.cli import main
+
+sys.exit(main())
