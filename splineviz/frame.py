@@ -65,11 +65,9 @@ def colour_keys(partition: Partition) -> list[np.ndarray]:
     rng = np.random.default_rng(_KEY_SEED)
     key = np.zeros(partition.n_regions, dtype=np.int64)
     keys = []
-    for layer in range(partition.n_layers):
-        code = np.asarray(partition.codes(layer))
-        code = code.reshape(len(code), -1)
-        weights = rng.integers(1, N_CODE_COLOURS, size=code.shape[1])
-        key = (key + code.astype(np.float64) @ weights.astype(np.float64)).astype(np.int64) % N_CODE_COLOURS
+    for layer, width in enumerate(partition.layer_widths):
+        weights = rng.integers(1, N_CODE_COLOURS, size=width)
+        key = (key + partition.code_sums(layer, weights)) % N_CODE_COLOURS
         keys.append(key.astype(np.uint8))
     return keys
 

@@ -95,6 +95,15 @@ def test_codes_of_a_max_pool_layer_are_the_argmax_positions():
     assert (pooled_in[:, :3] == 0).all(axis=1).any()  # a region where a whole group ties at 0: position 0
 
 
+@pytest.mark.parametrize("ops", [NETS[1], NETS[4]])
+def test_code_sums_are_the_codes_times_the_weights(ops):
+    p = trace(ops, bounds=BOUNDS)
+    rng = np.random.default_rng(0)
+    for layer, width in enumerate(p.layer_widths):
+        weights = rng.integers(-5, 11, size=width)
+        np.testing.assert_array_equal(p.code_sums(layer, weights), p.codes(layer).astype(np.int64) @ weights)
+
+
 def test_colour_keys_differ_across_every_boundary():
     p = trace(NETS[1], bounds=BOUNDS)
     keys = colour_keys(p)

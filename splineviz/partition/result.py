@@ -184,6 +184,24 @@ class Partition:
         record = self._layers[layer]
         return record.op.decode(record.codes, record.width)[self._ancestors(layer)]
 
+    def code_sums(self, layer: int, weights: np.ndarray) -> np.ndarray:
+        """codes(layer) @ weights per region (integer weights), without unpacking the recorded codes.
+
+        Hinge layers keep their signs packed eight units a byte; each byte column is summed through
+        a 256-entry table, once per face of that layer, and only then spread over the regions.
+        """
+        record = self._layers[layer]
+        weights = np.asarray(weights, dtype=np.int64)
+        if record.codes.dtype != np.uint8:  # max-pool positions
+            return (record.op.decode(record.codes, record.width).astype(np.int64) @ weights)[self._ancestors(layer)]
+        bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(np.int64)
+        padded = np.zeros(8 * record.codes.shape[1], dtype=np.int64)
+        padded[: record.width] = weights
+        sums = np.zeros(record.codes.shape[0], dtype=np.int64)
+        for byte in range(record.codes.shape[1]):
+            sums += (bits @ padded[8 * byte: 8 * byte + 8]).take(record.codes[:, byte])
+        return sums[self._ancestors(layer)]
+
     def outputs_at(self, points: np.ndarray) -> np.ndarray:
         """Network outputs at plane points (k, 2)."""
         h = np.asarray(points, dtype=np.float64).reshape(-1, 2)
