@@ -108,7 +108,7 @@ def _lay_out(graph: PlanarGraph, tol: np.ndarray, units: np.ndarray, labels: np.
     """
     columns = VALUES + units
     first = int(columns[0]) if columns.size else VALUES
-    if np.array_equal(columns, np.arange(first, first + columns.size)):  # a view: no copy of the chunk's values
+    if columns.size and columns[-1] - first == columns.size - 1:  # sorted and contiguous: a view, no copy
         z = graph.vals[: graph.n, first: first + columns.size]
     else:
         z = graph.vals[: graph.n].take(columns, axis=1)

@@ -88,6 +88,7 @@ class PlanarGraph:
         # the face each face was cut from, as of the last reset_origin(): how callers follow faces (and
         # whatever they know about them, e.g. activation codes) through a refinement without re-deriving it
         self.origin = np.zeros(1, dtype=np.int64)
+        self.renumbered = False
         self.max_bytes: int | None = None  # cap on the vertex and edge tables, checked before they grow
         # scratch reused by every split: vertex signs, and face -> new face (all OUTSIDE between splits;
         # its last slot answers for index OUTSIDE itself)
@@ -138,8 +139,13 @@ class PlanarGraph:
         return sums / (2 * np.maximum(sides, 1))[:, None]
 
     def reset_origin(self) -> None:
-        """From now on, origin[f] says which of today's faces face f was cut from."""
+        """From now on, origin[f] says which of today's faces face f was cut from.
+
+        Cutting keeps the ids of today's faces (origin starts with 0, 1, 2, ...) unless faces are
+        merged (remove_edges), which sets `renumbered`.
+        """
         self.origin = np.arange(self.n_faces, dtype=np.int64)
+        self.renumbered = False
 
     @property
     def edge_table(self) -> np.ndarray:
@@ -414,6 +420,7 @@ class PlanarGraph:
         self.edges = np.ascontiguousarray(kept.T)
         self.n, self.m, self.n_faces = len(self.vals), len(kept), roots.size
         self.origin = self.origin[roots]  # merged faces lie in one face of the last reset
+        self.renumbered = True
 
 
 def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:

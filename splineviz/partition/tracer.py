@@ -257,7 +257,9 @@ class _Codes:
     def sync(self) -> None:
         """Rows for the faces as they are now (new faces inherit their parent's bits and parent)."""
         origin, rows = self.graph.origin, self.rows
-        if origin.size >= rows and _is_identity(origin[:rows]):
+        if origin.size == rows and not self.graph.renumbered:  # nothing cut since the last sync
+            return
+        if origin.size >= rows and not self.graph.renumbered:
             if origin.size > self._bits.shape[0]:
                 capacity = 2 * origin.size
                 self._bits = np.concatenate([self._bits[:rows], np.empty((capacity - rows, self._bits.shape[1]),
@@ -288,8 +290,6 @@ class _Codes:
             self.bits[:, unit // 8] |= (positive[:, i].astype(np.uint8) << np.uint8(unit % 8))
 
 
-def _is_identity(origin: np.ndarray) -> bool:
-    return bool(origin.size == 0 or (origin[-1] == origin.size - 1 and (origin == np.arange(origin.size)).all()))
 
 
 def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, budget: int = DEFAULT_BUDGET,
