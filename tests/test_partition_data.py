@@ -240,6 +240,20 @@ def _spy(result, name, refused):
     return result
 
 
+def test_areas_of_regions_a_billionth_wide_far_from_the_origin():
+    """2-512-512-2 has such triangles (three lines nearly concurrent); the shoelace about the origin gave them 0."""
+    from splineviz.partition.geometry import polygon_areas
+    corners = np.array([[2.9191368911988933, 0.9939703825106018], [2.9191368894886334, 0.9939703821166239],
+                        [2.9191368891399008, 0.9939703816279524]])
+    from fractions import Fraction
+    exact = Fraction(0)
+    pts = [[Fraction(v) for v in p] for p in corners]
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]):
+        exact += (x0 * y1 - x1 * y0) / 2
+    area = polygon_areas(corners, np.array([0, 3]), np.arange(3))[0]
+    assert exact > 0 and area == pytest.approx(float(exact), rel=1e-6)
+
+
 def test_the_graph_is_valid_after_every_layer():
     ops = random_net(7, (2, 16, 16, 16, 3))
     for depth in range(1, 4):

@@ -16,13 +16,17 @@ if TYPE_CHECKING:
 
 
 def polygon_areas(vertices: np.ndarray, ptr: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Shoelace areas of CSR polygons."""
-    xy = vertices[ids]
+    """Shoelace areas of CSR polygons, each taken about its own first corner.
+
+    Relative to the origin, the shoelace sum of a region a billionth wide at x = 3 cancels to
+    nothing (terms of 1e1 for an area of 1e-18); about a corner of the region itself it does not.
+    """
+    face = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    xy = vertices[ids] - vertices[ids[ptr[:-1]]][face]
     nxt = np.arange(len(ids)) + 1
     ends = ptr[1:] - 1
     nxt[ends] = ptr[:-1]
     cross = xy[:, 0] * xy[nxt, 1] - xy[nxt, 0] * xy[:, 1]
-    face = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
     return 0.5 * np.bincount(face, cross, len(ptr) - 1)
 
 

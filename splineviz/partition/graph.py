@@ -379,10 +379,12 @@ class PlanarGraph:
         nxt[ptr[1:] - 1] = ptr[:-1]
         after = nxt[nxt]
         turn = _cross(xy[nxt] - xy, xy[after] - xy[nxt])
-        scale = np.abs(xy).max() ** 2 if xy.size else 1.0
-        assert (turn >= -1e-9 * scale).all(), "a face is not convex"
+        step = np.abs(xy[nxt] - xy).max(axis=1) if xy.size else np.zeros(0)
+        longer = np.maximum(step, step[nxt])  # slack: relative, plus the rounding of coordinates near 1
+        assert (turn >= -(1e-9 * longer + 1e-14) * longer).all(), "a face is not convex"
         face = np.repeat(np.arange(f), np.diff(ptr))
-        area = np.bincount(face, _cross(xy, xy[nxt]), f)
+        local = xy - xy[ptr[:-1]][face]  # about each face's own first corner: tiny faces keep their area
+        area = np.bincount(face, _cross(local, local[nxt]), f)
         assert (area > 0).all(), "a face with no area, or clockwise"
 
     # -- coarsening --------------------------------------------------------------------------
