@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -67,6 +67,12 @@ NETS: dict[str, Callable[[], Net]] = {
 
 def splineviz_runner(net: Net) -> Callable[[], int]:
     """A function that traces the net (partition and decision boundary) and returns its region count."""
+    trace = splineviz_tracer(net)
+    return lambda: trace().n_regions
+
+
+def splineviz_tracer(net: Net) -> Callable[[], Any]:
+    """A function that traces the net and returns the Partition."""
     from splineviz.partition import Affine, LeakyReLU, Plane, ReLU, trace
     ops = []
     for i, (w, b) in enumerate(net.layers):
@@ -75,9 +81,7 @@ def splineviz_runner(net: Net) -> Callable[[], int]:
             ops.append(ReLU() if net.activation == "relu" else LeakyReLU(0.01))
     plane = Plane.through_images(*net.plane) if net.plane is not None else None
 
-    def run() -> int:
-        return trace(ops, bounds=net.bounds, plane=plane).n_regions
-    return run
+    return lambda: trace(ops, bounds=net.bounds, plane=plane)
 
 
 def regioncam_runner(net: Net) -> Callable[[], int]:
@@ -109,3 +113,18 @@ def regioncam_runner(net: Net) -> Callable[[], int]:
         rc.decision_boundary()
         return regions
     return run
+
+
+def below_float32(net: Net) -> int:
+    """splineviz's regions less than 16 float32 steps across (in the domain's scale): regioncam cannot resolve them."""
+    p = splineviz_tracer(net)()
+    offsets, xy = p.polygons
+    face = np.repeat(np.arange(p.n_regions), np.diff(offsets))
+    span = np.zeros((p.n_regions, 2))
+    for axis in (0, 1):
+        low, high = np.full(p.n_regions, np.inf), np.full(p.n_regions, -np.inf)
+        np.minimum.at(low, face, xy[:, axis])
+        np.maximum.at(high, face, xy[:, axis])
+        span[:, axis] = high - low
+    scale = max(abs(b) for b in net.bounds)
+    return int((span.max(axis=1) < 16 * np.finfo(np.float32).eps * scale).sum())

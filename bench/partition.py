@@ -14,7 +14,8 @@ glibc mapping every block of a page or more on its own (MALLOC_MMAP_THRESHOLD_=4
 freed memory leaves the resident set at once and the peak is what the tool holds; the default
 allocator's number (which counts every heap page a run touches) is reported too.
 
-Region counts must agree on every net (asserted).
+Region counts must agree on every net (asserted), but for regions less than 16 float32 steps
+across, which regioncam (float32 only) cannot resolve: those are counted and named in the table.
 
     python bench/partition.py [--nets A B ...] [--repeats 5] [--no-memory] [--no-default-allocator] [--append]
 """
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nets import NETS, ROOT, regioncam_runner, splineviz_runner  # noqa: E402
+from nets import NETS, ROOT, below_float32, regioncam_runner, splineviz_runner  # noqa: E402
 
 DEFAULT_NETS = list(NETS)
 WARM_UP_ON_A = {"D", "2-1024-2", "2-512-512-2"}  # too slow to trace twice for memory; warmed up on net A
@@ -82,9 +83,13 @@ def time_net(name: str, repeats: int, min_seconds: float) -> dict:
             regions[tool] = tools[tool]()
             times[tool].append(time.perf_counter() - t)
         r += 1
-    assert regions["splineviz"] == regions["regioncam"], f"{name}: region counts differ: {regions}"
+    tiny = 0 if regions["splineviz"] == regions["regioncam"] else below_float32(net)
+    # float32 (regioncam) cannot hold regions a few float32 steps across: they are the only allowed difference
+    assert regions["splineviz"] - tiny <= regions["regioncam"] <= regions["splineviz"], \
+        f"{name}: region counts differ: {regions}, {tiny} of splineviz's below float32 resolution"
     ratios = np.array(times["splineviz"]) / np.array(times["regioncam"])
-    return {"net": name, "regions": regions["splineviz"], "repeats": r,
+    return {"net": name, "regions": regions["splineviz"], "regioncam_regions": regions["regioncam"],
+            "below_float32": tiny, "repeats": r,
             "splineviz_s": float(np.median(times["splineviz"])), "regioncam_s": float(np.median(times["regioncam"])),
             "ratio": float(np.median(ratios)), "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max())}
 
@@ -132,7 +137,10 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         header += ["peak MiB splineviz", "peak MiB regioncam", "memory ratio", "default-allocator ratio"]
     table = []
     for r in rows:
-        cells = [r["net"], f"{r['regions']:,}", str(r["repeats"]), _seconds(r["splineviz_s"]), _seconds(r["regioncam_s"]),
+        peer_regions = r.get("regioncam_regions", r["regions"])
+        counts = f"{r['regions']:,}" if peer_regions == r["regions"] else \
+            f"{r['regions']:,} vs {peer_regions:,} ({r['below_float32']} below float32 resolution)"
+        cells = [r["net"], counts, str(r["repeats"]), _seconds(r["splineviz_s"]), _seconds(r["regioncam_s"]),
                  f"{r['ratio']:.2f}", f"{r['ratio_min']:.2f}–{r['ratio_max']:.2f}",
                  f"≤ {TARGETS[r['net']]}" if r["net"] in TARGETS else ""]
         if has_memory:
@@ -152,7 +160,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "median of the per-repeat ratios and their range. Memory: growth of the peak resident set over one call "
         "after a warm-up, each tool in a process of its own, with every block of a page or more mapped on its own "
         "(MALLOC_MMAP_THRESHOLD_=4096) so that freed memory leaves at once; the default allocator's ratio beside it. "
-        "Region counts agree on every net (the bench asserts it).",
+        "Region counts agree on every net (the bench asserts it), except where splineviz finds regions less than 16 "
+        "float32 steps across, which regioncam's float32 cannot hold; the table names them.",
         "",
         *_markdown_table(header, table),
         "",
