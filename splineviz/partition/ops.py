@@ -148,7 +148,9 @@ class LeakyReLU(Hinge):
         return np.where(h > 0, h, self.negative_slope * h)
 
     def activate(self, values: np.ndarray) -> None:
-        values[values < 0] *= self.negative_slope
+        negative = np.minimum(values, 0.0)  # x + (slope - 1) min(x, 0): plain passes, no masked writes
+        negative *= self.negative_slope - 1.0
+        values += negative
 
 
 @dataclass(frozen=True)
