@@ -123,6 +123,7 @@ def main() -> None:
             row["mem_ratio"] = row["splineviz_mib"] / max(row["regioncam_mib"], 1e-9)
             row["default_mem_ratio"] = row["splineviz_default_mib"] / max(row["regioncam_default_mib"], 1e-9)
         rows.append(row)
+        rows.sort(key=lambda r: DEFAULT_NETS.index(r["net"]))
         print(json.dumps(row), flush=True)
         args.out.write_text(report(rows, args))  # after every net: a long run leaves what it has measured
         args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))

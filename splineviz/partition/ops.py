@@ -148,9 +148,11 @@ class LeakyReLU(Hinge):
         return np.where(h > 0, h, self.negative_slope * h)
 
     def activate(self, values: np.ndarray) -> None:
-        negative = np.minimum(values, 0.0)  # x + (slope - 1) min(x, 0): plain passes, no masked writes
-        negative *= self.negative_slope - 1.0
-        values += negative
+        for start in range(0, len(values), 1 << 14):  # x + (slope - 1) min(x, 0): plain passes, no masked writes,
+            rows = values[start: start + (1 << 14)]   # and a temporary of a block of rows only
+            negative = np.minimum(rows, 0.0)
+            negative *= self.negative_slope - 1.0
+            rows += negative
 
 
 @dataclass(frozen=True)
