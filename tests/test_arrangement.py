@@ -158,7 +158,7 @@ def test_a_chunk_of_units_cuts_only_along_its_own_lines(units):
     assert (graph.origin == 0).all()  # every face was cut from the one face before
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # no timing: a loaded machine must not fail it
 @given(st.lists(st.integers(-1, 2**40 - 1), max_size=300), st.integers(0, 22))
 @example([-1, 2**16 - 1, 2**16 - 1, -1], 0)  # -1 is all ones in its low 16 bits, like 2**16 - 1
 @example([2**16 - 1, -1, 2**16, 2**17 + 5, 0], 0)  # keys of more than 16 bits
