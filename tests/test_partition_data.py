@@ -290,6 +290,15 @@ def test_a_huge_layer_is_refused_before_its_tables_break_max_bytes():
     assert result["peak_mib"] <= 576, result
 
 
+def test_an_affine_network_is_one_region_cut_by_its_decision_line():
+    p = trace([Affine(np.array([[1.0, -1.0], [0.0, 0.0]]), np.array([0.0, 0.5]))], bounds=(-1, 1, -1, 1))
+    assert p.n_regions == 1 and p.n_layers == 0
+    np.testing.assert_allclose(p.region_outputs, [[0.0, 0.5]], atol=1e-12)
+    seg = p.decision_boundary  # class 1 wins where x - y < 0.5
+    assert len(seg) == 1 and np.allclose(seg[0, :, 0] - seg[0, :, 1], 0.5)
+    assert sorted(p.cells.classes.tolist()) == [0, 1]
+
+
 def test_refine_is_checked():
     with pytest.raises(ValueError, match="refine"):
         trace(NETS[0], refine="fast")

@@ -365,6 +365,7 @@ def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, 
     with np.errstate():  # numpy scopes its ufunc buffer size to this context
         np.setbufsize(_UFUNC_BUFFER)
         layers = _cut_layers(graph, first.out_features, ops[1:], tracer)
+        tracer.materialize(graph)  # a purely affine network: its outputs are the first map's
         overlay, decision = _decision_overlay(graph, len(layers), decision_classes)
     return Partition(graph, ops, layers, overlay, decision, decision_classes, plane)
 
