@@ -11,7 +11,8 @@ from typing import Any, Callable, Sequence
 from torch import nn
 
 from splineviz.data import Dataset
-from splineviz.figures import Frame, pack, partition_frame
+from splineviz.figures import LegacyFrame, partition_frame
+from splineviz.frame import pack
 from splineviz.nets import to_ops
 from splineviz.partition import Partition, trace
 from splineviz.train import Snapshot
@@ -28,7 +29,7 @@ def trace_model(model: nn.Module, bounds: Sequence[float], progress: Callable | 
 
 
 def trace_frame(model: nn.Module, bounds: Sequence[float], progress: Callable | None = None,
-                cancel: Callable | None = None, **stats: Any) -> Frame:
+                cancel: Callable | None = None, **stats: Any) -> LegacyFrame:
     """The model's partition as a frame (see figures.partition_frame).
 
     The frame carries its weights so that any shown frame can be exported (GeoJSON) or reused.

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from splineviz.figures import Frame
+from splineviz.figures import LegacyFrame
 from splineviz.nets import ModelLoadError, load_model
 from splineviz.train import TrainConfig, fit
 from splineviz.web.jobs import Cancel, Progress, quiet
@@ -28,7 +28,7 @@ def frame_stride(epochs: int) -> int:
 
 
 def start_run(config: PlaygroundConfig, model: nn.Module | None = None, arch: Mapping[str, Any] | None = None,
-              cancel: Cancel | None = None) -> tuple[Run, Frame]:
+              cancel: Cancel | None = None) -> tuple[Run, LegacyFrame]:
     """A new run (fresh weights, or an uploaded model and its architecture) and its first frame."""
     data = config_dataset(config)
     arch = architecture(config, data) if arch is None else dict(arch)
@@ -39,7 +39,7 @@ def start_run(config: PlaygroundConfig, model: nn.Module | None = None, arch: Ma
 
 
 def train_chunk(run: Run, epochs: int, overrides: Mapping[str, Any] | None = None, progress: Progress = quiet,
-                cancel: Cancel | None = None) -> tuple[Run, list[Frame]]:
+                cancel: Cancel | None = None) -> tuple[Run, list[LegacyFrame]]:
     """Continue training ``run`` for ``epochs`` epochs; the new run and a frame per kept epoch.
 
     The Playground plays by chaining short chunks, so pausing is just not starting the next one and
@@ -78,7 +78,7 @@ def read_upload(contents: Any) -> bytes:
         raise UploadError(f"the upload is not valid base64 ({e})") from e
 
 
-def upload_run(raw: bytes, config: PlaygroundConfig, cancel: Cancel | None = None) -> tuple[Run, Frame, str]:
+def upload_run(raw: bytes, config: PlaygroundConfig, cancel: Cancel | None = None) -> tuple[Run, LegacyFrame, str]:
     """A run around an uploaded MLP state dict (see nets.load_model for accepted files): run, first frame, and
     the architecture in words. Size, widths and parameters are checked before the model is built."""
     model = load_model(raw, limits=LIMITS.model, max_bytes=LIMITS.model_bytes)

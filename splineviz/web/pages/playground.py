@@ -13,7 +13,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, dcc, html
 
 from splineviz.data import Dataset
-from splineviz.figures import Frame, empty_figure, partition_figure, training_curves
+from splineviz.figures import LegacyFrame, empty_figure, partition_figure, training_curves
 from splineviz.nets import ModelLoadError, UnsupportedLayerError
 from splineviz.partition import PartitionBudgetError
 from splineviz.web import ids
@@ -107,7 +107,7 @@ def layer_marks(n_layers: int) -> dict[int, str]:
 
 
 # -- server side (thin: the work is in jobs/playground.py) ----------------------------------------------------------
-def session_payload(run: Run, frame: Frame, data: Dataset, notice: str | None = None) -> dict[str, Any]:
+def session_payload(run: Run, frame: LegacyFrame, data: Dataset, notice: str | None = None) -> dict[str, Any]:
     """What the browser needs to start showing a run (see splineviz-5-playground.js, control)."""
     view = {**partition_figure(frame).to_plotly_json()["layout"], "showlegend": False}  # legend: its own card
     shared = {"dataset": run.config.dataset, "noise": run.config.noise, "seed": run.config.seed,
