@@ -137,7 +137,7 @@ def test_mnist_hover_shows_the_image_and_prediction(driver, app_url: str) -> Non
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    driver.get(app_url + "/mnist?epochs=1")
+    driver.get(app_url + "/mnist?mn_epochs=1")
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#mn-thumbs-a img"), 30, message="thumbnails")
     driver.find_element(By.ID, "mn-train").click()
     wait_for(lambda: "heatmap" in driver.execute_script(
