@@ -499,8 +499,10 @@ def _read_state(source: str | os.PathLike | bytes, max_bytes: int | None = None)
     else:
         name = os.fspath(source)
         try:
+            if max_bytes is not None and os.path.getsize(name) > max_bytes:
+                raise ModelTooLargeError(f"{name} is {_mb(os.path.getsize(name))}, over the limit of {_mb(max_bytes)}")
             with open(name, "rb") as f:
-                raw = f.read() if max_bytes is None else f.read(max_bytes + 1)
+                raw = f.read()
         except OSError as e:
             raise ModelLoadError(f"cannot read {name}: {e.strerror or e}") from e
     if not raw:

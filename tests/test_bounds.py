@@ -140,10 +140,14 @@ def test_the_d1_upload_is_refused_before_building(monkeypatch: pytest.MonkeyPatc
 
 
 # -- bytes -------------------------------------------------------------------------------------------------------
-def test_files_over_the_byte_limit_are_refused(no_torch_load) -> None:
+def test_files_over_the_byte_limit_are_refused(no_torch_load, tmp_path) -> None:
     raw = _saved({"0.weight": torch.zeros(300), "0.bias": torch.zeros(2)})
     with pytest.raises(ModelTooLargeError, match="over the limit"):
         load_model(raw, max_bytes=len(raw) - 1)
+    path = tmp_path / "big.pt"
+    path.write_bytes(b"\0" * (3 * MIB))
+    with pytest.raises(ModelTooLargeError, match="big.pt is 3.0 MiB, over the limit of 1.0 MiB"):
+        load_model(path, max_bytes=MIB)
 
 
 def test_a_zip_bomb_is_refused_before_decompressing(no_torch_load) -> None:
