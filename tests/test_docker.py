@@ -161,13 +161,14 @@ def test_the_image_serves_the_app_healthy_with_a_celery_worker(image: str, conta
         wait_for(lambda: state() == "healthy", 120, 1, message="Docker to call the container healthy")
         client = DashClient(url)
         client.load("/playground")
-        values = {**client.initial_values(), "pg-reset.n_clicks": 1, "session-id.data": "docker"}
-        run = client.call(client.payload(client.find("pg-run.data", "pg-reset.n_clicks"),
-                                         values, ["pg-reset.n_clicks"])).json()
-        run = run["response"]["pg-run"]["data"]
-        tick = {"run_id": run["id"], "done": 0, "target": 100, "epochs": 2}
+        values = {**client.initial_values(), "pg-reset.n_clicks": 1, "session-id.data": "d0c4e2" + "0" * 26}
+        session = client.call(client.payload(client.find("pg-session.data", "pg-reset.n_clicks"),
+                                             values, ["pg-reset.n_clicks"])).json()
+        run = session["response"]["pg-session"]["data"]["run"]
+        tick = {"n": 1, "run_id": run["id"], "done": 0, "target": 100, "epochs": 2}
+        client.http.post(url + "/_splineviz/beat", data=values["session-id.data"], timeout=10)  # the tab is open
         outcome = client.run_job(client.payload(client.find("pg-chunk.data", "pg-tick.data"),
-                                                {**values, "pg-tick.data": tick, "pg-run.data": run},
+                                                {**values, "pg-tick.data": tick, "model.data": run},
                                                 ["pg-tick.data"]), limit=300)
         assert outcome.kind == "result", outcome
         chunk = outcome.value["pg-chunk"]["data"]
