@@ -19,7 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
-    SPLINEVIZ_CACHE_DIR=/tmp/splineviz-cache
+    SPLINEVIZ_CACHE_DIR=/tmp/splineviz-cache \
+    PORT=8050
 
 WORKDIR /app
 
@@ -42,6 +43,7 @@ USER splineviz
 
 EXPOSE 8050
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8050/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/healthz\", timeout=4)"]
 # Two sync workers (jobs are fork()ed from single-threaded workers, see app.py): needs SPLINEVIZ_SECRET_KEY.
-CMD ["gunicorn", "app:server", "--bind", "0.0.0.0:8050", "--workers", "2"]
+# PORT (default 8050) moves the app and its health check together.
+CMD ["sh", "-c", "exec gunicorn app:server --bind 0.0.0.0:${PORT} --workers 2"]

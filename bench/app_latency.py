@@ -23,7 +23,8 @@ sys.path.insert(0, str(REPO))
 from splineviz.figures import partition_figure, partition_frame  # noqa: E402
 from splineviz.nets import mlp, to_ops  # noqa: E402
 from splineviz.partition import trace  # noqa: E402
-from splineviz.web.testing import chrome, element_text, running_app, wait_for  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))
+from harness import chrome, element_text, running_app, wait_for  # noqa: E402
 
 OUT = REPO / "bench" / "APP_RESULTS.md"
 ARCH = (16, 16, 16)
@@ -79,10 +80,10 @@ def browser_side(epochs: int, presses: int) -> dict[str, str]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    with running_app() as url:
+    with running_app() as app:
         driver = chrome()
         try:
-            driver.get(f"{url}/?epochs={epochs}")
+            driver.get(f"{app.url}/?epochs={epochs}")
             wait_for(lambda: element_text(driver, "pg-stat-epoch") == "0", 60, message="the first frame")
             start = time.perf_counter()
             driver.find_element(By.ID, "pg-play").click()

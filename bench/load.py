@@ -38,18 +38,18 @@ class Tab:
         self.client = DashClient(url, timeout=60)
         self.client.load("/playground")
         self.values = self.client.initial_values()
-        self.values["session-id.data"] = f"load-client-{index}"
+        self.values["session-id.data"] = f"{index:032x}"  # a tab's session id: 32 hex digits
         self.asset = "/assets/" + sorted(p.name for p in (ROOT / "assets").iterdir() if p.is_file())[0]
         self.run: dict | None = None
         self.done = 0
 
     def new_session(self) -> bool:
-        dep = self.client.find("pg-run.data", "pg-reset.n_clicks")
+        dep = self.client.find("pg-session.data", "pg-reset.n_clicks")
         response = self.client.call(self.client.payload(dep, {**self.values, "pg-reset.n_clicks": 1},
                                                         ["pg-reset.n_clicks"]))
         if response.status_code != 200:
             return False
-        self.run, self.done = response.json()["response"]["pg-run"]["data"], 0
+        self.run, self.done = response.json()["response"]["pg-session"]["data"]["run"], 0
         return True
 
     def train(self) -> str:
@@ -57,10 +57,13 @@ class Tab:
         if self.run is None and not self.new_session():
             return "error"
         epochs = int(self.values.get("pg-epochs.value") or 100)
-        tick = {"run_id": self.run["id"], "done": self.done, "target": epochs, "epochs": CHUNK_EPOCHS}
+        tick = {"n": self.done + 1, "run_id": self.run["id"], "done": self.done, "target": epochs,
+                "epochs": CHUNK_EPOCHS}
+        self.client.http.post(self.client.base + "/_splineviz/beat", data=self.values["session-id.data"],
+                              timeout=10)  # as the page's script does: a tab never heard of for 20 s has gone
         dep = self.client.find("pg-chunk.data", "pg-tick.data")
         outcome = self.client.run_job(self.client.payload(dep, {**self.values, "pg-tick.data": tick,
-                                                                "pg-run.data": self.run}, ["pg-tick.data"]),
+                                                                "model.data": self.run}, ["pg-tick.data"]),
                                       interval=0.2, limit=JOB_LIMIT_S)
         if outcome.kind in ("silent", "timeout"):
             return "lost"
@@ -68,7 +71,8 @@ class Tab:
             return "error"
         chunk = outcome.value.get("pg-chunk", {}).get("data") or {}
         if "run" not in chunk:
-            return "lost" if "lost" in str(chunk.get("error", "")) else "error"
+            done = outcome.value.get("pg-done", {}).get("data") or {}
+            return "lost" if done.get("lost") else "error"
         self.run, self.done = chunk["run"], self.done + CHUNK_EPOCHS
         return "ok"
 

@@ -1,27 +1,30 @@
 """Pure functions from results to plotly figures (no Dash, no torch).
 
-The partition view is built in two steps so that the browser can animate it without the server:
-``partition_frame`` turns a traced partition into a compact JSON-able *frame* (region polygons, a
-class and a colour key per region and layer, boundary polylines per layer, the decision boundary),
-and ``partition_figure`` turns a frame into a figure. ``assets/splineviz.js`` does the second step
-in the browser with the same ``STYLE``, which the app hands to it, so colours live in one place.
+The partition view is drawn from a `splineviz.frame.Frame`: packed class cells (regions cut along
+the decision boundary, so fills follow it exactly), a colour key per region and layer, boundary
+segments per layer and the decision boundary. ``partition_figure``, ``partition_traces`` and
+``side_by_side`` take a Frame (or its JSON, or the app's older frame dict, see ``as_frame``).
+``partition_frame`` still makes that older dict (``px``, ``py``, ``off``, ``cls``, ``code``, ``bnd``,
+``dec``), which ``assets/splineviz.js`` reads, with the same ``STYLE`` the app hands to it, so colours
+live in one place.
 """
 from __future__ import annotations
 
-import base64
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.basedatatypes import BaseTraceType
 from plotly.subplots import make_subplots
 
+from splineviz.frame import N_CODE_COLOURS, Frame, colour_keys, pack, unpack
+from splineviz.partition import Partition
 from splineviz.partition.geometry import nan_separated
 
-Frame = dict[str, Any]
+LegacyFrame = dict[str, Any]  # the app's frame dict (see partition_frame)
 
 # 11 code colours: a prime count makes neighbouring regions (codes differing in one unit) always differ,
-# because each unit adds a weight in 1..10 to the colour key modulo 11 (see _code_keys).
+# because each unit adds a weight in 1..10 to the colour key modulo 11 (see splineviz.frame.colour_keys).
 STYLE: dict[str, Any] = {
     "class_fill": ["#fcd9b8", "#c6dbef", "#c7e9c0", "#dadaeb", "#f7c6c7", "#d9d9d9", "#f2c4de", "#fff3b0",
                    "#b8e2e0", "#dfe9b5"],
@@ -36,7 +39,7 @@ STYLE: dict[str, Any] = {
     "border_line": "#444444",
     "fill_opacity": 0.75,
 }
-N_CODE_COLOURS = len(STYLE["code_fill"])
+assert len(STYLE["code_fill"]) == N_CODE_COLOURS
 # A tiny template instead of "plotly_white": plotly deep-copies templates on every figure, and the stock ones
 # cost ~50 ms, which would dominate building a partition figure.
 TEMPLATE = go.layout.Template(layout={
@@ -47,76 +50,60 @@ TEMPLATE = go.layout.Template(layout={
     "hoverlabel": {"align": "left"}})
 
 
-class PartitionLike(Protocol):
-    """What partition_frame reads from splineviz.partition.Partition (kept structural so tests can fake it)."""
-
-    n_regions: int
-    n_layers: int
-    layer_region_counts: list[int]
-    regions: list[np.ndarray]
-    region_classes: np.ndarray
-    decision_boundary: np.ndarray
-
-    def codes(self, layer: int) -> np.ndarray: ...
-
-    def segments(self, layer: int | None = None, unit: int | None = None) -> np.ndarray: ...
-
-
 # --------------------------------------------------------------------------------------------------------------
 # frames
 # --------------------------------------------------------------------------------------------------------------
-def pack(array: Any, dtype: str) -> dict[str, str]:
-    """A numpy array as plotly.js's typed-array spec {dtype, bdata}: compact JSON that plotly.js reads as is."""
-    a = np.ascontiguousarray(np.asarray(array).reshape(-1), dtype=np.dtype(dtype).newbyteorder("<"))
-    return {"dtype": dtype, "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
-
-
-def unpack(spec: Mapping[str, str]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]).newbyteorder("<"))
-
-
-def _code_keys(partition: PartitionLike) -> list[np.ndarray]:
-    """Colour key per region for the partition *up to* each layer (cumulative codes of layers 0..l)."""
-    rng = np.random.default_rng(12345)
-    key = np.zeros(partition.n_regions, dtype=np.int64)
-    keys = []
-    for layer in range(partition.n_layers):
-        code = np.asarray(partition.codes(layer))
-        code = code.reshape(len(code), -1).astype(np.int64)
-        weights = rng.integers(1, N_CODE_COLOURS, size=code.shape[1])
-        key = (key + code @ weights) % N_CODE_COLOURS
-        keys.append(key)
-    return keys
-
-
 def _polylines(segments: np.ndarray) -> tuple[dict, dict]:
     """Segments (k, 2, 2) -> packed x and y with a NaN after each segment: one trace draws them all."""
     x, y = nan_separated(segments)
     return pack(x, "f4"), pack(y, "f4")
 
 
-def partition_frame(partition: PartitionLike, bounds: Sequence[float], **stats: Any) -> Frame:
-    """Compact, JSON-able description of a partition: everything either renderer needs, nothing more.
+def partition_frame(partition: Partition, bounds: Sequence[float], **stats: Any) -> LegacyFrame:
+    """The app's frame dict: region polygons (px, py, off), class (cls) and colour keys (code) per region,
+    boundary polylines per layer (bnd) and the decision boundary (dec), packed; ``stats`` ride along.
 
-    Arrays are packed float32 / small ints (about 60 kB for a 2-16-16-16-2 net); ``stats`` (epoch, loss,
-    accuracy, ...) ride along so that a player can label each frame.
+    Built from the partition's own arrays (no forward pass, no per-region lists). Kept for
+    ``assets/splineviz.js``, which reads this form; new code should use ``Frame.from_partition``.
     """
-    regions = [np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in partition.regions]
-    offsets = np.cumsum([0] + [len(r) for r in regions])
-    vertices = np.concatenate(regions) if regions else np.zeros((0, 2))
+    offsets, xy = partition.polygons
     return {
         "bounds": [float(b) for b in bounds],
-        "px": pack(vertices[:, 0], "f4"),
-        "py": pack(vertices[:, 1], "f4"),
+        "px": pack(xy[:, 0], "f4"),
+        "py": pack(xy[:, 1], "f4"),
         "off": pack(offsets, "i4"),
         "cls": pack(partition.region_classes, "i2"),
-        "code": [pack(k, "u1") for k in _code_keys(partition)],
+        "code": [pack(k, "u1") for k in colour_keys(partition)],
         "bnd": [list(_polylines(partition.segments(layer))) for layer in range(partition.n_layers)],
         "dec": list(_polylines(partition.decision_boundary)),
         "n_regions": int(partition.n_regions),
         "layer_regions": [int(c) for c in partition.layer_region_counts],
         **stats,
     }
+
+
+_LEGACY_KEYS = {"bounds", "px", "py", "off", "cls", "code", "bnd", "dec", "n_regions", "layer_regions"}
+
+
+def as_frame(frame: Frame | Mapping[str, Any]) -> Frame:
+    """A Frame from a Frame, its JSON, or the app's frame dict (each region its own cell, units unknown)."""
+    if isinstance(frame, Frame):
+        return frame
+    if "schema" in frame:
+        return Frame.from_json(frame)
+    offsets = unpack(frame["off"]).astype(np.int32)
+
+    def segments(xy: Sequence[Mapping[str, str]]) -> np.ndarray:
+        x, y = (unpack(a).reshape(-1, 3)[:, :2] for a in xy)  # each segment: two points and a NaN
+        return np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=1).astype(np.float32)
+
+    lines = [segments(xy) for xy in frame["bnd"]]
+    return Frame(bounds=tuple(float(b) for b in frame["bounds"]), n_regions=int(frame["n_regions"]),  # type: ignore[arg-type]
+                 layer_regions=[int(c) for c in frame["layer_regions"]], cell_x=unpack(frame["px"]),
+                 cell_y=unpack(frame["py"]), cell_offsets=offsets, cell_class=unpack(frame["cls"]),
+                 cell_region=np.arange(len(offsets) - 1, dtype=np.int32), keys=[unpack(k) for k in frame["code"]],
+                 segments=lines, segment_units=[np.full(len(s), -1, dtype=np.int32) for s in lines],
+                 decision=segments(frame["dec"]), stats={k: v for k, v in frame.items() if k not in _LEGACY_KEYS})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -144,32 +131,37 @@ def closed_outlines(px: np.ndarray, py: np.ndarray, offsets: np.ndarray, select:
 
 
 def _fill_traces(frame: Frame, shade: str, layer: int) -> list[dict]:
-    if shade == "none" or frame["n_regions"] == 0:
+    """Class cells filled by class, or by the colour key of their region (shade="code")."""
+    if shade == "none" or frame.n_cells == 0:
         return []
-    if shade == "code" and frame["code"]:
-        keys, palette = unpack(frame["code"][layer]), STYLE["code_fill"]
+    if shade == "code" and frame.keys:
+        keys, palette = frame.keys[layer][frame.cell_region], STYLE["code_fill"]
     else:
-        keys, palette = unpack(frame["cls"]), STYLE["class_fill"]
-    px, py, offsets = unpack(frame["px"]), unpack(frame["py"]), unpack(frame["off"])
+        keys, palette = frame.cell_class, STYLE["class_fill"]
     traces = []
     for key in np.unique(keys):
-        x, y = closed_outlines(px, py, offsets, np.flatnonzero(keys == key))
+        x, y = closed_outlines(frame.cell_x, frame.cell_y, frame.cell_offsets, np.flatnonzero(keys == key))
         traces.append({"type": "scatter", "x": x, "y": y, "mode": "lines", "fill": "toself", "line": {"width": 0},
                        "fillcolor": palette[int(key) % len(palette)], "opacity": STYLE["fill_opacity"],
                        "hoverinfo": "skip", "showlegend": False, "name": f"{shade} {key}"})
     return traces
 
 
+def _segment_xy(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return nan_separated(np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2))
+
+
 def _boundary_traces(frame: Frame, up_to_layer: int, decision: bool) -> list[dict]:
     traces = []
-    for layer, (xs, ys) in enumerate(frame["bnd"][: up_to_layer + 1]):
-        traces.append({"type": "scatter", "x": unpack(xs), "y": unpack(ys), "mode": "lines", "hoverinfo": "skip",
+    for layer, segments in enumerate(frame.segments[: up_to_layer + 1]):
+        x, y = _segment_xy(segments)
+        traces.append({"type": "scatter", "x": x, "y": y, "mode": "lines", "hoverinfo": "skip",
                        "name": f"layer {layer + 1}",
                        "line": {"color": STYLE["layer_line"][layer % len(STYLE["layer_line"])],
                                 "width": STYLE["layer_width"]}})
     if decision:
-        traces.append({"type": "scatter", "x": unpack(frame["dec"][0]), "y": unpack(frame["dec"][1]),
-                       "mode": "lines", "hoverinfo": "skip", "name": "decision",
+        x, y = _segment_xy(frame.decision)
+        traces.append({"type": "scatter", "x": x, "y": y, "mode": "lines", "hoverinfo": "skip", "name": "decision",
                        "line": {"color": STYLE["decision_line"], "width": STYLE["decision_width"]}})
     return traces
 
@@ -184,19 +176,18 @@ def point_traces(x: np.ndarray, y: np.ndarray) -> list[dict]:
             for c in np.unique(y).astype(int)]
 
 
-def partition_traces(frame: Frame, up_to_layer: int | None = None, shade: str = "class",
+def partition_traces(frame: Frame | Mapping[str, Any], up_to_layer: int | None = None, shade: str = "class",
                      decision: bool = True) -> list[dict]:
-    """Shaded regions, boundaries per layer and the decision boundary as plain trace dicts.
+    """Shaded cells, boundaries per layer and the decision boundary as plain trace dicts.
 
     ``up_to_layer`` shows the partition built by layers 0..L only (codes and boundaries of deeper layers hidden,
-    and the decision boundary only with the last layer); ``shade`` is "class" (predicted class), "code"
-    (activation pattern up to L) or "none".
+    and the decision boundary only with the last layer); ``shade`` is "class" (predicted class, exact along the
+    decision boundary), "code" (activation pattern up to L) or "none".
     """
-    n_layers = len(frame["bnd"])
+    frame = as_frame(frame)
+    n_layers = frame.n_layers
     layer = n_layers - 1 if up_to_layer is None else max(0, min(int(up_to_layer), n_layers - 1))
     return _fill_traces(frame, shade, layer) + _boundary_traces(frame, layer, decision and layer == n_layers - 1)
-
-
 def _axes(bounds: Sequence[float], titles: tuple[str, str], anchor: str = "x") -> tuple[dict, dict]:
     xmin, xmax, ymin, ymax = bounds
     common = {"showgrid": False, "zeroline": False, "mirror": True, "showline": True,
@@ -210,7 +201,7 @@ _PARTITION_LAYOUT = {"template": TEMPLATE, "margin": {"l": 50, "r": 10, "t": 30,
                      "legend": {"orientation": "h", "y": -0.14, "x": 0}, "hovermode": "closest"}
 
 
-def partition_figure(frame: Frame, up_to_layer: int | None = None, shade: str = "class", decision: bool = True,
+def partition_figure(frame: Frame | Mapping[str, Any], up_to_layer: int | None = None, shade: str = "class", decision: bool = True,
                      extra: Iterable[Mapping | BaseTraceType] = (), title: str | None = None,
                      axis_titles: tuple[str, str] = ("x₁", "x₂")) -> go.Figure:
     """The partition as drawn everywhere in the app (see partition_traces); ``extra`` traces go on top.
@@ -218,7 +209,8 @@ def partition_figure(frame: Frame, up_to_layer: int | None = None, shade: str = 
     Built from plain dicts without plotly's per-property validation (``_validate=False``), which would
     otherwise cost ~30 ms per figure; tests check the result validates.
     """
-    xaxis, yaxis = _axes(frame["bounds"], axis_titles)
+    frame = as_frame(frame)
+    xaxis, yaxis = _axes(frame.bounds, axis_titles)
     layout = {**_PARTITION_LAYOUT, "xaxis": xaxis, "yaxis": yaxis}
     if title:
         layout["title"] = {"text": title, "x": 0.02, "font": {"size": 14}}
@@ -230,7 +222,7 @@ def _as_dict(trace: Mapping | BaseTraceType) -> dict:
     return trace.to_plotly_json() if isinstance(trace, BaseTraceType) else dict(trace)
 
 
-def side_by_side(frames: Sequence[Frame], titles: Sequence[str], extra: Iterable[Mapping] = (),
+def side_by_side(frames: Sequence[Frame | Mapping[str, Any]], titles: Sequence[str], extra: Iterable[Mapping] = (),
                  shade: str = "class") -> go.Figure:
     """Several partitions in one row (before/after pruning); zooming one panel zooms all (matched axes)."""
     n = len(frames)
@@ -238,9 +230,9 @@ def side_by_side(frames: Sequence[Frame], titles: Sequence[str], extra: Iterable
     width = (1 - gap * (n - 1)) / n
     layout: dict[str, Any] = {**_PARTITION_LAYOUT, "margin": {"l": 50, "r": 10, "t": 36, "b": 45}, "annotations": []}
     data: list[dict] = []
-    for i, (frame, title) in enumerate(zip(frames, titles)):
+    for i, (frame, title) in enumerate(zip(map(as_frame, frames), titles)):
         suffix = "" if i == 0 else str(i + 1)
-        xaxis, yaxis = _axes(frame["bounds"], ("x₁", "x₂" if i == 0 else ""), anchor=f"x{suffix}")
+        xaxis, yaxis = _axes(frame.bounds, ("x₁", "x₂" if i == 0 else ""), anchor=f"x{suffix}")
         lo = i * (width + gap)
         layout[f"xaxis{suffix}"] = {**xaxis, "domain": [lo, lo + width], "anchor": f"y{suffix}",
                                     **({"matches": "x"} if i else {})}

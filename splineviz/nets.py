@@ -12,7 +12,9 @@ import io
 import math
 import os
 import threading
+import zipfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -373,12 +375,81 @@ def _maxpool(layer: nn.MaxPool2d, shape: tuple[int, ...]) -> tuple[MaxPool, tupl
 
 # ----------------------------------------------------------------------------------------------- loading
 
-def build_model(architecture: Mapping) -> nn.Sequential:
+@dataclass(frozen=True)
+class ModelLimits:
+    """The largest model a caller agrees to build, checked on its description before any weight is allocated.
+
+    A server takes architectures and weights from strangers: without a cap, ``{"hidden": [12000, 12000]}``
+    allocates 144M parameters before anything else can object.
+    """
+
+    max_width: int = 4096  # units in any layer, inputs and outputs included
+    max_hidden_layers: int = 64
+    max_params: int = 50_000_000
+
+
+class ModelTooLargeError(ModelLoadError):
+    """A description or file of a model over the caller's ``ModelLimits``."""
+
+
+def _int_list(values: object, what: str) -> list[int]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{what} must be a list of layer widths, got {values!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{what} must hold positive integers, got {v!r}")
+        out.append(int(v))
+    return out
+
+
+def architecture_size(architecture: Mapping) -> tuple[list[int], int, int]:
+    """(widths of the layers that map features, hidden layers, parameter count) of a ``build_model`` description.
+
+    Computed from the description alone, so that limits can be checked before anything is allocated.
+    """
+    arch = dict(architecture)
+    kind = arch.get("type", "mlp")
+    if kind == "mlp":
+        widths = _int_list([arch.get("in_features", 2), *_int_list(arch.get("hidden", (16, 16)), "hidden"),
+                            arch.get("out_features", 2)], "layer widths")
+        params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+        return widths, len(widths) - 2, params
+    if kind == "paper_cnn":
+        (n_classes,) = _int_list([arch.get("n_classes", 10)], "n_classes")
+        convs = 16 * 21 * 21 + 16 + 16 * 16 * 5 * 5 + 16
+        batchnorms = 2 * (4 * 16 + 1)  # weight, bias, running mean and variance, batch count
+        return [784, 16, 16, n_classes], 2, convs + batchnorms + 256 * n_classes + n_classes
+    raise ValueError(f"unknown architecture type {kind!r}; choose one of mlp, paper_cnn")
+
+
+def check_architecture(architecture: Mapping, limits: ModelLimits) -> None:
+    """Raise ModelTooLargeError if the described model is over ``limits`` (nothing is built)."""
+    widths, depth, params = architecture_size(architecture)
+    if max(widths) > limits.max_width:
+        raise ModelTooLargeError(f"a layer of {max(widths):,} units is over the limit of {limits.max_width:,} "
+                                 f"units per layer (layer widths {_short(widths)})")
+    if depth > limits.max_hidden_layers:
+        raise ModelTooLargeError(f"{depth} hidden layers are over the limit of {limits.max_hidden_layers}")
+    if params > limits.max_params:
+        raise ModelTooLargeError(f"{params:,} parameters are over the limit of {limits.max_params:,} "
+                                 f"(layer widths {_short(widths)})")
+
+
+def _short(widths: Sequence[int], keep: int = 8) -> str:
+    shown = [f"{w:,}" for w in widths[:keep]] + (["…"] if len(widths) > keep else [])
+    return "-".join(shown)
+
+
+def build_model(architecture: Mapping, limits: ModelLimits | None = None) -> nn.Sequential:
     """Model from a JSON-able description: ``{"type": "mlp", **mlp kwargs}`` or ``{"type": "paper_cnn", ...}``.
 
     Descriptions are what get hashed for caches and shipped next to state dicts, so they must be plain data.
+    With ``limits``, a description over them raises ModelTooLargeError before anything is built.
     """
     arch = dict(architecture)
+    if limits is not None:
+        check_architecture(arch, limits)
     kind = arch.pop("type", "mlp")
     builders = {"mlp": mlp, "paper_cnn": paper_cnn}
     if kind not in builders:
@@ -389,19 +460,24 @@ def build_model(architecture: Mapping) -> nn.Sequential:
         raise ValueError(f"bad parameters for {kind}: {e}") from e
 
 
-def load_model(path_or_bytes: str | os.PathLike | bytes, architecture: Mapping | None = None) -> nn.Sequential:
+def load_model(path_or_bytes: str | os.PathLike | bytes, architecture: Mapping | None = None, *,
+               limits: ModelLimits | None = None, max_bytes: int | None = None) -> nn.Sequential:
     """Build a model from a saved state dict (.pt via torch.save, or .safetensors); never unpickles code.
 
     ``architecture`` is as for ``build_model``; for an MLP the layer widths may be left out and are
     then read from the weights (keys ``0.weight``, ``2.weight``, ...), as is everything when it is None.
+    ``max_bytes`` bounds the file and what it unpacks to, checked before any tensor is read; ``limits``
+    bound the model, checked before it is built.
     """
-    state = _read_state(path_or_bytes)
+    state = _read_state(path_or_bytes, max_bytes)
     arch = dict(architecture or {})
     if arch.get("type", "mlp") == "mlp" and not {"in_features", "hidden", "out_features"} & set(arch):
         widths = _mlp_widths(state)
         arch.update(in_features=widths[0], hidden=tuple(widths[1:-1]), out_features=widths[-1])
     try:
-        model = build_model(arch)
+        model = build_model(arch, limits)
+    except ModelLoadError:
+        raise
     except ValueError as e:
         raise ModelLoadError(str(e)) from e
     return model_from_state(state, model)
@@ -417,18 +493,22 @@ def model_from_state(state: Mapping[str, torch.Tensor], like_model: nn.Module) -
     return model.eval()
 
 
-def _read_state(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor]:
+def _read_state(source: str | os.PathLike | bytes, max_bytes: int | None = None) -> dict[str, torch.Tensor]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw, name = bytes(source), "uploaded data"
     else:
         name = os.fspath(source)
         try:
+            if max_bytes is not None and os.path.getsize(name) > max_bytes:
+                raise ModelTooLargeError(f"{name} is {_mb(os.path.getsize(name))}, over the limit of {_mb(max_bytes)}")
             with open(name, "rb") as f:
                 raw = f.read()
         except OSError as e:
             raise ModelLoadError(f"cannot read {name}: {e.strerror or e}") from e
     if not raw:
         raise ModelLoadError(f"{name} is empty")
+    if max_bytes is not None:
+        check_saved_size(raw, max_bytes, name)
     try:
         state = _parse_safetensors(raw) if _looks_like_safetensors(raw) else \
             torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
@@ -436,6 +516,35 @@ def _read_state(source: str | os.PathLike | bytes) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"{name} is not a readable PyTorch state dict or safetensors file "
                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no details'})") from e
     return _check_state(state, name)
+
+
+def check_saved_size(raw: bytes, max_bytes: int, name: str = "the file") -> None:
+    """Refuse files over ``max_bytes``, or that would unpack to more, before torch reads a tensor.
+
+    torch.save writes a zip whose members may be compressed: a few hundred kB can declare gigabytes. The
+    central directory states every member's unpacked size, so the sum is known before decompressing.
+    Files in torch's pre-zip format declare storage sizes only inside their pickle, so they are refused;
+    safetensors data lies in the file itself, which the parser checks.
+    """
+    if len(raw) > max_bytes:
+        raise ModelTooLargeError(f"{name} is {_mb(len(raw))}, over the limit of {_mb(max_bytes)}")
+    if _looks_like_safetensors(raw):
+        return
+    if not zipfile.is_zipfile(io.BytesIO(raw)):
+        raise ModelLoadError(f"{name} is not a readable PyTorch state dict or safetensors file (expected the zip "
+                             "format that torch.save writes since PyTorch 1.6, or safetensors)")
+    try:
+        members = zipfile.ZipFile(io.BytesIO(raw)).infolist()
+    except (zipfile.BadZipFile, ValueError) as e:
+        raise ModelLoadError(f"{name} is not a readable PyTorch state dict ({e})") from e
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > max_bytes:
+        raise ModelTooLargeError(f"{name} unpacks to {_mb(unpacked)} ({_mb(len(raw))} packed), over the limit "
+                                 f"of {_mb(max_bytes)}")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
 
 def _looks_like_safetensors(raw: bytes) -> bool:

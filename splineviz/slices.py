@@ -16,6 +16,7 @@ from torch import nn
 from splineviz.data import Dataset
 from splineviz.nets import input_shape_for, to_ops
 from splineviz.partition import DEFAULT_BUDGET, Partition, Plane, trace
+from splineviz.partition.tracer import DEFAULT_MAX_BYTES
 
 
 @dataclass
@@ -36,8 +37,11 @@ class ImageSlice:
 def trace_image_slice(model: nn.Module, images: Sequence[np.ndarray], bounds=(0.0, 1.0, 0.0, 1.0),
                       classes: tuple[int, int] | None = None, budget: int = DEFAULT_BUDGET,
                       progress: Callable[[float, str], None] | None = None,
-                      cancel: Callable[[], bool] | None = None) -> tuple[Partition, Plane]:
-    """Partition of `model` on the plane through two images (through the origin) or three (through all three)."""
+                      cancel: Callable[[], bool] | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+                      ) -> tuple[Partition, Plane]:
+    """Partition of `model` on the plane through two images (through the origin) or three (through all three).
+
+    ``budget`` and ``max_bytes`` bound the trace as in ``splineviz.partition.trace``."""
     images = [np.asarray(img, dtype=np.float64) for img in images]
     if len(images) == 2:
         plane = Plane.through_images(*images)
@@ -47,14 +51,14 @@ def trace_image_slice(model: nn.Module, images: Sequence[np.ndarray], bounds=(0.
         raise ValueError(f"a slice is spanned by 2 images (plane through the origin) or 3, got {len(images)}")
     ops = to_ops(model, input_shape_for(model, images[0].shape))
     partition = trace(ops, domain=bounds, plane=plane, budget=budget, decision_classes=classes,
-                      progress=progress, cancel=cancel)
+                      progress=progress, cancel=cancel, max_bytes=max_bytes)
     return partition, plane
 
 
 def dataset_slice(model: nn.Module, data: Dataset, indices: Sequence[int], split: str = "test",
                   bounds=(0.0, 1.0, 0.0, 1.0), budget: int = DEFAULT_BUDGET,
                   progress: Callable[[float, str], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> ImageSlice:
+                  cancel: Callable[[], bool] | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> ImageSlice:
     """Slice through dataset images by index; the decision boundary is drawn between the first two's classes."""
     x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     if any(not 0 <= i < len(x) for i in indices):
@@ -63,7 +67,7 @@ def dataset_slice(model: nn.Module, data: Dataset, indices: Sequence[int], split
     images = [np.asarray(x[i], dtype=np.float64).reshape(shape) for i in indices]
     labels = [int(y[i]) for i in indices]
     classes = (labels[0], labels[1]) if labels[0] != labels[1] else None
-    partition, plane = trace_image_slice(model, images, bounds, classes, budget, progress, cancel)
+    partition, plane = trace_image_slice(model, images, bounds, classes, budget, progress, cancel, max_bytes)
     return ImageSlice(partition, plane, images, labels, tuple(float(v) for v in bounds))
 
 

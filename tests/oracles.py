@@ -57,3 +57,22 @@ def grid(bounds, n: int = 200) -> np.ndarray:
     xmin, xmax, ymin, ymax = bounds
     xs, ys = np.meshgrid(np.linspace(xmin, xmax, n), np.linspace(ymin, ymax, n))
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def angle_sorted_cycles(vertices: np.ndarray, edges: np.ndarray, edge_faces: np.ndarray, n_faces: int):
+    """Each face's corners sorted by angle around their mean (the tracer's former method): (ptr, ids)."""
+    n = len(vertices)
+    face = np.concatenate([edge_faces[:, 0], edge_faces[:, 0], edge_faces[:, 1], edge_faces[:, 1]])
+    vert = np.concatenate([edges[:, 0], edges[:, 1], edges[:, 0], edges[:, 1]])
+    keep = face >= 0
+    key = np.unique(face[keep] * n + vert[keep])
+    face, vert = key // n, key % n
+    counts = np.bincount(face, minlength=n_faces)
+    xy = vertices[vert]
+    centre = np.stack([np.bincount(face, xy[:, i], n_faces) for i in (0, 1)], axis=1) / counts[:, None]
+    rel = xy - centre[face]
+    order = np.lexsort((np.arctan2(rel[:, 1], rel[:, 0]), face))
+    ptr = np.zeros(n_faces + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr, vert[order]
+

@@ -1,9 +1,11 @@
-"""The app's server side without a browser: session state, jobs, uploads, URL state, app wiring, concurrency."""
+"""The app's server side without a browser: session state, jobs, uploads, URL state, app wiring, concurrency.
+
+The bounds on everything a request can ask for are tested in test_bounds.py.
+"""
 from __future__ import annotations
 
 import io
 import os
-import pickle
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
@@ -13,13 +15,19 @@ import torch
 
 from splineviz.figures import unpack
 from splineviz.nets import ModelLoadError, mlp
-from splineviz.partition import PartitionBudgetError
-from splineviz.web import jobs, session
-from splineviz.web.codec import decode_blob, encode_blob
-from splineviz.web.session import PlaygroundConfig, decode_run, start_run
+from splineviz.web.codec import BlobError, decode_blob, encode_blob
+from splineviz.web.jobs import earlybird as eb_jobs, experiments as ex_jobs, mnist as mn_jobs, \
+    playground as pg_jobs, pruning as pr_jobs
+from splineviz.web.pages.playground import session_payload
 from splineviz.web.shell import encode_search, parse_search
+from splineviz.web.state import PlaygroundConfig, Run, config_dataset
 
 SMALL = PlaygroundConfig(layers=2, width=8, epochs=20)
+MIB = 2**20
+
+
+def start_run(config: PlaygroundConfig) -> Run:
+    return pg_jobs.start_run(config)[0]
 
 
 def _saved(obj) -> bytes:
@@ -29,73 +37,86 @@ def _saved(obj) -> bytes:
 
 
 # -- configuration and session state ------------------------------------------------------------------------------
-def test_config_from_strings_and_errors() -> None:
+def test_config_from_strings_and_out_of_range_values() -> None:
     config = PlaygroundConfig.from_dict({"dataset": "circles", "layers": "2", "lr": "0.1", "noise": None})
     assert (config.dataset, config.layers, config.lr, config.noise) == ("circles", 2, 0.1, 0.1)
-    with pytest.raises(ValueError, match="unknown dataset"):
-        PlaygroundConfig.from_dict({"dataset": "nope"})
-    with pytest.raises(ValueError, match="layers"):
-        PlaygroundConfig.from_dict({"layers": 40})
+    # unknown names fall back to the default, numbers are clamped to the controls' ranges
+    odd = PlaygroundConfig.from_dict({"dataset": "nope", "layers": 40, "noise": "0.7", "epochs": 10**9, "seed": -5,
+                                      "width": 20, "lr": 0.05, "batch_size": 0})
+    assert (odd.dataset, odd.layers, odd.noise, odd.epochs, odd.seed) == ("moons", 6, 0.5, 2000, 0)
+    assert (odd.width, odd.lr, odd.batch_size) == (16, 0.03, 1)  # nearest offered width / rate (ties: smaller)
 
 
 def test_start_run_gives_a_traced_first_frame_and_points() -> None:
-    started = start_run(SMALL)
-    frame = started["frames"][0]
+    run, frame = pg_jobs.start_run(SMALL)
     assert frame["epoch"] == 0 and frame["n_regions"] > 1 and len(frame["bnd"]) == 2
-    assert len(unpack(started["points"]["x"])) == len(session.config_dataset(SMALL).x_train)
-    config, model, result = decode_run(started["run"])
-    assert config == SMALL and result.snapshots[-1].epoch == 0
+    payload = session_payload(run, frame, config_dataset(SMALL))
+    assert len(unpack(payload["data"]["points"]["x"])) == len(config_dataset(SMALL).x_train)
+    assert payload["layout"]["xaxis"]["range"] == list(config_dataset(SMALL).bounds[:2])
+    again = Run.from_json(payload["run"])
+    assert again.config == SMALL and again.decode()[1].snapshots[-1].epoch == 0
 
 
 def test_chunks_continue_the_same_run() -> None:
-    started = start_run(SMALL)
-    first = jobs.train_chunk(started["run"], 3)
-    second = jobs.train_chunk(first["run"], 3)
-    assert [f["epoch"] for f in first["frames"] + second["frames"]] == [1, 2, 3, 4, 5, 6]
-    assert second["run"]["id"] == started["run"]["id"] and second["run"]["epoch"] == 6
-    assert second["frames"][-1]["loss"] < started["frames"][0]["loss"]
+    run = start_run(SMALL)
+    first, frames1 = pg_jobs.train_chunk(run, 3)
+    second, frames2 = pg_jobs.train_chunk(first, 3)
+    assert [f["epoch"] for f in frames1 + frames2] == [1, 2, 3, 4, 5, 6]
+    assert second.id == run.id and second.epoch == 6
+    assert frames2[-1]["loss"] < pg_jobs.start_run(SMALL)[1]["loss"]
 
 
 def test_frame_stride_caps_the_number_of_frames() -> None:
-    assert jobs.frame_stride(100) == 1 and jobs.frame_stride(1000) * jobs.MAX_FRAMES >= 1000
-    run = start_run(PlaygroundConfig(layers=1, width=4, epochs=600))["run"]
-    chunk = jobs.train_chunk(run, 9)
-    assert [f["epoch"] for f in chunk["frames"]] == [4, 8, 9]  # every 4th epoch, plus the chunk's last
+    assert pg_jobs.frame_stride(100) == 1 and pg_jobs.frame_stride(1000) * pg_jobs.MAX_FRAMES >= 1000
+    run = start_run(PlaygroundConfig(layers=1, width=4, epochs=600))
+    _, frames = pg_jobs.train_chunk(run, 9)
+    assert [f["epoch"] for f in frames] == [4, 8, 9]  # every 4th epoch, plus the chunk's last
 
 
 def test_overrides_change_the_learning_rate_from_the_next_chunk() -> None:
-    run = start_run(SMALL)["run"]
-    chunk = jobs.train_chunk(run, 1, {"lr": 0.3})
-    assert decode_run(chunk["run"])[0].lr == 0.3
+    run = start_run(SMALL)
+    chunk, _ = pg_jobs.train_chunk(run, 1, {"lr": 0.3})
+    assert chunk.config.lr == 0.3
 
 
-def test_encoded_state_refuses_code() -> None:
-    assert decode_blob(encode_blob({"w": torch.ones(2)}))["w"].tolist() == [1.0, 1.0]
+def test_encoded_state_refuses_code(tmp_path) -> None:
+    assert decode_blob(encode_blob({"w": torch.ones(2)}), MIB)["w"].tolist() == [1.0, 1.0]
+    marker = tmp_path / "pwned"
 
     class Evil:
         def __reduce__(self):
-            return (os.system, ("echo pwned",))
+            return (os.mkdir, (str(marker),))
 
     import base64
-    with pytest.raises(pickle.UnpicklingError):
-        decode_blob(base64.b64encode(_saved(Evil())).decode())
+    with pytest.raises(BlobError):
+        decode_blob(base64.b64encode(_saved(Evil())).decode(), MIB)
+    assert not marker.exists()
 
 
 # -- uploads ------------------------------------------------------------------------------------------------------
 def test_upload_of_a_valid_state_dict_becomes_the_session_model() -> None:
     model = mlp(2, (12, 6), 2, seed=3)
-    started = jobs.upload_run(_saved(model.state_dict()), PlaygroundConfig())
-    assert started["run"]["arch"]["hidden"] == [12, 6]
-    _, loaded, _ = decode_run(started["run"])
+    run, frame, shape = pg_jobs.upload_run(_saved(model.state_dict()), PlaygroundConfig())
+    assert run.arch["hidden"] == [12, 6] and shape == "2-12-6-2 ReLU" and frame["epoch"] == 0
     x = torch.randn(5, 2)
-    assert torch.allclose(loaded(x), model.eval()(x))
+    assert torch.allclose(run.model()(x), model.eval()(x))
 
 
 def test_upload_of_safetensors() -> None:
     from safetensors.torch import save
 
     model = mlp(2, (5,), 2, seed=1)
-    assert jobs.upload_run(save(model.state_dict()), PlaygroundConfig())["run"]["arch"]["hidden"] == [5]
+    assert pg_jobs.upload_run(save(model.state_dict()), PlaygroundConfig())[0].arch["hidden"] == [5]
+
+
+def test_upload_without_hidden_layers_is_drawn() -> None:
+    """D8: Linear(2, 2) alone is one region cut by one decision line, not an error."""
+    model = mlp(2, (), 2, seed=0)
+    run, frame, shape = pg_jobs.upload_run(_saved(model.state_dict()), PlaygroundConfig())
+    assert shape == "2-2 ReLU" and run.arch["hidden"] == []
+    assert frame["n_regions"] == 1 and frame["bnd"] == [] and len(unpack(frame["dec"][0])) == 3  # 1 segment + NaN
+    trained, frames = pg_jobs.train_chunk(run, 2)
+    assert trained.epoch == 2 and [f["n_regions"] for f in frames] == [1, 1]
 
 
 @pytest.mark.parametrize("payload, error, match", [
@@ -104,47 +125,41 @@ def test_upload_of_safetensors() -> None:
     (_saved({"0.weight": torch.full((4, 2), float("nan")), "0.bias": torch.zeros(4),
              "2.weight": torch.zeros(2, 4), "2.bias": torch.zeros(2)}), ModelLoadError, "NaN"),
     (_saved({"conv.weight": torch.zeros(4, 1, 3, 3)}), ModelLoadError, "cannot infer"),
-    (_saved(mlp(3, (4,), 2).state_dict()), jobs.UploadError, "3 inputs"),
-    (_saved(mlp(2, (4,), 5).state_dict()), jobs.UploadError, "5 outputs"),
+    (_saved(mlp(3, (4,), 2).state_dict()), pg_jobs.UploadError, "3 inputs"),
+    (_saved(mlp(2, (4,), 5).state_dict()), pg_jobs.UploadError, "5 outputs"),
 ])
 def test_bad_uploads_fail_with_clear_errors(payload: bytes, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
-        jobs.upload_run(payload, PlaygroundConfig())
-
-
-def test_networks_over_the_region_budget_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(session, "BUDGET", 20)
-    with pytest.raises(PartitionBudgetError):
-        jobs.upload_run(_saved(mlp(2, (64, 64), 2).state_dict()), PlaygroundConfig())
+        pg_jobs.upload_run(payload, PlaygroundConfig())
 
 
 # -- pruning, early-bird, MNIST, experiments ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def trained_run() -> dict:
-    run = start_run(SMALL)["run"]
-    return jobs.train_chunk(run, 20)["run"]
+def trained_run() -> Run:
+    return pg_jobs.train_chunk(start_run(SMALL), 20)[0]
 
 
 @pytest.mark.parametrize("method", ["node", "weight", "spline"])
-def test_prune_view_removes_boundaries(trained_run: dict, method: str) -> None:
-    view = jobs.prune_view(trained_run, method, 0.5)
+def test_prune_view_removes_boundaries(trained_run: Run, method: str) -> None:
+    view = pr_jobs.prune_view(trained_run, method, 0.5)
     assert view["after"]["n_regions"] < view["before"]["n_regions"]
     assert 0 <= view["acc_after"] <= 1 and view["acc_before"] > 0.8
     assert view["achieved"] == pytest.approx(0.5, abs=0.1)
 
 
-def test_finetune_and_sweep(trained_run: dict) -> None:
-    tuned = jobs.finetune(trained_run, "node", 0.5, 5)
+def test_finetune_and_sweep(trained_run: Run) -> None:
+    tuned = pr_jobs.finetune(trained_run, "node", 0.5, 5)
     assert tuned["acc_after"] >= tuned["acc_pruned"] - 0.05
+    assert tuned["before"]["n_regions"] > tuned["after"]["n_regions"]
     messages: list[str] = []
-    curves = jobs.sparsity_sweep(trained_run, [0.0, 0.75], 2, ["node", "weight"],
-                                 progress=lambda f, m: messages.append(m))
+    curves = pr_jobs.sparsity_sweep(trained_run, [0.0, 0.75], 2, ["node", "weight"],
+                                    progress=lambda f, m: messages.append(m))
     assert set(curves) == {"node", "weight"} and [s for s, _ in curves["node"]] == [0.0, 0.75]
     assert messages[-1] == "done"
 
 
 def test_earlybird_finds_a_ticket_on_an_easy_problem() -> None:
-    result = jobs.earlybird(SMALL, 25, threshold=0.2)
+    result = eb_jobs.earlybird(start_run(SMALL), 25, threshold=0.2)
     matrix = np.array(result["matrix"])
     assert matrix.shape == (26, 26) and np.allclose(matrix, matrix.T)
     assert result["ticket"] is not None and result["ticket"] >= 3
@@ -152,29 +167,28 @@ def test_earlybird_finds_a_ticket_on_an_easy_problem() -> None:
 
 
 def test_mnist_slice_and_hover_readout() -> None:
-    model = jobs.mnist_train("mlp", 1)
+    model = mn_jobs.mnist_train("mlp", 1)
     assert model["accuracy"] > 0.5
     a, b = 0, 3
-    result = jobs.mnist_slice("mlp", model["blob"], a, b)
-    assert result["labels"] == [jobs.mnist_image(a)[1], jobs.mnist_image(b)[1]]
+    result = mn_jobs.mnist_slice("mlp", model["blob"], a, b)
+    assert result["labels"] == [mn_jobs.mnist_image(a)[1], mn_jobs.mnist_image(b)[1]]
     assert result["frame"]["bounds"] == [0.0, 1.0, 0.0, 1.0] and len(result["grid"]) == 60
-    point = jobs.mnist_point("mlp", model["blob"], a, b, 1.0, 0.0)
-    assert np.allclose(point["image"].ravel(), jobs.mnist_image(a)[0]) and 0 <= point["predicted"] <= 9
+    point = mn_jobs.mnist_point("mlp", model["blob"], a, b, 1.0, 0.0)
+    assert np.allclose(point["image"].ravel(), mn_jobs.mnist_image(a)[0]) and 0 <= point["predicted"] <= 9
 
 
 def test_experiment_results_are_returned_inline(tmp_path) -> None:
-    result = jobs.run_experiment("kmeans", quick=True, root=str(tmp_path))
+    result = ex_jobs.run_experiment("kmeans", quick=True, root=str(tmp_path))
     assert result["summary"] and result["tables"]
     assert all(f["png"] for f in result["figures"])
 
 
 # -- URL state and app wiring ---------------------------------------------------------------------------------------
 def test_url_state_roundtrip_keeps_only_changes() -> None:
-    defaults = {"dataset": "moons", "layers": 3, "lr": 0.03}
-    query = encode_search({"dataset": "circles", "layers": 3, "lr": 0.1}, defaults)
-    assert query == "?dataset=circles&lr=0.1"
-    assert parse_search(query + "&layers=oops&bogus=1", defaults) == {"dataset": "circles", "lr": 0.1}
-    assert encode_search(defaults, defaults) == ""
+    query = encode_search({"dataset": "circles", "layers": 3, "lr": 0.1})
+    assert query == "?dataset=circles&lr=0.1"  # layers=3 is the default
+    assert parse_search(query + "&bogus=1") == {"dataset": "circles", "lr": 0.1}
+    assert encode_search({"dataset": "moons", "layers": 3, "lr": 0.03}) == ""
 
 
 def test_app_builds_and_serves(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,12 +217,11 @@ def test_celery_is_chosen_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
 
 # -- concurrency: sessions never share state --------------------------------------------------------------------------
 def _session_trajectory(config: PlaygroundConfig) -> list[tuple[int, int, float]]:
-    run = start_run(config)["run"]
+    run = start_run(config)
     frames = []
     for _ in range(3):
-        chunk = jobs.train_chunk(run, 2)
-        run = chunk["run"]
-        frames += chunk["frames"]
+        run, chunk = pg_jobs.train_chunk(run, 2)
+        frames += chunk
     return [(f["epoch"], f["n_regions"], round(f["loss"], 6)) for f in frames]
 
 

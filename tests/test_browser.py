@@ -6,41 +6,19 @@ sessions training at once keep their own state. Screenshots go to out/screenshot
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from splineviz.web.testing import REPO, chrome, running_app, severe_console_errors, wait_for
-from splineviz.web.testing import element_text as text
+from harness import HAS_CHROMIUM, chrome, severe_console_errors, shot, upload, wait_for
+from harness import element_text as text
 
 pytestmark = pytest.mark.browser
-if not (Path("/usr/bin/chromium").exists() or os.environ.get("SPLINEVIZ_CHROMIUM")):
+if not HAS_CHROMIUM:
     pytest.skip("needs Chromium and chromedriver", allow_module_level=True)
 
-SHOTS = Path(os.environ.get("SPLINEVIZ_SCREENSHOTS", REPO / "out" / "screenshots"))
 PAGES = {"playground": "/", "pruning": "/pruning", "earlybird": "/earlybird", "mnist": "/mnist",
          "experiments": "/experiments"}
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    cache = tmp_path_factory.mktemp("cache")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app(env={"SPLINEVIZ_CACHE_DIR": str(cache)}, log=SHOTS / "app.log") as url:
-        yield url
-
-
-@pytest.fixture
-def driver():
-    d = chrome()
-    yield d
-    d.quit()
-
-
-def shot(driver, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
 def graph_signature(driver, graph_id: str) -> str:
@@ -51,6 +29,16 @@ def graph_signature(driver, graph_id: str) -> str:
         const size = x => !x ? 0 : (x.bdata ? x.bdata.length : x.length);  // server figures send typed arrays
         const shapes = (gd.layout.shapes || []).map(s => s.name + ':' + (s.path || '').length);
         return gd.data.map(t => t.name + ':' + size(t.x)).concat(shapes).join('|');""")
+
+
+def show_page(driver, name: str) -> None:
+    """Click a page's link in the header and wait until the page shows."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, f"nav-{name}").click()
+    wait_for(lambda: driver.execute_script(
+        f"const p = document.getElementById('page-{name}'); return p && p.style.display === 'block'"), 30,
+        message=f"the {name} page")
 
 
 def open_playground(driver, url: str) -> None:
@@ -139,7 +127,7 @@ def test_bad_upload_is_explained(driver, app_url: str, tmp_path: Path) -> None:
     open_playground(driver, app_url)
     garbage = tmp_path / "model.pt"
     garbage.write_bytes(b"definitely not a state dict")
-    driver.find_element(By.CSS_SELECTOR, "#pg-upload input[type=file]").send_keys(str(garbage))
+    upload(driver, "pg-upload", garbage)
     message = wait_for(lambda: text(driver, "pg-alert"), 30, message="an upload error")
     assert "Could not load model.pt" in message and "not a readable" in message
     shot(driver, "playground-bad-upload")
@@ -149,7 +137,7 @@ def test_mnist_hover_shows_the_image_and_prediction(driver, app_url: str) -> Non
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    driver.get(app_url + "/mnist?epochs=1")
+    driver.get(app_url + "/mnist?mn_epochs=1")
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#mn-thumbs-a img"), 30, message="thumbnails")
     driver.find_element(By.ID, "mn-train").click()
     wait_for(lambda: "heatmap" in driver.execute_script(
@@ -201,7 +189,7 @@ def test_pruning_earlybird_and_experiments_run_from_the_browser(driver, app_url:
     driver.find_element(By.ID, "pg-play").click()
     wait_for(lambda: text(driver, "pg-stat-epoch") == "20", 90, message="a trained model")
 
-    driver.find_element(By.ID, "nav-pruning").click()
+    show_page(driver, "pruning")
     wait_for(lambda: "after node pruning" in driver.execute_script(
         "const gd = document.querySelector('#pr-graph .js-plotly-plot');"
         "return gd && gd.layout ? JSON.stringify(gd.layout.annotations) : ''"), 30, message="before/after panels")
@@ -216,13 +204,13 @@ def test_pruning_earlybird_and_experiments_run_from_the_browser(driver, app_url:
         == 3, 120, message="node, weight and spline curves")
     shot(driver, "pruning-run")
 
-    driver.find_element(By.ID, "nav-earlybird").click()
+    show_page(driver, "earlybird")
     driver.find_element(By.ID, "eb-run").click()
     wait_for(lambda: "Ticket at epoch" in text(driver, "eb-summary") or "No ticket" in text(driver, "eb-summary"),
              90, message="the early-bird run")
     shot(driver, "earlybird-run")
 
-    driver.find_element(By.ID, "nav-experiments").click()
+    show_page(driver, "experiments")
     driver.find_element(By.ID, "ex-run").click()  # the default experiment, quick mode
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#ex-output img.result-image"), 120,
              message="the experiment's figures")

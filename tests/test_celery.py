@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from splineviz.web.testing import REPO, chrome, element_text, free_port, running_app, wait_for
+from harness import HAS_CHROMIUM, REPO, chrome, element_text, free_port, running_app, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.browser]
 REDIS = shutil.which("redis-server")
-if REDIS is None or not Path("/usr/bin/chromium").exists():
+if REDIS is None or not HAS_CHROMIUM:
     pytest.skip("needs redis-server and Chromium", allow_module_level=True)
 
 
@@ -63,10 +63,10 @@ def test_background_jobs_run_on_the_celery_worker(broker: str, worker_log: Path)
     from selenium.webdriver.common.by import By
 
     env = {"SPLINEVIZ_CELERY_BROKER": broker, "SPLINEVIZ_SECRET_KEY": "k" * 32}
-    with running_app(["--celery"], env=env) as url:
+    with running_app(["--celery"], env=env) as app:
         driver = chrome()
         try:
-            driver.get(url + "/?epochs=20")
+            driver.get(app.url + "/?epochs=20")
             epoch = lambda: element_text(driver, "pg-stat-epoch")  # noqa: E731
             wait_for(lambda: epoch() == "0", 60, message="the first partition")
             driver.find_element(By.ID, "pg-step").click()

@@ -56,7 +56,7 @@ def one_layer(lines) -> list:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(line, min_size=1, max_size=12))
 def test_integer_arrangements_match_exact_count(lines):
-    p = trace(one_layer(lines), domain=BOUNDS)
+    p = trace(one_layer(lines), bounds=BOUNDS)
     assert p.n_regions == arrangement_regions(lines)
     assert p.n_regions == p.euler_regions
     assert np.isclose(p.areas.sum(), (2 * R) ** 2) and (p.areas > 0).all()
@@ -82,14 +82,14 @@ def test_two_layer_degenerate_nets_are_consistent(lines, rows, data):
         w1, b1 = np.vstack([w1, w1[:1]]), np.append(b1, b1[0])
     first = one_layer(lines)[:2]
     ops = first + [Affine(w1, b1), ReLU(), Affine(np.ones((2, len(b1))), np.zeros(2))]
-    p = trace(ops, domain=BOUNDS)
+    p = trace(ops, bounds=BOUNDS)
     assert_consistent(p, (2 * R) ** 2, grid(BOUNDS, 120), margin=1e-6)
 
 
 def test_duplicate_and_zero_units_add_nothing():
     base = [(1, 2, 1), (2, -1, 0), (0, 1, -1)]
-    p = trace(one_layer(base), domain=BOUNDS)
-    q = trace(one_layer(base + [(2, 4, 2), (-1, -2, -1), (0, 0, 0), (0, 0, 5)]), domain=BOUNDS)
+    p = trace(one_layer(base), bounds=BOUNDS)
+    q = trace(one_layer(base + [(2, 4, 2), (-1, -2, -1), (0, 0, 0), (0, 0, 5)]), bounds=BOUNDS)
     assert p.n_regions == q.n_regions
-    r = trace(one_layer(base + [(1, 0, 0)]), domain=BOUNDS)  # an axis-aligned line through a crossing
+    r = trace(one_layer(base + [(1, 0, 0)]), bounds=BOUNDS)  # an axis-aligned line through a crossing
     assert r.n_regions == arrangement_regions(base + [(1, 0, 0)])

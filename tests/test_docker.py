@@ -11,6 +11,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -111,11 +112,16 @@ def containers():
         _docker("rm", "-f", cid, check=False)
 
 
+def _normalized(name: str) -> str:
+    """A distribution name as PEP 503 compares them: pip freeze writes typing_extensions, the lock typing-extensions."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 @pytest.mark.timeout(1800)
 def test_the_image_has_every_package_by_hash_and_no_browser(image: str) -> None:
     listed = _docker("run", "--rm", image, "sh", "-c", "pip freeze; command -v chromium chrome || true").stdout
-    pins = {line.split("==")[0].lower() for line in listed.splitlines() if "==" in line}
-    locked = {line.split("==")[0].lower() for name in ("requirements.lock", "requirements-torch.lock")
+    pins = {_normalized(line.split("==")[0]) for line in listed.splitlines() if "==" in line}
+    locked = {_normalized(line.split("==")[0]) for name in ("requirements.lock", "requirements-torch.lock")
               for line in (REPO / name).read_text().splitlines() if "==" in line and not line.startswith(" ")}
     assert locked - {"setuptools", "pip"} <= pins and "torch" in pins
     assert "chromium" not in listed and "nvidia" not in listed.lower()
@@ -146,7 +152,8 @@ def test_the_image_serves_the_app_healthy_with_a_celery_worker(image: str, conta
         env = ["-e", f"SPLINEVIZ_SECRET_KEY={SECRET}", "-e", f"SPLINEVIZ_CELERY_BROKER={redis.url}"]
         containers(*env, image, "celery", "-A", "splineviz.web.worker", "worker", "--concurrency", "1",
                    "--without-gossip", "--without-mingle")
-        web = containers(*env, "--health-interval", "2s", "--health-start-period", "120s", image,
+        web = containers(*env, "-e", f"PORT={port}", "--health-interval", "2s", "--health-start-period", "120s",
+                         image,
                          "gunicorn", "app:server", "--bind", f"127.0.0.1:{port}", "--workers", "2")
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url + "/healthz", timeout=240)
@@ -154,13 +161,14 @@ def test_the_image_serves_the_app_healthy_with_a_celery_worker(image: str, conta
         wait_for(lambda: state() == "healthy", 120, 1, message="Docker to call the container healthy")
         client = DashClient(url)
         client.load("/playground")
-        values = {**client.initial_values(), "pg-reset.n_clicks": 1, "session-id.data": "docker"}
-        run = client.call(client.payload(client.find("pg-run.data", "pg-reset.n_clicks"),
-                                         values, ["pg-reset.n_clicks"])).json()
-        run = run["response"]["pg-run"]["data"]
-        tick = {"run_id": run["id"], "done": 0, "target": 100, "epochs": 2}
+        values = {**client.initial_values(), "pg-reset.n_clicks": 1, "session-id.data": "d0c4e2" + "0" * 26}
+        session = client.call(client.payload(client.find("pg-session.data", "pg-reset.n_clicks"),
+                                             values, ["pg-reset.n_clicks"])).json()
+        run = session["response"]["pg-session"]["data"]["run"]
+        tick = {"n": 1, "run_id": run["id"], "done": 0, "target": 100, "epochs": 2}
+        client.http.post(url + "/_splineviz/beat", data=values["session-id.data"], timeout=10)  # the tab is open
         outcome = client.run_job(client.payload(client.find("pg-chunk.data", "pg-tick.data"),
-                                                {**values, "pg-tick.data": tick, "pg-run.data": run},
+                                                {**values, "pg-tick.data": tick, "model.data": run},
                                                 ["pg-tick.data"]), limit=300)
         assert outcome.kind == "result", outcome
         chunk = outcome.value["pg-chunk"]["data"]

@@ -2,39 +2,29 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
 from splineviz import figures as F
+from splineviz.partition import Affine, Partition, ReLU, trace
 
 
-class FakePartition:
+SQUARES = [(0.5, 0.5), (1.5, 0.5), (0.5, 1.5), (1.5, 1.5)]  # centres of the four unit squares of [0, 2]^2
+
+
+def four_squares() -> Partition:
     """A 2-layer partition of [0, 2]^2: layer 0 cuts at x=1, layer 1 at y=1 -> four unit squares."""
-
-    n_layers = 2
-    layer_region_counts = [2, 4]
-
-    def __init__(self) -> None:
-        squares = [(0, 0), (1, 0), (0, 1), (1, 1)]
-        self.regions = [np.array([[x, y], [x + 1, y], [x + 1, y + 1], [x, y + 1]], float) for x, y in squares]
-        self.n_regions = 4
-        self.region_classes = np.array([0, 1, 1, 0])
-        self.decision_boundary = np.array([[[1, 0], [1, 2]], [[0, 1], [2, 1]]], float)
-
-    def codes(self, layer: int) -> np.ndarray:
-        centres = np.array([r.mean(axis=0) for r in self.regions])
-        return (centres[:, [layer]] > 1)
-
-    def segments(self, layer: int | None = None, unit: int | None = None) -> np.ndarray:
-        return np.array([[[1, 0], [1, 2]]] if layer == 0 else [[[0, 1], [2, 1]]], float)
+    ops = [Affine(np.eye(2), np.array([-1.0, 10.0])), ReLU(),        # x - 1 (a line), y + 10 (none in the box)
+           Affine(np.array([[0.0, 1.0]]), np.array([-11.0])), ReLU(),  # y - 1
+           Affine(np.array([[1.0], [-1.0]]), np.array([-0.25, 0.25]))]  # class 1 below y = 1.25, class 0 above
+    return trace(ops, bounds=(0, 2, 0, 2))
 
 
 @pytest.fixture
-def frame() -> F.Frame:
-    return F.partition_frame(FakePartition(), (0, 2, 0, 2), epoch=3, loss=0.5)
+def frame() -> F.LegacyFrame:
+    return F.partition_frame(four_squares(), (0, 2, 0, 2), epoch=3, loss=0.5)
 
 
 def test_pack_roundtrip() -> None:
@@ -42,20 +32,24 @@ def test_pack_roundtrip() -> None:
     np.testing.assert_array_equal(F.unpack(F.pack(a, "f4")), a.astype(np.float32))
 
 
-def test_frame_is_json_and_keeps_stats(frame: F.Frame) -> None:
+def test_frame_is_json_and_keeps_stats(frame: F.LegacyFrame) -> None:
     assert json.loads(json.dumps(frame))["epoch"] == 3
     assert frame["n_regions"] == 4 and frame["layer_regions"] == [2, 4]
     assert F.unpack(frame["off"]).tolist() == [0, 4, 8, 12, 16]
-    assert F.unpack(frame["cls"]).tolist() == [0, 1, 1, 0]
+    regions = four_squares().locate(np.array(SQUARES))
+    assert F.unpack(frame["cls"])[regions].tolist() == [1, 1, 0, 0]  # the lower squares' centres lie below 1.25
 
 
-def test_code_colours_differ_between_neighbours(frame: F.Frame) -> None:
+def test_code_colours_differ_between_neighbours(frame: F.LegacyFrame) -> None:
     # regions differing in one unit never share a colour (prime palette, unit weights in 1..K-1)
+    lower_left, lower_right, upper_left, upper_right = four_squares().locate(np.array(SQUARES))
     final = F.unpack(frame["code"][1])
-    for a, b in [(0, 1), (0, 2), (1, 3), (2, 3)]:
+    for a, b in [(lower_left, lower_right), (lower_left, upper_left), (lower_right, upper_right),
+                 (upper_left, upper_right)]:
         assert final[a] != final[b]
     first = F.unpack(frame["code"][0])
-    assert first[0] == first[2] and first[1] == first[3] and first[0] != first[1]
+    assert first[lower_left] == first[upper_left] and first[lower_right] == first[upper_right]
+    assert first[lower_left] != first[lower_right]
 
 
 def test_closed_outlines_close_each_polygon_and_separate_with_nan() -> None:
@@ -66,7 +60,7 @@ def test_closed_outlines_close_each_polygon_and_separate_with_nan() -> None:
     assert np.isnan(x[4]) and np.isnan(x[-1]) and len(x) == 10
 
 
-def test_partition_figure_validates_and_filters_layers(frame: F.Frame) -> None:
+def test_partition_figure_validates_and_filters_layers(frame: F.LegacyFrame) -> None:
     full = F.partition_figure(frame, shade="class")
     go.Figure(full.to_dict())  # raises if any property is invalid (the fast path skips validation)
     names = [t.name for t in full.data]
@@ -78,35 +72,24 @@ def test_partition_figure_validates_and_filters_layers(frame: F.Frame) -> None:
     assert [t.name for t in F.partition_figure(frame, shade="none").data][0] == "layer 1"
 
 
-def test_partition_figure_is_fast_for_a_realistic_frame() -> None:
+def test_a_frame_its_json_and_the_app_dict_draw_the_same_lines() -> None:
+    """Timing lives in bench/frames.py; here: every form of a realistic frame draws the same boundaries."""
     rng = np.random.default_rng(0)
-
-    class Big(FakePartition):  # ~700 regions, like a 2-16-16-16-2 net
-        n_layers = 3
-        layer_region_counts = [100, 400, 700]
-
-        def __init__(self) -> None:
-            centres = rng.uniform(-3, 3, size=(700, 2))
-            self.regions = [c + 0.05 * np.array([[0, 0], [1, 0], [1, 1], [0, 1]]) for c in centres]
-            self.n_regions = 700
-            self.region_classes = rng.integers(0, 2, 700)
-            self.decision_boundary = rng.uniform(-3, 3, size=(60, 2, 2))
-
-        def codes(self, layer: int) -> np.ndarray:
-            return rng.integers(0, 2, size=(700, 16)).astype(bool)
-
-        def segments(self, layer=None, unit=None) -> np.ndarray:
-            return rng.uniform(-3, 3, size=(500, 2, 2))
-
-    frame = F.partition_frame(Big(), (-3, 3, -3, 3))
-    F.partition_figure(frame, shade="code")
-    start = time.perf_counter()
-    for _ in range(10):
-        F.partition_figure(frame, shade="code", extra=F.point_traces(rng.normal(size=(200, 2)), rng.integers(0, 2, 200)))
-    assert (time.perf_counter() - start) / 10 < 0.015
+    ops = [Affine(rng.normal(size=(16, 2)), rng.normal(size=16)), ReLU(), Affine(rng.normal(size=(16, 16)) / 4, rng.normal(size=16)),
+           ReLU(), Affine(rng.normal(size=(2, 16)), rng.normal(size=2))]
+    p = trace(ops, bounds=(-3, 3, -3, 3))
+    typed = F.Frame.from_partition(p, (-3, 3, -3, 3))
+    figures = [F.partition_figure(f, shade="code") for f in (typed, typed.to_json(), F.partition_frame(p, (-3, 3, -3, 3)))]
+    for fig in figures:
+        go.Figure(fig.to_dict())
+    lines = [{t.name: np.asarray(t.x, dtype=float) for t in fig.data if not t.name.startswith("code")} for fig in figures]
+    for other in lines[1:]:
+        assert other.keys() == lines[0].keys() == {"layer 1", "layer 2", "decision"}
+        for name in other:
+            np.testing.assert_array_equal(other[name], lines[0][name])
 
 
-def test_side_by_side_has_one_panel_per_frame(frame: F.Frame) -> None:
+def test_side_by_side_has_one_panel_per_frame(frame: F.LegacyFrame) -> None:
     fig = F.side_by_side([frame, frame], ["before", "after"])
     go.Figure(fig.to_dict())
     assert {t.xaxis for t in fig.data} == {"x", "x2"}

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import shapely
 
 from splineviz.partition import (Affine, Cancelled, LeakyReLU, MaxPool, PartitionBudgetError, Plane, ReLU, box,
-                                 trace, tracer)
+                                 trace)
 from tests.oracles import assert_consistent, grid, point_codes
 
 BOUNDS = (-3.0, 3.0, -3.0, 3.0)
@@ -28,13 +28,13 @@ def random_mlp(widths, seed, activation=ReLU, scale=1.0):
 @pytest.mark.parametrize("widths,seed", [((2, 8, 2), 0), ((2, 16, 16, 2), 1), ((2, 12, 10, 8, 3), 2),
                                          ((2, 24, 1), 3)])
 def test_regions_match_brute_force_codes(widths, seed):
-    p = trace(random_mlp(widths, seed, scale=3.0), domain=BOUNDS)
+    p = trace(random_mlp(widths, seed, scale=3.0), bounds=BOUNDS)
     assert_consistent(p, 36.0, grid(BOUNDS, 300))
 
 
 def test_leaky_relu_and_convex_polygon_domain():
     triangle = np.array([[-2.0, -1.5], [2.5, -1.0], [0.0, 2.0]])
-    p = trace(random_mlp((2, 10, 10, 2), 4, activation=lambda: LeakyReLU(0.1), scale=3.0), domain=triangle)
+    p = trace(random_mlp((2, 10, 10, 2), 4, activation=lambda: LeakyReLU(0.1), scale=3.0), bounds=triangle)
     area = shapely.Polygon(triangle).area
     inside = grid(BOUNDS, 300)
     inside = inside[shapely.contains_xy(shapely.Polygon(triangle), inside[:, 0], inside[:, 1])]
@@ -43,7 +43,7 @@ def test_leaky_relu_and_convex_polygon_domain():
 
 def test_every_sampled_code_has_a_region():
     ops = random_mlp((2, 10, 10, 2), 5, scale=3.0)
-    p = trace(ops, domain=BOUNDS)
+    p = trace(ops, bounds=BOUNDS)
     codes, _ = point_codes(p.ops, grid(BOUNDS, 400))
     assert len(np.unique(codes, axis=0)) <= p.n_regions
     assert len(np.unique(codes, axis=0)) >= 0.9 * p.n_regions  # dense sampling finds nearly all regions
@@ -53,7 +53,7 @@ def test_every_sampled_code_has_a_region():
 def test_region_count_equals_regioncam(seed):
     regioncam = pytest.importorskip("regioncam")
     ops = random_mlp((2, 20, 20, 20, 2), seed, scale=2.0)
-    p = trace(ops, domain=BOUNDS)
+    p = trace(ops, bounds=BOUNDS)
     rc = regioncam.Regioncam(size=3.0)
     for op in ops:
         if isinstance(op, Affine):
@@ -64,9 +64,9 @@ def test_region_count_equals_regioncam(seed):
 
 
 def test_per_layer_counts_grow_and_boundaries_are_labelled():
-    p = trace(random_mlp((2, 8, 8, 2), 6, scale=3.0), domain=BOUNDS)
+    p = trace(random_mlp((2, 8, 8, 2), 6, scale=3.0), bounds=BOUNDS)
     assert p.layer_region_counts == sorted(p.layer_region_counts)
-    first = trace(p.ops[:2], domain=BOUNDS)
+    first = trace(p.ops[:2], bounds=BOUNDS)
     assert first.n_regions == p.layer_region_counts[0]
     for layer in range(p.n_layers):
         seg, units = p.segments(layer), p.segment_units(layer)
@@ -83,7 +83,7 @@ def test_per_layer_counts_grow_and_boundaries_are_labelled():
 
 def test_decision_boundary_is_where_the_class_changes():
     ops = random_mlp((2, 16, 16, 3), 7, scale=3.0)
-    p = trace(ops, domain=BOUNDS)
+    p = trace(ops, bounds=BOUNDS)
     dec = p.decision_boundary
     assert len(dec) > 0
     logits = p.outputs_at(dec.mean(axis=1))
@@ -109,11 +109,11 @@ def test_decision_boundary_is_where_the_class_changes():
 
 def test_single_output_and_class_pair_decision_boundaries():
     ops = random_mlp((2, 12, 1), 8, scale=3.0)
-    p = trace(ops, domain=BOUNDS)
+    p = trace(ops, bounds=BOUNDS)
     assert len(p.decision_boundary) > 0
     assert np.abs(p.outputs_at(p.decision_boundary.mean(axis=1))).max() < 1e-9
     ops = random_mlp((2, 12, 5), 9, scale=3.0)
-    p = trace(ops, domain=BOUNDS, decision_classes=(1, 3))
+    p = trace(ops, bounds=BOUNDS, decision_classes=(1, 3))
     z = p.outputs_at(p.decision_boundary.reshape(-1, 2))
     assert len(z) > 0 and np.abs(z[:, 1] - z[:, 3]).max() < 1e-9
     assert set(np.unique(p.region_classes)) <= {1, 3}
@@ -129,7 +129,7 @@ def test_a_class_that_wins_everywhere_leaves_no_boundary(n_out, winner):
     else:
         bias[winner] += 50.0
     ops[-1] = Affine(ops[-1].weight, bias)
-    p = trace(ops, domain=BOUNDS)
+    p = trace(ops, bounds=BOUNDS)
     assert p.decision_boundary.shape == (0, 2, 2)
     cells, classes = p.class_cells()
     assert len(cells) == p.n_regions and set(classes) == {winner}
@@ -142,7 +142,7 @@ def test_max_pool_adds_argmax_boundaries():
     rng = np.random.default_rng(10)
     ops = [Affine(rng.normal(size=(9, 2)), rng.normal(size=9)), ReLU(), MaxPool(((0, 1, 2), (3, 4, 5, 6), (7, 8))),
            Affine(rng.normal(size=(2, 3)), rng.normal(size=2))]
-    p = trace(ops, domain=BOUNDS)
+    p = trace(ops, bounds=BOUNDS)
     assert_consistent(p, 36.0, grid(BOUNDS, 300))
     assert len(p.segments(1)) > 0  # the pool's own boundaries
 
@@ -152,18 +152,18 @@ def test_plane_through_images_and_points():
     ops = random_mlp((50, 16, 16, 4), 11, scale=2.0)
     img0, img1 = rng.uniform(0, 1, 50), rng.uniform(0, 1, 50)
     plane = Plane.through_images(img0, img1)
-    p = trace(ops, domain=(0, 1, 0, 1), plane=plane)
+    p = trace(ops, bounds=(0, 1, 0, 1), plane=plane)
     assert_consistent(p, 1.0, grid((0, 1, 0, 1), 200))
     corners = np.array([[1.0, 0.0], [0.0, 1.0]])
     from splineviz.partition.ops import forward
     np.testing.assert_allclose(p.outputs_at(corners), forward(ops, np.stack([img0, img1])), atol=1e-12)
     q = Plane.through_points(img0, img1, rng.uniform(0, 1, 50))
     np.testing.assert_allclose(q.lift(np.array([[0.0, 0.0], [1.0, 0.0]])), np.stack([img0, img1]))
-    assert trace(ops, domain=(-0.5, 1.5, -0.5, 1.5), plane=q).n_regions > 1
+    assert trace(ops, bounds=(-0.5, 1.5, -0.5, 1.5), plane=q).n_regions > 1
 
 
 def test_geojson_and_locate():
-    p = trace(random_mlp((2, 8, 8, 2), 12, scale=3.0), domain=BOUNDS)
+    p = trace(random_mlp((2, 8, 8, 2), 12, scale=3.0), bounds=BOUNDS)
     gj = p.to_geojson()
     regions = [f for f in gj["features"] if f["properties"]["kind"] == "region"]
     assert len(regions) == p.n_regions
@@ -184,27 +184,26 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match="Plane"):
         trace(random_mlp((5, 4, 2), 0))
     with pytest.raises(ValueError, match="convex"):
-        trace(ops, domain=np.array([[0, 0], [2, 0], [1, 0.2], [2, 2], [0, 2.0]]))
+        trace(ops, bounds=np.array([[0, 0], [2, 0], [1, 0.2], [2, 2], [0, 2.0]]))
     with pytest.raises(ValueError, match="parallel"):
         Plane.through_images(np.ones(4), 2 * np.ones(4))
     with pytest.raises(PartitionBudgetError, match="budget"):
-        trace(random_mlp((2, 32, 32, 2), 1, scale=3.0), domain=BOUNDS, budget=100)
+        trace(random_mlp((2, 32, 32, 2), 1, scale=3.0), bounds=BOUNDS, budget=100)
     with pytest.raises(TypeError, match="unsupported op"):
         trace([Affine(np.ones((2, 2)), np.zeros(2)), "sigmoid"])
 
 
-@pytest.mark.parametrize("layer_at_once", [True, False])
-def test_progress_and_cancel(monkeypatch, layer_at_once):
-    """Progress rises to 1; cancel is polled after every unit (or every layer taken at once) and stops the trace."""
-    monkeypatch.setattr(tracer, "LAYER_AT_ONCE_CELLS", tracer.LAYER_AT_ONCE_CELLS if layer_at_once else 0)
+@pytest.mark.parametrize("refine", ["auto", "unit"])
+def test_progress_and_cancel(refine):
+    """Progress rises to 1; cancel is polled after every unit (or every chunk taken at once) and stops the trace."""
     ops = random_mlp((2, 16, 16, 2), 14)
     seen = []
-    trace(ops, domain=BOUNDS, progress=lambda f, msg: seen.append(f))
+    trace(ops, bounds=BOUNDS, progress=lambda f, msg: seen.append(f), refine=refine)
     assert seen == sorted(seen) and seen[-1] == 1.0
     calls = []
-    stop_after = 1 if layer_at_once else 5
+    stop_after = 1 if refine == "auto" else 5
     with pytest.raises(Cancelled):
-        trace(ops, domain=BOUNDS, cancel=lambda: calls.append(1) or len(calls) > stop_after)
+        trace(ops, bounds=BOUNDS, cancel=lambda: calls.append(1) or len(calls) > stop_after, refine=refine)
     assert len(calls) == stop_after + 1
 
 
@@ -229,5 +228,5 @@ def test_random_nets_are_consistent(seed, depth, width, kind):
             ops.append(MaxPool((tuple(range(cut)), tuple(range(cut, width)))))
             fan_in = 2
     ops.append(Affine(rng.normal(size=(3, fan_in)), rng.normal(size=3)))
-    p = trace(ops, domain=BOUNDS)
+    p = trace(ops, bounds=BOUNDS)
     assert_consistent(p, 36.0, grid(BOUNDS, 150), margin=1e-6)

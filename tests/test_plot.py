@@ -85,7 +85,7 @@ def test_animate_models_snapshots_and_train_results():
 @pytest.mark.browser
 def test_exported_animation_plays_in_a_browser_without_a_server(tmp_path):
     """Each slider step's animate call, made as the slider makes it, redraws the layer lines of that frame."""
-    from splineviz.web.testing import chrome
+    from harness import chrome
 
     models = [mlp(2, (4 + 4 * s,), 2, seed=s) for s in range(3)]
     fig = animate(models, bounds=(-2, 2, -2, 2))

@@ -1,4 +1,8 @@
-"""Where a partition is traced: a convex polygon in the plane, and how the plane sits in input space."""
+"""Where a partition is traced: a convex polygon in the plane, and how the plane sits in input space.
+
+One name and one default for the domain everywhere: `bounds`, either 4 numbers
+(xmin, xmax, ymin, ymax) or the corners of a convex polygon, defaulting to DEFAULT_BOUNDS.
+"""
 from __future__ import annotations
 
 import math
@@ -19,16 +23,19 @@ def box(xmin: float, xmax: float, ymin: float, ymax: float) -> np.ndarray:
     return np.array([[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]], dtype=np.float64)
 
 
-def convex_domain(domain: np.ndarray | Bounds | list) -> np.ndarray:
-    """Validate a domain given as bounds (4 numbers) or polygon corners; return CCW corners.
+def convex_domain(bounds: np.ndarray | Bounds | list) -> np.ndarray:
+    """Validate bounds given as 4 numbers or convex polygon corners; return CCW corners.
 
     The tracer relies on convex faces, so a non-convex or degenerate domain is refused here.
+
+    >>> convex_domain((0, 2, 0, 1)).tolist()
+    [[0.0, 0.0], [2.0, 0.0], [2.0, 1.0], [0.0, 1.0]]
     """
-    arr = np.asarray(domain, dtype=np.float64)
+    arr = np.asarray(bounds, dtype=np.float64)
     if arr.shape == (4,):
         return box(*arr)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 3:
-        raise ValueError(f"domain must be 4 bounds or a (k>=3, 2) array of polygon corners, got shape {arr.shape}")
+        raise ValueError(f"bounds must be 4 numbers or a (k>=3, 2) array of polygon corners, got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError("domain corners must be finite")
     if np.allclose(arr[0], arr[-1]):
@@ -47,8 +54,24 @@ def convex_domain(domain: np.ndarray | Bounds | list) -> np.ndarray:
 class Plane:
     """x = x0 + a*u + b*v: a 2D slice through a high-dimensional input space.
 
-    ``image_shape`` remembers the shape of the images the plane was built from (e.g. (1, 28, 28)), so that a
-    convolutional model can be traced on it without being told its input shape again.
+    Pass it to `trace(..., plane=plane)`: the partition is then traced in plane coordinates
+    (a, b) over `bounds`, and the network's first affine map is restricted to the plane.
+
+    Parameters
+    ----------
+    x0, u, v : array_like
+        The origin of the plane and its two directions, all of the network's input size
+        (images are flattened). u and v must not be parallel.
+    image_shape : tuple of int, optional
+        The shape of the images the plane was built from (e.g. (1, 28, 28)), so that a
+        convolutional model can be traced on it without being told its input shape again.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plane = Plane.through_points(np.zeros(3), np.array([1., 0, 0]), np.array([0., 0, 2]))
+    >>> plane.lift(np.array([[0.5, 0.5]])).tolist()
+    [[0.5, 0.0, 1.0]]
     """
 
     x0: np.ndarray

@@ -11,42 +11,22 @@ import numpy as np
 import shapely
 from shapely.geometry import mapping
 
-from .graph import OUTSIDE
-
 if TYPE_CHECKING:
     from .result import Partition
 
 
-def face_cycles(vertices: np.ndarray, edges: np.ndarray, edge_faces: np.ndarray, n_faces: int) -> tuple[np.ndarray, np.ndarray]:
-    """Counter-clockwise corner ids of every face, as CSR (ptr, ids).
-
-    A face's corners are the endpoints of its edges; being convex, they sort by angle around
-    their mean.
-    """
-    n = len(vertices)
-    face = np.concatenate([edge_faces[:, 0], edge_faces[:, 0], edge_faces[:, 1], edge_faces[:, 1]])
-    vert = np.concatenate([edges[:, 0], edges[:, 1], edges[:, 0], edges[:, 1]])
-    keep = face != OUTSIDE
-    key = np.unique(face[keep] * n + vert[keep])
-    face, vert = key // n, key % n
-    counts = np.bincount(face, minlength=n_faces)
-    xy = vertices[vert]
-    centre = np.stack([np.bincount(face, xy[:, i], n_faces) for i in (0, 1)], axis=1) / np.maximum(counts, 1)[:, None]
-    rel = xy - centre[face]
-    order = np.lexsort((np.arctan2(rel[:, 1], rel[:, 0]), face))
-    ptr = np.zeros(n_faces + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    return ptr, vert[order]
-
-
 def polygon_areas(vertices: np.ndarray, ptr: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Shoelace areas of CSR polygons."""
-    xy = vertices[ids]
+    """Shoelace areas of CSR polygons, each taken about its own first corner.
+
+    Relative to the origin, the shoelace sum of a region a billionth wide at x = 3 cancels to
+    nothing (terms of 1e1 for an area of 1e-18); about a corner of the region itself it does not.
+    """
+    face = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    xy = vertices[ids] - vertices[ids[ptr[:-1]]][face]
     nxt = np.arange(len(ids)) + 1
     ends = ptr[1:] - 1
     nxt[ends] = ptr[:-1]
     cross = xy[:, 0] * xy[nxt, 1] - xy[nxt, 0] * xy[:, 1]
-    face = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
     return 0.5 * np.bincount(face, cross, len(ptr) - 1)
 
 
@@ -89,7 +69,7 @@ def to_geojson(partition: "Partition") -> dict:
     features = []
     classes = partition.region_classes
     for rid, poly in enumerate(partition.regions):
-        ring = np.vstack([poly, poly[:1]]).tolist()
+        ring = np.vstack([poly, poly[:1]]).tolist()  # GeoJSON rings repeat their first corner
         features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
                          "properties": {"kind": "region", "id": rid, "class": int(classes[rid])}})
     for layer in range(partition.n_layers):

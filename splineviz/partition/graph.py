@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import PartitionBudgetError
+
 OUTSIDE = -1  # face id of everything outside the domain
 E0, E1, FA, FB, LAYER, UNIT = range(6)  # fields of an edge: its two ends, two faces, and label
+X, Y, VALUES = 0, 1, 2  # columns of a vertex row: plane coordinates, then the first value column
 BORDER = -1  # layer label of the domain's own edges
 
 _SMALL = 4096  # rows up to which tables double: small graphs reallocate rarely and touch little fresh memory
@@ -70,8 +73,8 @@ class PlanarGraph:
     def __init__(self, corners: np.ndarray, values: np.ndarray) -> None:
         """corners: (k, 2) convex polygon, counter-clockwise; values: (k, c) rows for its corners."""
         k = len(corners)
-        self.vals = np.empty((k, 2 + values.shape[1]), dtype=np.float64)
-        self.vals[:, :2], self.vals[:, 2:] = corners, values
+        self.vals = np.empty((k, VALUES + values.shape[1]), dtype=np.float64)
+        self.vals[:, X: Y + 1], self.vals[:, VALUES:] = corners, values
         self.n = k
         # one int64 row per field (ends, faces, labels), edges along columns: gathers over a field
         # read contiguous memory, and copying whole edges is one call
@@ -82,6 +85,11 @@ class PlanarGraph:
         self.m = k
         self.n_faces = 1
         self.n_unresolved = 0  # faces left unsplit because rounding made their sign pattern inconsistent
+        # the face each face was cut from, as of the last reset_origin(): how callers follow faces (and
+        # whatever they know about them, e.g. activation codes) through a refinement without re-deriving it
+        self.origin = np.zeros(1, dtype=np.int64)
+        self.renumbered = False
+        self.max_bytes: int | None = None  # cap on the vertex and edge tables, checked before they grow
         # scratch reused by every split: vertex signs, and face -> new face (all OUTSIDE between splits;
         # its last slot answers for index OUTSIDE itself)
         self._sign = np.zeros(k, dtype=np.int8)
@@ -90,33 +98,83 @@ class PlanarGraph:
     # -- views -------------------------------------------------------------------------------
     @property
     def coords(self) -> np.ndarray:
-        return self.vals[: self.n, :2]
+        return self.vals[: self.n, X: Y + 1]
 
     @property
     def values(self) -> np.ndarray:
-        return self.vals[: self.n, 2:]
+        return self.vals[: self.n, VALUES:]
+
+    def column(self, unit: int) -> np.ndarray:
+        """Unit's values at every vertex (a strided view of the row-major table)."""
+        return self.vals[: self.n, VALUES + unit]
+
+    def allot(self, new_bytes: int, keeps_old: bool = True) -> None:
+        """Raise PartitionBudgetError, before allocating, if a new table of new_bytes breaks max_bytes.
+
+        Counted: the new table, the current vertex and edge tables (which exist while the new one
+        is filled, unless keeps_old is False) and as much again for the temporaries of filling it.
+        """
+        if self.max_bytes is None:
+            return
+        held = 8 * self.n * self.vals.shape[1] + self.edges.nbytes if keeps_old else 0  # spare rows: untouched
+        if 2 * new_bytes + held > self.max_bytes:
+            raise PartitionBudgetError(
+                f"a table of {new_bytes / 2**20:,.0f} MiB (with {held / 2**20:,.0f} MiB already held) would break the "
+                f"memory limit of {self.max_bytes / 2**20:,.0f} MiB; trace a smaller domain or network, or raise max_bytes")
+
+    def face_means(self, columns: np.ndarray) -> np.ndarray:
+        """(faces, k) means of value columns over each face's corners (affine values: at its centre).
+
+        Every corner of a face ends two of its edges, so summing over edge ends weighs all alike.
+        """
+        e = self.edges[:, : self.m]
+        face = np.concatenate([e[FA], e[FB]])
+        ends = np.concatenate([e[E0: E1 + 1], e[E0: E1 + 1]], axis=1)
+        inside = face != OUTSIDE
+        face, ends = face[inside], ends[:, inside]
+        sides = np.bincount(face, minlength=self.n_faces)
+        table = self.vals[: self.n].take(VALUES + np.asarray(columns, dtype=np.int64), axis=1)
+        sums = np.stack([np.bincount(face, col.take(ends[0]) + col.take(ends[1]), self.n_faces) for col in table.T],
+                        axis=1) if table.shape[1] else np.zeros((self.n_faces, 0))
+        return sums / (2 * np.maximum(sides, 1))[:, None]
+
+    def reset_origin(self) -> None:
+        """From now on, origin[f] says which of today's faces face f was cut from.
+
+        Cutting keeps the ids of today's faces (origin starts with 0, 1, 2, ...) unless faces are
+        merged (remove_edges), which sets `renumbered`.
+        """
+        self.origin = np.arange(self.n_faces, dtype=np.int64)
+        self.renumbered = False
 
     @property
     def edge_table(self) -> np.ndarray:
         """(m, 6) view: end 0, end 1, face a, face b, layer, unit."""
         return self.edges[:, : self.m].T
 
-    def value_table(self, columns: int) -> np.ndarray:
+    def value_table(self, columns: int, spare: int = 0) -> np.ndarray:
         """A vertex table with this graph's coordinates and `columns` value columns left to fill.
 
         Filled in place (say, by a matmul's out=) and then assigned to `vals`, the next values
-        never exist twice.
+        never exist twice. `spare` rows past n are reserved for vertices to come: left untouched,
+        they take address space but no memory until written.
         """
-        vals = np.empty((self.n, 2 + columns), dtype=np.float64)
-        vals[:, :2] = self.coords
+        self.allot(8 * self.n * (VALUES + columns))
+        vals = np.empty((self.n + spare, VALUES + columns), dtype=np.float64)
+        vals[: self.n, X: Y + 1] = self.coords
         return vals
 
     def reserve_vertices(self, rows: int) -> None:
-        """Room for `rows` vertex rows (rows past n are spare), grown in place where possible.
+        """Room for `rows` vertex rows (rows past n are spare), grown by a quarter at least.
 
-        realloc can often extend the table where it lies, so that old and new never coexist;
-        while a view of the table is alive that would leave the view dangling, so it is copied.
+        realloc (ndarray.resize) can often extend the table where it lies, so that old and new never
+        coexist; while a view of the table is alive that would leave the view dangling, so it is
+        copied instead.
         """
+        if rows <= self.vals.shape[0]:
+            return
+        rows = _capacity(rows, self.vals.shape[0])
+        self.allot(8 * rows * self.vals.shape[1])
         try:
             self.vals.resize((rows, self.vals.shape[1]))
         except ValueError:
@@ -127,17 +185,19 @@ class PlanarGraph:
     def replace_values(self, values: np.ndarray) -> None:
         """Swap the per-vertex value columns (e.g. for the next layer's pre-activations)."""
         vals = self.value_table(values.shape[1])
-        vals[:, 2:] = values
+        vals[:, VALUES:] = values
         self.vals = vals
 
     def with_values(self, values: np.ndarray) -> PlanarGraph:
         """A copy of the graph carrying other value columns, to refine without touching this one."""
         clone = object.__new__(PlanarGraph)
-        clone.vals = np.empty((self.n, 2 + values.shape[1]), dtype=np.float64)
-        clone.vals[:, :2], clone.vals[:, 2:] = self.coords, values
+        clone.vals = np.empty((self.n, VALUES + values.shape[1]), dtype=np.float64)
+        clone.vals[:, X: Y + 1], clone.vals[:, VALUES:] = self.coords, values
         clone.edges = self.edges[:, : self.m].copy()
         clone.n, clone.m, clone.n_faces, clone.n_unresolved = self.n, self.m, self.n_faces, self.n_unresolved
         clone._sign, clone._face_map = self._sign.copy(), self._face_map.copy()
+        clone.max_bytes = self.max_bytes
+        clone.reset_origin()
         return clone
 
     # -- the refinement ----------------------------------------------------------------------
@@ -170,11 +230,13 @@ class PlanarGraph:
         at_ends = level[ends]
         t = at_ends[0] / (at_ends[0] - at_ends[1])
         if n + c > self.vals.shape[0]:
+            self.allot(8 * _capacity(n + c, self.vals.shape[0]) * self.vals.shape[1])
             self.vals = _grow(self.vals, n + c)
         interpolate_rows(self.vals, ends[0], ends[1], t, out=self.vals[n: n + c])
         if zero_column is not None:
             self.vals[n: n + c, zero_column] = 0.0
         if m + c > edges.shape[1]:
+            self.allot(48 * _capacity(m + c, edges.shape[1]))
             self.edges = edges = _grow_columns(edges, m + c)
         new_vertex = np.arange(n, n + c, dtype=np.int64)
         edges[:, m: m + c] = cut
@@ -210,6 +272,7 @@ class PlanarGraph:
         face_map[split_faces] = OUTSIDE
 
         if m2 + k > edges.shape[1]:
+            self.allot(48 * _capacity(m2 + k, edges.shape[1]))
             self.edges = edges = _grow_columns(edges, m2 + k)
         edges[E0: E1 + 1, m2: m2 + k] = chords.T
         edges[FA, m2: m2 + k] = split_faces
@@ -218,6 +281,7 @@ class PlanarGraph:
         edges[UNIT, m2: m2 + k] = unit
         self.m = m2 + k
         self.n_faces = n_faces + k
+        self.origin = np.concatenate([self.origin[:n_faces], self.origin[split_faces]])
         return k
 
     def _chords_between_cuts(self, faces: np.ndarray, first_new: int) -> tuple[np.ndarray, np.ndarray]:
@@ -244,12 +308,12 @@ class PlanarGraph:
         """Lines through existing vertices: every edge touching a zero vertex tells its faces about it."""
         c = crossing.size
         touching = np.flatnonzero((g0 == 0) | (g1 == 0))
-        rows = self.edges[:, np.concatenate([touching, np.arange(first_half_edge, first_half_edge + c)])].T
+        rows = self.edges[:, np.concatenate([touching, np.arange(first_half_edge, first_half_edge + c)])]
         cg0 = np.concatenate([g0[touching], np.zeros(c, np.int8)])
         cg1 = np.concatenate([g1[touching], g_end])
-        faces = np.concatenate([rows[:, 2], rows[:, 3]])
-        ends0 = np.concatenate([rows[:, 0], rows[:, 0]])
-        ends1 = np.concatenate([rows[:, 1], rows[:, 1]])
+        faces = np.concatenate([rows[FA], rows[FB]])
+        ends0 = np.concatenate([rows[E0], rows[E0]])
+        ends1 = np.concatenate([rows[E1], rows[E1]])
         s0, s1 = np.concatenate([cg0, cg0]), np.concatenate([cg1, cg1])
         inside = faces != OUTSIDE
         faces, ends0, ends1, s0, s1 = faces[inside], ends0[inside], ends1[inside], s0[inside], s1[inside]
@@ -276,6 +340,53 @@ class PlanarGraph:
         self.n_unresolved += int(to_split.size - good.size)
         return np.stack([zv[good], zv[good + 1]], axis=1), zf[good]
 
+    # -- faces as polygons, and the invariants -------------------------------------------------
+    def cycles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Counter-clockwise corner ids of every face as CSR (ptr, ids); see face_cycles."""
+        e = self.edges[:, : self.m]
+        return face_cycles(self.coords, e[E0], e[E1], e[FA], e[FB], self.n_faces)
+
+    def check(self) -> None:
+        """Raise AssertionError unless the graph is a valid partition of a convex domain into convex faces.
+
+        Checked: counts and index ranges; every edge has two different faces, at most one of them
+        OUTSIDE; every face id below n_faces is used; Euler's V - E + F = 1 (connected, F without
+        the outside); each face's edges form one cycle (every corner has one way in and one out),
+        seen counter-clockwise from inside the face on both sides of every edge; every face convex
+        (no right turn) with positive area. Meant for tests: it costs several passes over the graph.
+        """
+        n, m, f = self.n, self.m, self.n_faces
+        assert self.vals.shape[0] >= n and self.edges.shape == (6, self.edges.shape[1]) and self.edges.shape[1] >= m
+        assert self.origin.size == f, f"origin has {self.origin.size} entries for {f} faces"
+        e = self.edges[:, :m]
+        assert ((e[E0: E1 + 1] >= 0) & (e[E0: E1 + 1] < n)).all(), "edge end out of range"
+        assert (e[E0] != e[E1]).all(), "an edge from a vertex to itself"
+        assert ((e[FA: FB + 1] >= OUTSIDE) & (e[FA: FB + 1] < f)).all(), "face id out of range"
+        assert (e[FA] != e[FB]).all(), "an edge with the same face on both sides"
+        inner = (e[FA] != OUTSIDE) & (e[FB] != OUTSIDE)
+        assert (e[LAYER][inner] != BORDER).all() and (e[LAYER][~inner] == BORDER).all(), "border labels"
+        assert np.unique(e[FA: FB + 1]).size == f + 1, "a face id without edges"
+        key = np.sort(np.minimum(e[E0], e[E1]) * n + np.maximum(e[E0], e[E1]))
+        assert (key[1:] != key[:-1]).all(), "two edges between the same vertices"
+        assert n - m + f == 1, f"Euler: V - E + F = {n} - {m} + {f} != 1"
+        try:
+            ptr, ids = self.cycles()
+        except ValueError as error:
+            raise AssertionError(str(error)) from None
+        assert ptr[-1] == 2 * m - np.count_nonzero(~inner), "faces' cycles do not use every edge side once"
+        xy = self.coords[ids]
+        nxt = np.arange(ids.size) + 1
+        nxt[ptr[1:] - 1] = ptr[:-1]
+        after = nxt[nxt]
+        turn = _cross(xy[nxt] - xy, xy[after] - xy[nxt])
+        step = np.abs(xy[nxt] - xy).max(axis=1) if xy.size else np.zeros(0)
+        longer = np.maximum(step, step[nxt])  # slack: relative, plus the rounding of coordinates near 1
+        assert (turn >= -(1e-9 * longer + 1e-14) * longer).all(), "a face is not convex"
+        face = np.repeat(np.arange(f), np.diff(ptr))
+        local = xy - xy[ptr[:-1]][face]  # about each face's own first corner: tiny faces keep their area
+        area = np.bincount(face, _cross(local, local[nxt]), f)
+        assert (area > 0).all(), "a face with no area, or clockwise"
+
     # -- coarsening --------------------------------------------------------------------------
     def remove_edges(self, drop: np.ndarray) -> None:
         """Delete edges (indices) and merge the faces they separated.
@@ -287,7 +398,7 @@ class PlanarGraph:
         if drop.size == 0:
             return
         edges = self.edge_table
-        fa, fb = edges[drop, 2], edges[drop, 3]
+        fa, fb = edges[drop, FA], edges[drop, FB]
         label = np.arange(self.n_faces, dtype=np.int64)
         while True:  # union-find by min-label propagation with pointer jumping
             low = np.minimum(label[fa], label[fb])
@@ -302,11 +413,78 @@ class PlanarGraph:
         keep = np.ones(self.m, dtype=bool)
         keep[drop] = False
         kept = edges[keep]
-        kept[:, 2], kept[:, 3] = face_of[kept[:, 2]], face_of[kept[:, 3]]
+        kept[:, FA], kept[:, FB] = face_of[kept[:, FA]], face_of[kept[:, FB]]
         used = np.zeros(self.n, dtype=bool)
-        used[kept[:, 0]] = used[kept[:, 1]] = True
+        used[kept[:, E0]] = used[kept[:, E1]] = True
         vertex_of = np.cumsum(used) - 1
-        kept[:, 0], kept[:, 1] = vertex_of[kept[:, 0]], vertex_of[kept[:, 1]]
+        kept[:, E0], kept[:, E1] = vertex_of[kept[:, E0]], vertex_of[kept[:, E1]]
         self.vals = self.vals[: self.n][used]
         self.edges = np.ascontiguousarray(kept.T)
         self.n, self.m, self.n_faces = len(self.vals), len(kept), roots.size
+        self.origin = self.origin[roots]  # merged faces lie in one face of the last reset
+        self.renumbered = True
+
+
+def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+
+
+def face_cycles(xy: np.ndarray, e0: np.ndarray, e1: np.ndarray, fa: np.ndarray, fb: np.ndarray,
+                n_faces: int) -> tuple[np.ndarray, np.ndarray]:
+    """Corner ids of every convex face in counter-clockwise order, as CSR (ptr, ids).
+
+    Each edge side becomes a half-edge directed so that its face lies on its left (decided by one
+    cross product with the face's vertex mean, which lies inside a convex face); then each face's
+    half-edges are chained end to start. No angles, no sort by angle, no Python loop over faces:
+    the chains are walked for all faces at once, one step per corner of the largest face.
+    A graph whose half-edges do not chain (not a valid partition) raises ValueError.
+    """
+    n = len(xy)
+    face = np.concatenate([fa, fb])
+    start = np.concatenate([e0, e0])
+    end = np.concatenate([e1, e1])
+    inside = np.flatnonzero(face != OUTSIDE)
+    face, start, end = face[inside], start[inside], end[inside]
+    sides = np.bincount(face, minlength=n_faces)  # each corner of a face ends two of its edges
+    centre = np.stack([np.bincount(face, xy[start, i] + xy[end, i], n_faces) for i in (0, 1)], axis=1)
+    centre /= 2 * np.maximum(sides, 1)[:, None]
+    a, b = xy[start], xy[end]
+    right = _cross(b - a, centre[face] - a) < 0
+    start[right], end[right] = end[right], start[right]
+    bits = (n_faces * n).bit_length()
+    starts, ends = face * n + start, face * n + end
+    by_start, by_end = radix_order(starts, bits), radix_order(ends, bits)
+    # every (face, corner) starts one half-edge and ends one: the k-th smallest of each pair up
+    if not np.array_equal(starts.take(by_start), ends.take(by_end)) or (np.diff(starts.take(by_start)) == 0).any():
+        raise ValueError("the faces' edges do not form cycles: not a valid partition")
+    following = np.empty(face.size, dtype=np.int64)  # in by_start order: the half-edge after each
+    rank = np.empty(face.size, dtype=np.int64)
+    rank[by_start] = np.arange(face.size)
+    following[rank.take(by_end)] = np.arange(face.size)
+    start = start.take(by_start)
+    ptr = np.zeros(n_faces + 1, dtype=np.int64)
+    np.cumsum(sides, out=ptr[1:])
+    by_size = np.argsort(-sides, kind="stable")
+    smaller = -sides[by_size]  # ascending
+    slot = ptr[by_size]  # where each face's corners go
+    at = slot.copy()  # the half-edge each face's walk is on
+    ids = np.empty(face.size, dtype=np.int64)
+    for step in range(int(-smaller[0]) if n_faces else 0):
+        live = int(smaller.searchsorted(-step))  # faces with more than `step` corners come first
+        ids[slot[:live] + step] = start[at[:live]]
+        at[:live] = following[at[:live]]
+    return ptr, ids
+
+
+def radix_order(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Stable argsort of keys below 2**bits, and of -1, which sorts last.
+
+    16 bits a pass: numpy sorts 16-bit integers stably by radix, in linear time. A comparison
+    sort of the whole keys costs twice as much or more, mostly in mispredicted branches. The
+    passes cover at least bits + 1 bits, so that no key's top digit is all ones, like -1's.
+    """
+    order = keys.astype(np.uint16).argsort(kind="stable")
+    for shift in range(16, bits + 1, 16):
+        step = (keys[order] >> shift).astype(np.uint16).argsort(kind="stable")
+        order = order[step]
+    return order

@@ -1,43 +1,192 @@
 """Trace the exact partition of a piecewise-linear network on a convex 2D domain.
 
-The network is pushed through the planar graph op by op: affine maps transform the values
-stored at vertices (one matmul per layer), and every nonlinear op first cuts the faces along
-the zero sets of its units, so that its output is again affine inside every face.
+The network is pushed through the planar graph op by op (each op knows how: see ops.Op.cut):
+affine maps transform the values stored at vertices (one matmul per layer), and every nonlinear
+op first cuts the faces along the level sets of its units, so that its output is again affine
+inside every face. A hinge layer (ReLU, LeakyReLU) is cut in chunks of units, each chunk in one
+pass of the line arrangement (arrangement.py); a chunk that is not in generic position is
+halved, down to single units, which the unit-by-unit split (graph.py) handles in every case.
+While cutting, the tracer records each layer's activation code per face and each face's parent,
+so that codes per region never need a second forward pass.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import numpy as np
 
-from .arrangement import refine_by_layer
-from .domain import Plane, convex_domain
+from .arrangement import max_units, refine_by_layer
+from .domain import DEFAULT_BOUNDS, Plane, convex_domain
 from .errors import Cancelled, PartitionBudgetError
-from .graph import E0, E1, FB, OUTSIDE, PlanarGraph
-from .ops import Affine, LeakyReLU, MaxPool, Op, ReLU, normalize
-from .result import Partition
+from .graph import E0, E1, FB, LAYER, OUTSIDE, UNIT, VALUES, PlanarGraph
+from .ops import Affine, Hinge, Op, normalize
+from .result import LayerRecord, Partition
 
 Progress = Optional[Callable[[float, str], None]]
 Cancel = Optional[Callable[[], bool]]
+Refine = Union[str, int]
 
 DEFAULT_BUDGET = 2_000_000
 DEFAULT_MAX_BYTES = 6 * 2**30
 REL_TOL = 1e-10  # values this close to zero, relative to the unit's range, lie on its line
 _UFUNC_BUFFER = 1024  # elements: numpy buffers ufuncs on strided value columns, 8192 by default (64 KiB each)
-LAYER_AT_ONCE_CELLS = 2**24  # edges x units up to which a layer is refined in one pass (bounds its temporaries)
+CHUNK_CELLS = 2**23  # edges x units per one-pass chunk: bounds its (edges, units) temporaries
+CHUNK_UNITS = 32  # units per chunk at most: fewer scans of the graph against bigger temporaries (not tuned)
+_BLOCK_CELLS = 2**24  # vertices x units per block when the first layer's values are built for the next map
 
 
-class _Run:
-    """Bookkeeping shared by the loop: budget checks, progress and cancellation."""
+@dataclass
+class Tracer:
+    """Implements ops.Cutter: cuts the graph for each op, and keeps budget, progress and cancel.
 
-    def __init__(self, total_units: int, budget: int, max_bytes: int, progress: Progress, cancel: Cancel) -> None:
-        self.total = max(total_units, 1)
-        self.done = 0
-        self.budget, self.max_bytes = budget, max_bytes
-        self.progress, self.cancel = progress, cancel
-        self.next_report = 0.0
+    refine: "auto" (chunks of the one-pass arrangement, sized to the graph, halved where not in
+    generic position), "unit" (unit by unit: the reference path) or an int k (chunks of at most
+    k units; tests use it to compare chunkings).
+    """
 
+    total: int
+    budget: int = DEFAULT_BUDGET
+    progress: Progress = None
+    cancel: Cancel = None
+    refine: Refine = "auto"
+    done: int = 0
+    next_report: float = 0.0
+    parent: np.ndarray | None = None  # after a nonlinear layer: the face (before it) each face was cut from
+    first: tuple[np.ndarray, np.ndarray] | None = None  # (W, b): values are coords @ W.T + b, not stored
+    activation: Hinge | None = None  # applied to the first layer's values when they are next needed
+
+    # -- ops.Cutter ----------------------------------------------------------------------------
+    def affine(self, graph: PlanarGraph, weight: np.ndarray, bias: np.ndarray) -> None:
+        """values @ W.T + b, written straight into the next vertex table (room kept for new vertices)."""
+        n = graph.n
+        table = graph.value_table(weight.shape[0], spare=3 * n)  # room for the next layer's new vertices
+        out = table[:n, VALUES:]
+        if self.first is None:
+            np.matmul(graph.values, weight.T, out=out)
+            out += bias
+        else:  # the first layer's values were never stored: build them block by block from the coordinates
+            out[:] = bias
+            first_weight = self.first[0]
+            block = max(1, _BLOCK_CELLS // max(n, 1))
+            for start in range(0, first_weight.shape[0], block):
+                units = np.arange(start, min(start + block, first_weight.shape[0]))
+                z = self._first_values(graph, units)
+                if self.activation is not None:
+                    self.activation.activate(z)
+                out += z @ weight[:, units].T
+            self.first = self.activation = None
+        graph.vals = table
+
+    def activate(self, graph: PlanarGraph, op: Hinge) -> None:
+        """Apply a hinge to the stored values, or (first layer) remember it for the next affine map."""
+        if self.first is None:
+            op.activate(graph.values)
+        else:
+            self.activation = op
+
+    def materialize(self, graph: PlanarGraph) -> None:
+        """Store the first layer's values (for ops that need them all at once, like max-pooling)."""
+        if self.first is None:
+            return
+        width = self.first[0].shape[0]
+        table = graph.value_table(width)
+        table[:, VALUES:] = self._first_values(graph, np.arange(width))
+        if self.activation is not None:
+            self.activation.activate(table[:, VALUES:])
+        graph.vals = table
+        self.first = self.activation = None
+
+    def zero_sets(self, graph: PlanarGraph, layer: int) -> np.ndarray:
+        """Cut along every unit's zero set; returns each face's signs, bit-packed (see ops.Hinge).
+
+        On the first layer, whose values are affine in the plane coordinates, no value table is
+        kept: each chunk's values are computed from the coordinates when it is cut, so a wide first
+        layer costs memory for one chunk, not for every unit at every vertex.
+        """
+        if self.activation is not None:  # a hinge right after the first one: its input must be stored
+            self.materialize(graph)
+        values = graph.values if self.first is None else self._first_values(graph, slice(None))
+        width = values.shape[1]
+        tol = REL_TOL * np.maximum(values.max(axis=0, initial=0.0), -values.min(axis=0, initial=0.0))
+        codes = _Codes(graph, width)
+        if self.refine == "unit":
+            alone, pending = np.arange(width), []
+        else:
+            near_zero = ((values <= tol) & (values >= -tol)).any(axis=0)  # such units never pass one pass
+            alone = np.flatnonzero(near_zero)
+            pending = [np.flatnonzero(~near_zero)]
+        del values  # a live view would make every growth of the table a copy (see reserve_vertices)
+        for unit in alone:
+            self._split(graph, tol, layer, int(unit))
+        single = list(alone)
+        while pending:
+            units = pending.pop()
+            size = self._chunk_size(graph)
+            if units.size > size:
+                pending += [units[size:], units[:size]]
+                continue
+            if units.size == 0:
+                continue
+            codes.sync()
+            if self.first is None:
+                signs = refine_by_layer(graph, tol[units], layer, units)
+            else:
+                self._load_first(graph, units)
+                signs = refine_by_layer(graph, tol[units], layer, np.arange(units.size), labels=units)
+            if signs is not None:
+                codes.record(units, signs)
+                self.step(graph, layer, int(units[-1]), units.size)
+            elif units.size > 1:  # not in generic position: halve, down to single units
+                half = units.size // 2
+                pending += [units[half:], units[:half]]
+            else:
+                self._split(graph, tol, layer, int(units[0]))
+                single.append(int(units[0]))
+        codes.sync()
+        if single:
+            if self.first is None:
+                means = graph.face_means(np.array(single))
+            else:
+                self._load_first(graph, np.array(single))
+                means = graph.face_means(np.arange(len(single)))
+            codes.from_means(single, means > tol[single])
+        if self.first is not None:
+            graph.vals = graph.value_table(0)  # the coordinates are all the first layer keeps
+        self.parent = codes.parent.copy()  # copies drop the spare rows
+        return codes.bits.copy()
+
+    def tournament(self, graph: PlanarGraph, groups: Sequence[Sequence[int]], layer: int) -> np.ndarray:
+        """Cut where candidate j of a group overtakes the group's running max, for every group.
+
+        Afterwards the arg-max of every group is constant inside every face; returns it per face
+        (position within the group). The running max lives in a scratch column so that new
+        vertices interpolate it like any other value.
+        """
+        self.materialize(graph)
+        graph.reset_origin()
+        tol = REL_TOL * max(float(np.abs(graph.values).max()), 1e-300)
+        graph.replace_values(np.hstack([graph.values, np.zeros((graph.n, 1))]))
+        running = graph.vals.shape[1] - 1
+        for unit, group in enumerate(groups):
+            graph.vals[: graph.n, running] = graph.column(group[0])
+            for j in group[1:]:
+                level = graph.column(j) - graph.vals[: graph.n, running]
+                graph.split(level, tol, layer, unit)
+                np.maximum(graph.vals[: graph.n, running], graph.column(j), out=graph.vals[: graph.n, running])
+                self.step(graph, layer, unit)
+            if len(group) > 2:
+                graph.remove_edges(_untied_edges(graph, group, layer, unit, tol))
+        graph.replace_values(graph.values[:, :-1])
+        self.parent = graph.origin
+        means = graph.face_means(np.arange(graph.values.shape[1]))
+        # the first candidate within tolerance of the group's max: exact ties go to the lowest position, as in argmax
+        return np.stack([(means[:, list(g)] >= means[:, list(g)].max(axis=1, keepdims=True) - tol).argmax(axis=1)
+                         for g in groups], axis=1).astype(np.int32)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
     def step(self, graph: PlanarGraph, layer: int, unit: int, units: int = 1) -> None:
         """Account for `units` more units traced, up to `unit` of `layer`."""
         self.done += units
@@ -45,22 +194,155 @@ class _Run:
             raise PartitionBudgetError(
                 f"the partition passed the budget of {self.budget:,} regions at layer {layer}, unit {unit} "
                 f"({graph.n_faces:,} regions so far); trace a smaller domain or network, or raise the budget")
-        if graph.vals.nbytes > self.max_bytes:
-            raise PartitionBudgetError(
-                f"the vertex table needs {graph.vals.nbytes / 2**30:.1f} GiB at layer {layer}, unit {unit}, over the "
-                f"{self.max_bytes / 2**30:.1f} GiB limit; trace a smaller domain or network, or raise max_bytes")
         if self.cancel is not None and self.cancel():
             raise Cancelled(f"tracing cancelled at layer {layer}, unit {unit}")
-        fraction = self.done / self.total
+        fraction = self.done / max(self.total, 1)
         if self.progress is not None and (fraction >= self.next_report or self.done == self.total):
             self.progress(fraction, f"layer {layer}: unit {unit + 1}, {graph.n_faces:,} regions")
             self.next_report = fraction + 0.01
 
+    def _split(self, graph: PlanarGraph, tol: np.ndarray, layer: int, unit: int) -> None:
+        if self.first is None:
+            column = VALUES + unit
+        else:
+            self._load_first(graph, np.array([unit]))
+            column = VALUES
+        level = graph.vals[: graph.n, column].copy()  # contiguous: split scans it several times
+        graph.split(level, tol[unit], layer, unit, zero_column=column)
+        self.step(graph, layer, unit)
 
-def trace(ops: Sequence[Op], domain=(-1.0, 1.0, -1.0, 1.0), plane: Plane | None = None,
-          budget: int = DEFAULT_BUDGET, decision_classes: tuple[int, int] | None = None,
-          progress: Progress = None, cancel: Cancel = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Partition:
-    """Exact partition of `ops` on `domain` (bounds or convex corners), optionally on a plane slice."""
+    def _first_values(self, graph: PlanarGraph, units: np.ndarray | slice) -> np.ndarray:
+        """x w0 + y w1 + b as two outer products: a matmul with an inner size of 2 is several times slower."""
+        weight, bias = self.first  # type: ignore[misc]
+        weight = weight[units]
+        values = np.multiply.outer(graph.vals[: graph.n, 0], weight[:, 0])
+        values += np.multiply.outer(graph.vals[: graph.n, 1], weight[:, 1])
+        values += bias[units]
+        return values
+
+    def _load_first(self, graph: PlanarGraph, units: np.ndarray) -> None:
+        """Make these first-layer units the graph's only value columns (computed from the coordinates)."""
+        table = graph.value_table(units.size, spare=graph.n)
+        table[: graph.n, VALUES:] = self._first_values(graph, units)
+        graph.vals = table
+
+    def _chunk_size(self, graph: PlanarGraph) -> int:
+        if isinstance(self.refine, (int, np.integer)) and not isinstance(self.refine, bool):
+            return max(1, min(int(self.refine), max_units(graph.n_faces)))
+        return max(1, min(CHUNK_UNITS, max_units(graph.n_faces), CHUNK_CELLS // max(graph.m, 1)))
+
+
+class _Codes:
+    """A hinge layer's sign bits per face, carried along as faces are cut (graph.origin).
+
+    Refinements keep the ids of the faces they do not cut and append new ones, so rows are
+    usually only appended (into spare capacity) rather than the whole table gathered again.
+    """
+
+    def __init__(self, graph: PlanarGraph, width: int) -> None:
+        self.graph = graph
+        self._bits = np.zeros((graph.n_faces, (width + 7) // 8), dtype=np.uint8)
+        self._parent = np.arange(graph.n_faces)  # face at the layer's start each face was cut from
+        self.rows = graph.n_faces
+        graph.reset_origin()
+
+    @property
+    def bits(self) -> np.ndarray:
+        return self._bits[: self.rows]
+
+    @property
+    def parent(self) -> np.ndarray:
+        return self._parent[: self.rows]
+
+    def sync(self) -> None:
+        """Rows for the faces as they are now (new faces inherit their parent's bits and parent)."""
+        origin, rows = self.graph.origin, self.rows
+        if origin.size == rows and not self.graph.renumbered:  # nothing cut since the last sync
+            return
+        if origin.size >= rows and not self.graph.renumbered:
+            if origin.size > self._bits.shape[0]:
+                capacity = 2 * origin.size
+                self._bits = np.concatenate([self._bits[:rows], np.empty((capacity - rows, self._bits.shape[1]),
+                                                                          dtype=np.uint8)])
+                self._parent = np.concatenate([self._parent[:rows], np.empty(capacity - rows, dtype=np.int64)])
+            fresh = origin[rows:]
+            self._bits[rows: origin.size] = self._bits.take(fresh, axis=0)
+            self._parent[rows: origin.size] = self._parent.take(fresh)
+        else:
+            self._bits = self.bits.take(origin, axis=0)
+            self._parent = self.parent.take(origin)
+        self.rows = origin.size
+        self.graph.reset_origin()
+
+    def record(self, units: np.ndarray, signs: np.ndarray) -> None:
+        """Bit i of signs[f] is unit units[i]'s sign in face f (faces as they are now)."""
+        self.sync()
+        if units[0] % 8 == 0 and units.size % 8 == 0 and units[-1] - units[0] == units.size - 1:
+            packed = signs.astype("<i8").view(np.uint8).reshape(-1, 8)  # bit i of byte i // 8: little-endian
+            self.bits[:, units[0] // 8: (units[0] + units.size) // 8] = packed[:, : units.size // 8]
+            return
+        for i, unit in enumerate(units):
+            self.bits[:, unit // 8] |= (((signs >> i) & 1) << (unit % 8)).astype(np.uint8)
+
+    def from_means(self, units: Sequence[int], positive: np.ndarray) -> None:
+        """Bits of units cut one by one: their sign at each face's centre (positive[:, i] for units[i])."""
+        for i, unit in enumerate(units):
+            self.bits[:, unit // 8] |= (positive[:, i].astype(np.uint8) << np.uint8(unit % 8))
+
+
+
+
+def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, budget: int = DEFAULT_BUDGET,
+          decision_classes: tuple[int, int] | None = None, progress: Progress = None, cancel: Cancel = None,
+          max_bytes: int = DEFAULT_MAX_BYTES, refine: Refine = "auto", *, domain=None) -> Partition:
+    """Exact partition of a piecewise-linear network on a convex 2D domain.
+
+    Parameters
+    ----------
+    ops : sequence of Op
+        The network: Affine maps and ReLU, LeakyReLU or MaxPool ops, applied left to right.
+    bounds : 4 numbers or (k, 2) array, default DEFAULT_BOUNDS = (-3, 3, -3, 3)
+        (xmin, xmax, ymin, ymax), or the corners of a convex polygon.
+    plane : Plane, optional
+        Trace the slice x = x0 + a u + b v of a network with more than 2 inputs; `bounds` are
+        then in plane coordinates (a, b).
+    budget : int
+        Most regions allowed; PartitionBudgetError as soon as the partition passes it.
+    decision_classes : (int, int), optional
+        Draw the decision boundary between these two outputs only.
+    progress, cancel : callables, optional
+        progress(fraction, message) is called as units are traced; cancel() is polled as often
+        and stops the trace with Cancelled when it returns True.
+    max_bytes : int
+        Cap on the graph's tables: every table's size is predicted before it is allocated, and
+        PartitionBudgetError is raised instead of allocating one that breaks the cap.
+    refine : "auto", "unit" or int
+        How hinge layers are cut: in chunks of the one-pass arrangement ("auto"), unit by unit
+        (the reference path), or in chunks of at most this many units.
+    domain : deprecated
+        The old name of `bounds`.
+
+    Returns
+    -------
+    Partition
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from splineviz.partition import Affine, ReLU, trace
+    >>> ops = [Affine(np.array([[1.0, 0.0], [0.0, 1.0]]), np.zeros(2)), ReLU(), Affine(np.ones((1, 2)), np.zeros(1))]
+    >>> p = trace(ops, bounds=(-1, 1, -1, 1))
+    >>> p.n_regions, p.layer_region_counts
+    (4, [4])
+    >>> sorted(p.areas.round(6).tolist())
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    if domain is not None:
+        warnings.warn("trace(domain=...) is deprecated; use bounds=", DeprecationWarning, stacklevel=2)
+        bounds = domain
+    if not (refine in ("auto", "unit") or (isinstance(refine, (int, np.integer)) and not isinstance(refine, bool)
+                                           and refine >= 1)):
+        raise ValueError(f"refine must be 'auto', 'unit' or a positive number of units, got {refine!r}")
     ops = normalize(ops, in_features=plane.dim if plane is not None else 2)
     first = ops[0]
     assert isinstance(first, Affine)
@@ -69,112 +351,58 @@ def trace(ops: Sequence[Op], domain=(-1.0, 1.0, -1.0, 1.0), plane: Plane | None 
     elif first.in_features != 2:
         raise ValueError(f"the network takes {first.in_features} inputs; give a Plane to trace a 2D slice of it")
     ops = [first, *ops[1:]]
-    n_out = ops[-1].out_features  # type: ignore[union-attr]
+    n_out = ops[-1].out_features  # type: ignore[attr-defined]
     if decision_classes is not None:
         decision_classes = tuple(int(c) for c in decision_classes)  # type: ignore[assignment]
         if len(decision_classes) != 2 or len(set(decision_classes)) != 2 or not all(0 <= c < n_out for c in decision_classes):
             raise ValueError(f"decision_classes must be two different outputs in 0..{n_out - 1}, got {decision_classes}")
 
-    corners = convex_domain(domain)
-    graph = PlanarGraph(corners, corners @ first.weight.T + first.bias)
-    run = _Run(_count_units(ops), budget, max_bytes, progress, cancel)
+    corners = convex_domain(bounds)
+    graph = PlanarGraph(corners, np.zeros((len(corners), 0)))
+    graph.max_bytes = max_bytes
+    graph.allot(0)  # the first table is tiny; this only refuses a max_bytes below it
+    tracer = Tracer(_count_cuts(ops), budget, progress, cancel, refine, first=(first.weight, first.bias))
     with np.errstate():  # numpy scopes its ufunc buffer size to this context
         np.setbufsize(_UFUNC_BUFFER)
-        widths, counts = _refine_layers(graph, ops[1:], run)
-        overlay, decision = _decision_overlay(graph, len(widths), decision_classes)
-    return Partition(graph, ops, widths, counts, overlay, decision, decision_classes, plane)
+        layers = _cut_layers(graph, first.out_features, ops[1:], tracer)
+        tracer.materialize(graph)  # a purely affine network: its outputs are the first map's
+        overlay, decision = _decision_overlay(graph, len(layers), decision_classes)
+    return Partition(graph, ops, layers, overlay, decision, decision_classes, plane)
 
 
-def _refine_layers(graph: PlanarGraph, ops: Sequence[Op], run: _Run) -> tuple[list[int], list[int]]:
-    """Push the graph through the ops; the width and region count after every nonlinear layer."""
-    widths: list[int] = []
-    counts: list[int] = []
+def _cut_layers(graph: PlanarGraph, width: int, ops: Sequence[Op], tracer: Tracer) -> list[LayerRecord]:
+    """Push the graph through the ops; what every nonlinear layer leaves (codes, parents, counts)."""
+    layers: list[LayerRecord] = []
     for op in ops:
-        if isinstance(op, Affine):
-            _apply_affine(graph, op)
+        width = op.out_width(width)
+        if not op.nonlinear:
+            op.cut(graph, len(layers), tracer)
             continue
-        layer = len(widths)
-        if isinstance(op, MaxPool):
-            _tournament(graph, op.groups, layer, run)
-            graph.replace_values(_max_pool(graph.values, op.groups))
-            widths.append(len(op.groups))
-        else:
-            _split_units(graph, layer, run)
-            _activate_in_place(graph.values, op)
-            widths.append(graph.values.shape[1])
-        counts.append(graph.n_faces)
-    return widths, counts
+        try:
+            codes = op.cut(graph, len(layers), tracer)
+        except PartitionBudgetError as error:
+            if str(error).startswith("the partition passed"):
+                raise
+            raise PartitionBudgetError(f"at layer {len(layers)} ({graph.n_faces:,} regions so far): {error}") from None
+        assert tracer.parent is not None and codes is not None
+        layers.append(LayerRecord(op, width, graph.n_faces, codes, tracer.parent))
+    return layers
 
 
-def _apply_affine(graph: PlanarGraph, op: Affine) -> None:
-    """values @ W.T + b, written straight into the next vertex table."""
-    table = graph.value_table(op.out_features)
-    np.matmul(graph.values, op.weight.T, out=table[:, 2:])
-    table[:, 2:] += op.bias
-    graph.vals = table
-
-
-def _count_units(ops: Sequence[Op]) -> int:
-    total, width = 0, ops[0].out_features  # type: ignore[union-attr]
+def _count_cuts(ops: Sequence[Op]) -> int:
+    total, width = 0, ops[0].out_features  # type: ignore[attr-defined]
     for op in ops[1:]:
-        if isinstance(op, Affine):
-            width = op.out_features
-        elif isinstance(op, MaxPool):
-            total += sum(len(g) - 1 for g in op.groups)
-            width = len(op.groups)
-        else:
-            total += width
+        total += op.n_cuts(width)
+        width = op.out_width(width)
     return total
-
-
-def _tolerances(values: np.ndarray) -> np.ndarray:
-    return REL_TOL * np.abs(values).max(axis=0)
-
-
-def _split_units(graph: PlanarGraph, layer: int, run: _Run) -> None:
-    """One cut per unit: its zero set is a line inside every face.
-
-    Small graphs in generic position take the whole layer in one pass; the rest, and every
-    degenerate case, go unit by unit.
-    """
-    tol = _tolerances(graph.values)
-    if graph.m * tol.size <= LAYER_AT_ONCE_CELLS and refine_by_layer(graph, tol, layer):
-        run.step(graph, layer, tol.size - 1, units=tol.size)
-        return
-    for unit in range(tol.size):
-        column = 2 + unit
-        level = graph.vals[: graph.n, column].copy()  # contiguous: split scans it several times
-        graph.split(level, tol[unit], layer, unit, zero_column=column)
-        run.step(graph, layer, unit)
-
-
-def _tournament(graph: PlanarGraph, groups: Sequence[Sequence[int]], layer: int, run: _Run) -> None:
-    """Cut where candidate j of a group overtakes the group's running max, for every group.
-
-    Afterwards the arg-max of every group is constant inside every face. The running max lives
-    in a scratch column so that new vertices interpolate it like any other value.
-    """
-    tol = REL_TOL * max(float(np.abs(graph.values).max()), 1e-300)
-    graph.replace_values(np.hstack([graph.values, np.zeros((graph.n, 1))]))
-    running = graph.vals.shape[1] - 1
-    for unit, group in enumerate(groups):
-        graph.vals[: graph.n, running] = graph.vals[: graph.n, 2 + group[0]]
-        for j in group[1:]:
-            level = graph.vals[: graph.n, 2 + j] - graph.vals[: graph.n, running]
-            graph.split(level, tol, layer, unit)
-            np.maximum(graph.vals[: graph.n, running], graph.vals[: graph.n, 2 + j], out=graph.vals[: graph.n, running])
-            run.step(graph, layer, unit)
-        if len(group) > 2:
-            graph.remove_edges(_untied_edges(graph, group, layer, unit, tol))
-    graph.replace_values(graph.values[:, :-1])
 
 
 def _untied_edges(graph: PlanarGraph, group: Sequence[int], layer: int, unit: int, tol: float) -> np.ndarray:
     """Edges the tournament made for `group` along which its winner does not actually change."""
-    edges = graph.edge_table
-    made = ((edges[:, 4] == layer) & (edges[:, 5] == unit)).nonzero()[0]
-    values = graph.vals[: graph.n, [2 + j for j in group]]
-    return made[~_tied(values, edges[made, 0], edges[made, 1], tol)]
+    edges = graph.edges[:, : graph.m]
+    made = ((edges[LAYER] == layer) & (edges[UNIT] == unit)).nonzero()[0]
+    values = graph.vals[: graph.n].take([VALUES + j for j in group], axis=1)
+    return made[~_tied(values, edges[E0, made], edges[E1, made], tol)]
 
 
 def _tied(values: np.ndarray, e0: np.ndarray, e1: np.ndarray, tol: float) -> np.ndarray:
@@ -190,26 +418,15 @@ def _tied(values: np.ndarray, e0: np.ndarray, e1: np.ndarray, tol: float) -> np.
     return tied
 
 
-def _max_pool(values: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
-    return np.stack([values[:, list(g)].max(axis=1) for g in groups], axis=1)
-
-
-def _activate_in_place(values: np.ndarray, op: Op) -> None:
-    if isinstance(op, ReLU):
-        np.maximum(values, 0.0, out=values)
-    elif isinstance(op, LeakyReLU):
-        negative = values < 0
-        values[negative] *= op.negative_slope
-
-
 def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] | None) -> tuple[PlanarGraph, np.ndarray]:
     """Regions cut further where the predicted class changes, and the segments where it does.
 
     The argmax is not part of the network's linear regions, so the cuts it needs are made on a
-    copy (its faces are the class cells used for shading). One output: its sign; two: the sign of
-    their difference. Otherwise a tournament over the classes, after which an edge lies on the
-    decision boundary exactly when the top two logits tie along all of it. Where one class wins
-    everywhere there is nothing to cut, and the regions are the class cells.
+    copy (its faces are the class cells used for shading; its origin says which region each
+    lies in). One output: its sign; two: the sign of their difference. Otherwise a tournament
+    over the classes, after which an edge lies on the decision boundary exactly when the top two
+    logits tie along all of it. Where one class wins everywhere there is nothing to cut, and the
+    regions are the class cells.
     """
     outputs = graph.values if classes is None else graph.values[:, list(classes)]
     if outputs.shape[1] == 2:  # two classes: the boundary is the zero set of their difference
@@ -219,9 +436,9 @@ def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] |
         return graph, np.empty((0, 2, 2))
     overlay = graph.with_values(outputs)
     if outputs.shape[1] == 1:
-        overlay.split(overlay.vals[: overlay.n, 2], tol, layer, 0, zero_column=2)
+        overlay.split(overlay.vals[: overlay.n, VALUES].copy(), tol, layer, 0, zero_column=VALUES)
     else:
-        _tournament(overlay, [tuple(range(outputs.shape[1]))], layer, _Run(0, 2**62, 2**62, None, None))
+        Tracer(0, 2**62).tournament(overlay, [tuple(range(outputs.shape[1]))], layer)
     edges = overlay.edges[:, : overlay.m]
     ends = edges[E0: E1 + 1, edges[FB] != OUTSIDE]
     on = _tied(overlay.values, ends[0], ends[1], tol)

@@ -77,7 +77,7 @@ class DashClient:
             ins = {f"{i['id']}.{i['property']}" for i in dep["inputs"]}
             return output in outs and (trigger is None or trigger in ins)
 
-        found = [dep for dep in self.dependencies() if matches(dep)]
+        found = [dep for dep in self.dependencies() if not dep.get("no_output") and matches(dep)]
         if len(found) != 1:
             raise LookupError(f"{len(found)} callbacks write {output} (trigger {trigger}); expected one")
         return found[0]

@@ -1,9 +1,16 @@
-"""Small layout builders shared by the pages, so every page looks and behaves the same."""
+"""Small layout builders shared by the pages, so every page looks and behaves the same.
+
+Controls are built from their ``params.Param`` (id, default, limits, choices), so a control can never
+offer what the server would refuse.
+"""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from dash import Input, Output, dcc, html
+from dash import dcc, html
+
+from splineviz.web import ids
+from splineviz.web.params import Param
 
 # plotGlPixelRatio 1: WebGL traces draw at CSS resolution instead of 2x, a quarter of the pixels per frame
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "plotGlPixelRatio": 1,
@@ -21,59 +28,46 @@ def field(label: str, control: Any, hint: str | None = None) -> html.Div:
     return html.Div([html.Label(label, title=hint or "", className="field-label"), control], className="field")
 
 
-def slider(id_: str, lo: float, hi: float, step: float, value: float, marks: dict | None = None) -> dcc.Slider:
-    return dcc.Slider(id=id_, min=lo, max=hi, step=step, value=value, marks=marks, allow_direct_input=False,
+def slider(param: Param, marks: dict | None = None) -> dcc.Slider:
+    return dcc.Slider(id=param.id, min=param.lo, max=param.hi, step=param.step, value=param.default, marks=marks,
+                      allow_direct_input=False, tooltip={"placement": "bottom", "always_visible": False},
+                      updatemode="drag")
+
+
+def view_slider(id_: str, lo: int, hi: int, value: int, marks: dict | None = None) -> dcc.Slider:
+    """A slider over what is shown (epoch, layer): its range follows the data, so it is not a Param."""
+    return dcc.Slider(id=id_, min=lo, max=hi, step=1, value=value, marks=marks, allow_direct_input=False,
                       tooltip={"placement": "bottom", "always_visible": False}, updatemode="drag")
 
 
-def radio(id_: str, options: dict[str, str], value: str) -> dcc.RadioItems:
-    return dcc.RadioItems(id=id_, options=[{"label": v, "value": k} for k, v in options.items()], value=value,
-                          className="radio", inline=True)
+def radio(param: Param) -> dcc.RadioItems:
+    return dcc.RadioItems(id=param.id, options=[{"label": v, "value": k} for k, v in (param.choices or {}).items()],
+                          value=param.default, className="radio", inline=True)
+
+
+def dropdown(param: Param) -> dcc.Dropdown:
+    return dcc.Dropdown(id=param.id, value=param.default, clearable=False,
+                        options=[{"label": v, "value": k} for k, v in (param.choices or {}).items()])
+
+
+def number(param: Param) -> dcc.Input:
+    return dcc.Input(id=param.id, type="number", min=param.lo, max=param.hi, step=param.step, value=param.default,
+                     debounce=True)
 
 
 def button(label: str, id_: str, kind: str = "secondary", **kw: Any) -> html.Button:
     return html.Button(label, id=id_, n_clicks=0, className=f"btn btn-{kind}", **kw)
 
 
-PROGRESS_IDLE = ["0", ""]  # what a progress bar shows while its job is not running
+def progress(job: ids.Job, always_visible: bool = False) -> html.Div:
+    """A job's progress bar and message, and the stores the browser watches it by (see ids.Job).
 
-
-def progress(prefix: str, always_visible: bool = False) -> html.Div:
-    """A progress bar and its message, the targets of a background callback's progress output.
-
-    Unless ``always_visible``, the bar shows only while its job runs (see ``while_running``).
+    Unless ``always_visible``, the bar shows only while the job runs (see wiring.job).
     """
-    return html.Div([html.Progress(id=f"{prefix}-progress", value="0", max="100", className="progress"),
-                     html.Span(id=f"{prefix}-progress-label", className="progress-label")],
-                    id=f"{prefix}-progress-row", className="progress-row",
-                    style=None if always_visible else {"visibility": "hidden"})
-
-
-def while_running(prefix: str, start: str, cancel: str | None = None) -> list[tuple[Output, Any, Any]]:
-    """``running=`` for a background callback: show its progress bar, swap which of start/cancel is enabled."""
-    shown, hidden = {"visibility": "visible"}, {"visibility": "hidden"}
-    running = [(Output(f"{prefix}-progress-row", "style"), shown, hidden), (Output(start, "disabled"), True, False)]
-    return running + ([(Output(cancel, "disabled"), False, True)] if cancel else [])
-
-
-def job(prefix: str, start: str | None = None, cancel: str | None = None, interval: int = 300) -> dict[str, Any]:
-    """Keyword arguments of a background callback whose progress bar is `prefix`-progress.
-
-    With `start`, that button is disabled (and `cancel`, if given, enabled and wired) while the job runs.
-    """
-    options: dict[str, Any] = dict(
-        background=True, interval=interval, prevent_initial_call=True, progress_default=PROGRESS_IDLE,
-        progress=[Output(f"{prefix}-progress", "value"), Output(f"{prefix}-progress-label", "children")])
-    if start:
-        options["running"] = while_running(prefix, start, cancel)
-    if cancel:
-        options["cancel"] = [Input(cancel, "n_clicks")]
-    return options
-
-
-def reporter(set_progress: Callable[[Any], None]) -> Callable[[float, str], None]:
-    """A library progress callback (fraction, message) that drives a background callback's progress bar."""
-    return lambda fraction, message: set_progress((str(round(100 * fraction)), message))
+    return html.Div([html.Progress(id=job.progress, value="0", max="100", className="progress"),
+                     html.Span(id=job.label, className="progress-label"),
+                     dcc.Store(id=job.busy, data=False), dcc.Store(id=job.beat), dcc.Store(id=job.done)],
+                    id=job.row, className="progress-row", style=None if always_visible else {"visibility": "hidden"})
 
 
 def alert(id_: str) -> html.Div:
@@ -91,10 +85,10 @@ def stat(label: str, id_: str) -> html.Div:
                     className="stat")
 
 
-def export_buttons(prefix: str, geojson: bool = True) -> html.Div:
-    buttons = [button("PNG", f"{prefix}-png", "ghost"), button("SVG", f"{prefix}-svg", "ghost")]
+def export_buttons(export: ids.Export, geojson: bool = True) -> html.Div:
+    buttons = [button("PNG", export.png, "ghost"), button("SVG", export.svg, "ghost")]
     if geojson:
-        buttons += [button("GeoJSON", f"{prefix}-geojson", "ghost"), dcc.Download(id=f"{prefix}-download")]
+        buttons += [button("GeoJSON", export.geojson, "ghost"), dcc.Download(id=export.download)]
     return html.Div([html.Span("Export", className="field-label"), *buttons], className="export-row")
 
 

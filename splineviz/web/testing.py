@@ -1,26 +1,17 @@
-"""Run the real app and a headless Chromium against it: shared by the browser tests and bench/app_latency.py.
+"""Helpers for running the app in other processes and waiting on them, without a browser.
 
-The app runs as ``python app.py`` in a subprocess, exactly as a user starts it, so background callbacks
-use their real process model (diskcache children, or Celery workers).
+Used by ``splineviz.web.stack`` (the load bench and the fault tests) and by the tests; the Selenium harness
+(headless Chromium against the app) is ``tests/harness.py``.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("SPLINEVIZ_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("SPLINEVIZ_CHROMEDRIVER", "/usr/bin/chromedriver")
-CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--use-gl=angle", "--use-angle=swiftshader",
-                "--enable-unsafe-swiftshader", "--disable-dev-shm-usage", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1000")
 
 
 def free_port() -> int:
@@ -43,42 +34,6 @@ def wait_until_up(url: str, timeout: float = 90.0, proc: subprocess.Popen | None
     raise TimeoutError(f"{url} did not come up within {timeout} s")
 
 
-@contextlib.contextmanager
-def running_app(args: Sequence[str] = (), env: dict[str, str] | None = None, port: int | None = None,
-                log: Path | None = None) -> Iterator[str]:
-    """``python app.py --port P *args`` in a subprocess; yields its base URL and stops it afterwards."""
-    port = port or free_port()
-    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--port", str(port), *args], cwd=REPO,
-                            env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url + "/", proc=proc)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if log:
-            out.close()
-
-
-def chrome():
-    """A headless Chromium (software GL) that records the page's console log."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-
-
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
     """Poll ``predicate()`` until it returns something truthy; return that value."""
     deadline = time.monotonic() + timeout
@@ -88,14 +43,3 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, message: s
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout} s waiting for {message}")
-
-
-def severe_console_errors(driver) -> list[str]:
-    """Console messages at SEVERE level (uncaught errors, failed requests)."""
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-
-
-def element_text(driver, element_id: str) -> str:
-    """Text of an element, or "" while the page has not rendered it yet."""
-    return driver.execute_script(
-        f"const e = document.getElementById('{element_id}'); return e ? e.textContent : ''")

@@ -5,155 +5,156 @@ The plane is x = a*img0 + b*img1 (the paper's slice through the origin); (1, 0) 
 """
 from __future__ import annotations
 
+from typing import Any
+
 import dash
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
+from dash import ALL, Dash, Input, Output, State, dcc, html
 
 from splineviz.figures import empty_figure, image_figure, partition_figure
-from splineviz.partition import PartitionBudgetError
-from splineviz.web import jobs
-from splineviz.web.components import (alert, button, card, field, graph, job, legend_items, progress, radio,
-                                      reporter, slider)
+from splineviz.web import ids
+from splineviz.web.components import (alert, button, card, field, graph, legend_items, number, progress, radio,
+                                      slider, view_slider)
+from splineviz.web.ids import Mnist as ID
+from splineviz.web.jobs import mnist as work
 from splineviz.web.images import png_data_uri
+from splineviz.web.params import MNIST_ARCHS, Mnist as P
+from splineviz.web.runner import JobContext
+from splineviz.web.wiring import callback, clientside, job
 
 PATH = "/mnist"
 TITLE = "MNIST slice"
-ARCHS = {"mlp": "MLP 784-32-32-10", "paper_cnn": "Paper CNN (conv 21×21, conv 5×5)"}
 THUMBS = 10
-URL_STATE = {"arch": ("mn-arch", "value"), "a": ("mn-idx-a", "value"), "b": ("mn-idx-b", "value"),
-             "extent": ("mn-extent", "value")}
+DIGITS = {ID.A: 4, ID.B: 9}  # the pickers' first digits: their first test images are the index defaults
 
 
-def _picker(slot: str, label: str, digit: int, index: int) -> html.Div:
+def _picker(picker: ids.Picker, label: str, index: Any) -> html.Div:
     return html.Div([
-        html.Div([html.Img(id=f"mn-preview-{slot}", className="thumb-large"),
-                  html.Div([html.B(label), html.Div(id=f"mn-caption-{slot}", className="hint")])],
+        html.Div([html.Img(id=picker.preview, className="thumb-large"),
+                  html.Div([html.B(label), html.Div(id=picker.caption, className="hint")])],
                  className="picker-head"),
-        html.Div([field("Digit", dcc.Dropdown(id=f"mn-digit-{slot}", options=list(range(10)), value=digit,
+        html.Div([field("Digit", dcc.Dropdown(id=picker.digit, options=list(range(10)), value=DIGITS[picker],
                                               clearable=False)),
-                  field("Image index", dcc.Input(id=f"mn-idx-{slot}", type="number", min=0, value=index,
-                                                 debounce=True))], className="field-pair"),
-        html.Div(id=f"mn-thumbs-{slot}", className="thumbs"),
+                  field("Image index", number(index))], className="field-pair"),
+        html.Div(id=picker.thumbs, className="thumbs"),
     ], className="picker")
-
-
-def _first(digit: int) -> int:
-    return int((jobs.mnist_data().y_test == digit).nonzero()[0][0])
 
 
 def layout() -> html.Div:
     controls = card("Classifier",
-                    field("Network", radio("mn-arch", ARCHS, "mlp"),
+                    field("Network", radio(P.ARCH),
                           "The paper's CNN draws hundreds of thousands of regions on the full square; "
                           "use a small extent with it"),
-                    field("Epochs", dcc.Input(id="mn-epochs", type="number", min=1, max=50, value=3, debounce=True)),
-                    html.Div([button("Train classifier", "mn-train", "primary"),
-                              button("Cancel", "mn-cancel", disabled=True)], className="button-row"),
-                    progress("mn"),
-                    html.Div(id="mn-model-info", className="summary"),
+                    field("Epochs", number(P.EPOCHS)),
+                    html.Div([button("Train classifier", ID.TRAIN, "primary"),
+                              button("Cancel", ID.CANCEL, disabled=True)], className="button-row"),
+                    progress(ID.TRAIN_JOB),
+                    html.Div(id=ID.MODEL_INFO, className="summary"),
                     html.Hr(),
-                    _picker("a", "Image A at (1, 0)", 4, _first(4)),
-                    _picker("b", "Image B at (0, 1)", 9, _first(9)),
-                    field("Extent of a and b", slider("mn-extent", 0.1, 2, 0.1, 1.0, {0.1: "0.1", 1: "1", 2: "2"})),
+                    _picker(ID.A, "Image A at (1, 0)", P.INDEX_A),
+                    _picker(ID.B, "Image B at (0, 1)", P.INDEX_B),
+                    field("Extent of a and b", slider(P.EXTENT, {0.1: "0.1", 1: "1", 2: "2"})),
                     class_name="controls")
     view = card(None,
-                progress("mn-slice"),
-                graph("mn-graph", "560px", figure=empty_figure("train the classifier to see the slice"),
+                progress(ID.SLICE_JOB),
+                graph(ID.GRAPH, "560px", figure=empty_figure("train the classifier to see the slice"),
                       clear_on_unhover=False),
-                html.Div([field("Partition up to layer", slider("mn-layer", 0, 1, 1, 1)),
-                          field("Shade regions by", radio("mn-shade", {"class": "Class", "code": "Activation code",
-                                                                       "none": "Nothing"}, "class"))],
-                         className="field-pair"),
+                html.Div([field("Partition up to layer", view_slider(ID.LAYER, 0, 1, 1)),
+                          field("Shade regions by", radio(P.SHADE))], className="field-pair"),
                 class_name="view")
     hover = card("At the pointer",
-                 graph("mn-hover-image", "260px", modebar=False, figure=empty_figure("hover the slice")),
-                 html.Div(id="mn-hover-text", className="summary"))
-    legend = card("Legend", html.Div(id="mn-legend", className="legend"))
-    stores = [dcc.Store(id="mn-model"), dcc.Store(id="mn-slice")]
-    return html.Div([*stores, alert("mn-alert"), html.Div([controls, view, html.Div([hover, legend], className="side")],
-                                                          className="playground")])
+                 graph(ID.HOVER_IMAGE, "260px", modebar=False, figure=empty_figure("hover the slice")),
+                 html.Div(id=ID.HOVER_TEXT, className="summary"))
+    legend = card("Legend", html.Div(id=ID.LEGEND, className="legend"))
+    stores = [dcc.Store(id=ID.MODEL), dcc.Store(id=ID.SLICE)]
+    return html.Div([*stores, alert(ID.ALERT), html.Div([controls, view, html.Div([hover, legend], className="side")],
+                                                        className="playground")])
 
 
 def register(app: Dash) -> None:
-    @app.callback(Output("mn-model", "data"), Output("mn-model-info", "children"),
-                  Input("mn-train", "n_clicks"), State("mn-arch", "value"), State("mn-epochs", "value"),
-                  State("session-id", "data"),
-                  **job("mn", "mn-train", "mn-cancel"))
-    def train(set_progress, _n, arch, epochs, _session_id):
-        model = jobs.mnist_train(arch, int(epochs or 3),
-                                 progress=reporter(set_progress))
-        model["key"] = arch
-        return model, f"{ARCHS[arch]}: test accuracy {100 * model['accuracy']:.1f} %"
+    @job(app, ID.TRAIN_JOB, "Training the classifier", ID.ALERT,
+         output={"model": Output(ID.MODEL, "data"), "info": Output(ID.MODEL_INFO, "children")},
+         inputs={"clicks": Input(ID.TRAIN, "n_clicks")},
+         state={"arch": State(ID.ARCH, "value"), "epochs": State(ID.EPOCHS, "value")},
+         start=ID.TRAIN, cancel=ID.CANCEL, retry="Press Train classifier to run it again.")
+    def train(ctx: JobContext, clicks: int, arch: Any, epochs: Any) -> dict:
+        arch = P.ARCH.clean(arch)
+        model = work.mnist_train(arch, P.EPOCHS.clean(epochs), ctx.progress, ctx.cancel)
+        return {"model": model, "info": f"{MNIST_ARCHS[arch]}: test accuracy {100 * model['accuracy']:.1f} %"}
 
-    for slot in ("a", "b"):
-        _register_picker(app, slot)
+    for picker in (ID.A, ID.B):
+        _register_picker(app, picker)
 
-    @app.callback(Output("mn-slice", "data"), Output("mn-alert", "children"),
-                  Output("mn-layer", "max"), Output("mn-layer", "value"), Output("mn-layer", "marks"),
-                  Input("mn-model", "data"), Input("mn-idx-a", "value"), Input("mn-idx-b", "value"),
-                  Input("mn-extent", "value"), State("session-id", "data"),
-                  **job("mn-slice"))
-    def slice_(set_progress, model, index_a, index_b, extent, _session_id):
+    @job(app, ID.SLICE_JOB, "Tracing the slice", ID.ALERT,
+         output={"slice": Output(ID.SLICE, "data"), "layer_max": Output(ID.LAYER, "max"),
+                 "layer": Output(ID.LAYER, "value"), "marks": Output(ID.LAYER, "marks")},
+         inputs={"model": Input(ID.MODEL, "data"), "index_a": Input(ID.INDEX_A, "value"),
+                 "index_b": Input(ID.INDEX_B, "value"), "extent": Input(ID.EXTENT, "value")},
+         retry="Change the images or the extent to trace it again.")
+    def slice_(ctx: JobContext, model: dict | None, index_a: Any, index_b: Any, extent: Any) -> dict:
         """Trace the slice; the browser draws it (it can be large, so it is not re-sent per redraw)."""
         if not model or index_a is None or index_b is None:
-            return (dash.no_update,) * 5
-        try:
-            result = jobs.mnist_slice(model["key"], model["blob"], int(index_a), int(index_b), float(extent),
-                                      progress=reporter(set_progress))
-        except (PartitionBudgetError, ValueError) as exc:
-            return None, f"Cannot draw this slice: {exc}", dash.no_update, dash.no_update, dash.no_update
+            return {}
+        result = work.mnist_slice(model.get("key"), model.get("blob"), index_a, index_b, extent,
+                                  ctx.progress, ctx.cancel)
         frame = result["frame"]
-        layout_json = partition_figure(frame, axis_titles=("a (image A)", "b (image B)")).to_plotly_json()["layout"]
-        result["layout"] = layout_json
+        figure = partition_figure(frame, axis_titles=("a (image A)", "b (image B)"))
+        result["layout"] = figure.to_plotly_json()["layout"]
         n_layers = len(frame["bnd"])
-        return result, None, n_layers - 1, n_layers - 1, {i: str(i + 1) for i in range(n_layers)}
+        return {"slice": result, "layer_max": n_layers - 1, "layer": n_layers - 1,
+                "marks": {i: str(i + 1) for i in range(n_layers)}}
 
-    @app.callback(Output("mn-legend", "children"), Input("mn-layer", "max"), Input("mn-shade", "value"))
-    def legend(max_layer, shade):
-        return legend_items((max_layer or 0) + 1, shade, n_classes=10)
+    @callback(app, output={"items": Output(ID.LEGEND, "children")},
+              inputs={"max_layer": Input(ID.LAYER, "max"), "shade": Input(ID.SHADE, "value")})
+    def legend(max_layer: int | None, shade: str) -> dict:
+        return {"items": legend_items((max_layer or 0) + 1, shade, n_classes=10)}
 
-    app.clientside_callback(
-        ClientsideFunction("splineviz", "renderSlice"),
-        Output("mn-graph", "figure"), Input("mn-slice", "data"), Input("mn-layer", "value"),
-        Input("mn-shade", "value"), State("style", "data"), prevent_initial_call=True)
+    clientside(app, "mnist.render", Output(ID.GRAPH, "figure"),
+               {"slice": Input(ID.SLICE, "data"), "layer": Input(ID.LAYER, "value"), "shade": Input(ID.SHADE, "value")},
+               {"style": State(ids.STYLE, "data")}, prevent_initial_call=True)
 
-    @app.callback(Output("mn-hover-image", "figure"), Output("mn-hover-text", "children"),
-                  Input("mn-graph", "hoverData"), State("mn-model", "data"), State("mn-idx-a", "value"),
-                  State("mn-idx-b", "value"), prevent_initial_call=True)
-    def hover(hover_data, model, index_a, index_b):
+    @callback(app, output={"image": Output(ID.HOVER_IMAGE, "figure"), "text": Output(ID.HOVER_TEXT, "children")},
+              inputs={"hover": Input(ID.GRAPH, "hoverData")},
+              state={"model": State(ID.MODEL, "data"), "index_a": State(ID.INDEX_A, "value"),
+                     "index_b": State(ID.INDEX_B, "value")}, prevent_initial_call=True)
+    def hover(hover: dict | None, model: dict | None, index_a: Any, index_b: Any) -> dict:
         """The input at the hovered plane point and the model's prediction for it."""
-        if not hover_data or not model:
-            return dash.no_update, dash.no_update
-        point = hover_data["points"][0]
+        if not hover or not model:
+            return {}
+        point = hover["points"][0]
         a, b = float(point["x"]), float(point["y"])
-        seen = jobs.mnist_point(model["key"], model["blob"], int(index_a), int(index_b), a, b)
+        try:
+            seen = work.mnist_point(model.get("key"), model.get("blob"), index_a, index_b, a, b)
+        except ValueError as exc:
+            return {"text": str(exc)}
         text = [html.Div(f"a = {a:.3f}, b = {b:.3f}"),
                 html.Div([html.Span("predicted "), html.B(str(seen["predicted"]), className="big-digit"),
                           html.Span(f" ({100 * seen['confidence']:.0f} %)")])]
-        return image_figure(seen["image"], f"{a:.2f}·A + {b:.2f}·B"), text
+        return {"image": image_figure(seen["image"], f"{a:.2f}·A + {b:.2f}·B"), "text": text}
 
 
-def _register_picker(app: Dash, slot: str) -> None:
-    @app.callback(Output(f"mn-thumbs-{slot}", "children"), Input(f"mn-digit-{slot}", "value"))
-    def thumbs(digit):
+def _register_picker(app: Dash, picker: ids.Picker) -> None:
+    @callback(app, output={"thumbs": Output(picker.thumbs, "children")}, inputs={"digit": Input(picker.digit, "value")})
+    def thumbs(digit: Any) -> dict:
         """The first test images of the chosen digit, clickable."""
-        labels = jobs.mnist_data().y_test
+        labels = work.mnist_data().y_test
         indices = [int(i) for i in (labels == digit).nonzero()[0][:THUMBS]]
-        return [html.Img(src=png_data_uri(jobs.mnist_image(i)[0].reshape(28, 28)), title=f"index {i}",
-                         id={"type": f"mn-thumb-{slot}", "index": i}, n_clicks=0, className="thumb")
-                for i in indices]
+        return {"thumbs": [html.Img(src=png_data_uri(work.mnist_image(i)[0].reshape(28, 28)), title=f"index {i}",
+                                    id={"type": picker.thumb_type, "index": i}, n_clicks=0, className="thumb")
+                           for i in indices]}
 
-    @app.callback(Output(f"mn-idx-{slot}", "value", allow_duplicate=True),
-                  Input({"type": f"mn-thumb-{slot}", "index": ALL}, "n_clicks"), prevent_initial_call=True)
-    def pick(clicks):
+    @callback(app, output={"index": Output(picker.index, "value", allow_duplicate=True)},
+              inputs={"clicks": Input({"type": picker.thumb_type, "index": ALL}, "n_clicks")},
+              prevent_initial_call=True)
+    def pick(clicks: list | None) -> dict:
         if not any(clicks or []):
-            return dash.no_update
-        return dash.ctx.triggered_id["index"]
+            return {}
+        return {"index": dash.ctx.triggered_id["index"]}
 
-    @app.callback(Output(f"mn-preview-{slot}", "src"), Output(f"mn-caption-{slot}", "children"),
-                  Input(f"mn-idx-{slot}", "value"))
-    def preview(index):
-        n = len(jobs.mnist_data().y_test)
-        if index is None or not 0 <= int(index) < n:
-            return dash.no_update, f"index must be between 0 and {n - 1}"
-        image, label = jobs.mnist_image(int(index))
-        return png_data_uri(image.reshape(28, 28), 3), f"test image {index}, label {label}"
+    @callback(app, output={"src": Output(picker.preview, "src"), "caption": Output(picker.caption, "children")},
+              inputs={"index": Input(picker.index, "value")})
+    def preview(index: Any) -> dict:
+        try:
+            image, label = work.mnist_image(index)
+        except ValueError as exc:
+            return {"caption": str(exc)}
+        return {"src": png_data_uri(image.reshape(28, 28), 3), "caption": f"test image {index}, label {label}"}

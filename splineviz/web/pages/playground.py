@@ -1,87 +1,80 @@
 """Playground: train a small net and watch its exact partition change, TensorFlow-Playground style.
 
 Training runs as a chain of short background jobs (chunks); each returns the new weights plus one
-compact frame per kept epoch, which the browser appends to its own store. Drawing, the epoch and
-layer sliders and replay all happen in the browser (assets/splineviz.js), so the server is never in
-the loop per animation frame.
+compact frame per kept epoch, which the browser appends to its own store. The transport (play, step,
+chunks, lost jobs), drawing, the epoch and layer sliders and replay all run in the browser
+(assets/splineviz-5-playground.js), so the server is never in the loop per animation frame. The
+Playground owns the app's shared model and data (``ids.MODEL``, ``ids.DATA``), which other pages read.
 """
 from __future__ import annotations
 
-import base64
-import json
-import re
 from typing import Any
 
-import dash
-from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html
 
-from splineviz.figures import empty_figure, partition_figure, training_curves
-from splineviz.nets import ModelLoadError, UnsupportedLayerError, build_model, to_ops
-from splineviz.partition import PartitionBudgetError, trace
-from splineviz.web import jobs
-from splineviz.web.codec import decode_blob
-from splineviz.web.components import (PROGRESS_IDLE, alert, button, card, export_buttons, field, graph, legend_items,
-                                      progress, radio, slider, stat)
-from splineviz.web.session import ACTIVATIONS, PLAYGROUND_DATASETS, PlaygroundConfig, start_run
+from splineviz.data import Dataset
+from splineviz.figures import LegacyFrame, empty_figure, partition_figure, training_curves
+from splineviz.nets import ModelLoadError, UnsupportedLayerError
+from splineviz.partition import PartitionBudgetError
+from splineviz.web import ids
+from splineviz.web.components import (alert, button, card, dropdown, export_buttons, field, graph, legend_items,
+                                      number, progress, radio, slider, stat, view_slider)
+from splineviz.web.ids import Playground as ID
+from splineviz.web.jobs import playground as work
+from splineviz.web.params import LIMITS, Playground as P
+from splineviz.web.runner import JobContext, user_message
+from splineviz.web.state import PlaygroundConfig, Run, config_dataset
+from splineviz.web.tracing import points
+from splineviz.web.wiring import callback, clientside, job
 
 PATH = "/playground"
 TITLE = "Playground"
-DEFAULT = PlaygroundConfig()
-CHUNK_FRAMES = 10  # frames per background job while playing: ~0.5 s of work for a 2-16-16-16-2 net
-WIDTHS = [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
-LEARNING_RATES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
-# url key -> (component id, property); the shell keeps these in the address bar
-URL_STATE = {"dataset": ("pg-dataset", "value"), "noise": ("pg-noise", "value"), "layers": ("pg-layers", "value"),
-             "width": ("pg-width", "value"), "act": ("pg-activation", "value"), "lr": ("pg-lr", "value"),
-             "epochs": ("pg-epochs", "value"), "seed": ("pg-seed", "value"), "shade": ("pg-shade", "value")}
-CONFIG_CONTROLS = ["pg-dataset", "pg-noise", "pg-layers", "pg-width", "pg-activation", "pg-seed"]
+SETTINGS = {"dataset": P.DATASET, "noise": P.NOISE, "layers": P.LAYERS, "width": P.WIDTH,
+            "activation": P.ACTIVATION, "seed": P.SEED}  # changing one starts a new session
+LOAD_ERRORS = (ModelLoadError, UnsupportedLayerError, PartitionBudgetError, ValueError)
 
 
 def _controls() -> html.Div:
     return card("Data & network",
-                field("Dataset", dcc.Dropdown(id="pg-dataset", value=DEFAULT.dataset, clearable=False,
-                                              options=[{"label": v, "value": k} for k, v in
-                                                       PLAYGROUND_DATASETS.items()])),
-                field("Noise", slider("pg-noise", 0, 0.5, 0.05, DEFAULT.noise, {0: "0", 0.25: "0.25", 0.5: "0.5"})),
-                field("Hidden layers", slider("pg-layers", 1, 6, 1, DEFAULT.layers, {i: str(i) for i in range(1, 7)})),
-                field("Units per layer", dcc.Dropdown(id="pg-width", value=DEFAULT.width, clearable=False,
-                                                      options=WIDTHS)),
-                field("Activation", radio("pg-activation", ACTIVATIONS, DEFAULT.activation)),
-                field("Learning rate", dcc.Dropdown(id="pg-lr", value=DEFAULT.lr, clearable=False,
-                                                    options=LEARNING_RATES),
-                      "SGD with momentum 0.9; changes apply from the next epoch"),
-                html.Div([field("Epochs", dcc.Input(id="pg-epochs", type="number", min=1, max=2000,
-                                                    value=DEFAULT.epochs, debounce=True)),
-                          field("Seed", dcc.Input(id="pg-seed", type="number", min=0, value=DEFAULT.seed,
-                                                  debounce=True))], className="field-pair"),
-                field("Or load a model", dcc.Upload(id="pg-upload", className="upload", multiple=False,
-                                                    children=html.Div(["Drop a ", html.B(".pt"), " state dict or ",
-                                                                       html.B(".safetensors"), " here"])),
-                      "An MLP with 2 inputs, saved with torch.save(model.state_dict())"),
+                field("Dataset", dropdown(P.DATASET)),
+                field("Noise", slider(P.NOISE, {0: "0", 0.25: "0.25", 0.5: "0.5"})),
+                field("Hidden layers", slider(P.LAYERS, {i: str(i) for i in range(1, 7)})),
+                field("Units per layer", dropdown(P.WIDTH)),
+                field("Activation", radio(P.ACTIVATION)),
+                field("Learning rate", dropdown(P.LR), "SGD with momentum 0.9; changes apply from the next epoch"),
+                html.Div([field("Epochs", number(P.EPOCHS)), field("Seed", number(P.SEED))], className="field-pair"),
+                field("Or load a model",
+                      dcc.Upload(id=ID.UPLOAD, className="upload", multiple=False, max_size=LIMITS.model_bytes,
+                                 children=html.Div(["Drop a ", html.B(".pt"), " state dict or ",
+                                                    html.B(".safetensors"), " here"])),
+                      f"An MLP with 2 inputs, saved with torch.save(model.state_dict()); at most "
+                      f"{LIMITS.model_bytes // 2**20} MiB, {LIMITS.model.max_width} units per layer, "
+                      f"{LIMITS.model.max_params:,} parameters"),
+                progress(ID.UPLOAD_JOB),
                 class_name="controls")
 
 
 def _transport() -> html.Div:
     return html.Div([
-        button("▶ Train", "pg-play", "primary", title="Play / pause training"),
-        button("Step", "pg-step", title="Train one frame's worth of epochs"),
-        button("Reset", "pg-reset", title="Re-initialise the weights"),
-        progress("pg", always_visible=True),
+        button("▶ Train", ID.PLAY, "primary", title="Play / pause training"),
+        button("Step", ID.STEP, title="Train one frame's worth of epochs"),
+        button("Reset", ID.RESET, title="Re-initialise the weights"),
+        progress(ID.TRAIN_JOB, always_visible=True),
     ], className="transport")
 
 
 def _view() -> html.Div:
     return card(None,
                 _transport(),
-                html.Div(graph("pg-graph", "520px"), className="graph-box"),
+                html.Div(graph(ID.GRAPH, "520px"), className="graph-box"),
                 html.Div([
-                    html.Div([button("▶ Replay", "pg-replay", "ghost", title="Play back the recorded epochs"),
-                              html.Div(field("Epoch", slider("pg-epoch", 0, 0, 1, 0)), className="grow")],
+                    html.Div([button("▶ Replay", ID.REPLAY, "ghost", title="Play back the recorded epochs"),
+                              html.Div(field("Epoch", view_slider(ID.EPOCH, 0, 0, 0)), className="grow")],
                              className="slider-row"),
-                    field("Partition up to layer", slider("pg-layer", 0, DEFAULT.layers - 1, 1, DEFAULT.layers - 1)),
-                    html.Div([field("Shade regions by", radio("pg-shade", {"class": "Class", "code": "Activation code",
-                                                                           "none": "Nothing"}, "class")),
-                              field("Show", dcc.Checklist(id="pg-show", className="radio", inline=True,
+                    field("Partition up to layer", view_slider(ID.LAYER, 0, P.LAYERS.default - 1,
+                                                               P.LAYERS.default - 1, layer_marks(P.LAYERS.default))),
+                    html.Div([field("Shade regions by", radio(P.SHADE)),
+                              field("Show", dcc.Checklist(id=ID.SHOW, className="radio", inline=True,
                                                           options=[{"label": "Training points", "value": "points"},
                                                                    {"label": "Decision boundary",
                                                                     "value": "decision"}],
@@ -92,159 +85,152 @@ def _view() -> html.Div:
 
 def _side() -> html.Div:
     return html.Div([
-        card("Now", html.Div([stat("epoch", "pg-stat-epoch"), stat("regions", "pg-stat-regions"),
-                              stat("train loss", "pg-stat-loss"), stat("test accuracy", "pg-stat-acc")],
+        card("Now", html.Div([stat("epoch", ID.STAT_EPOCH), stat("regions", ID.STAT_REGIONS),
+                              stat("train loss", ID.STAT_LOSS), stat("test accuracy", ID.STAT_ACC)],
                              className="stats")),
-        card("Training", graph("pg-curves", "390px", modebar=False)),
-        card("Legend", html.Div(id="pg-legend", className="legend"), export_buttons("pg")),
+        card("Training", graph(ID.CURVES, "390px", modebar=False)),
+        card("Legend", html.Div(id=ID.LEGEND, className="legend"), export_buttons(ID.EXPORT),
+             progress(ID.GEOJSON_JOB)),
     ], className="side")
 
 
 def layout() -> html.Div:
-    stores = [dcc.Store(id=i) for i in ("pg-run", "pg-frames", "pg-points", "pg-layout", "pg-history", "pg-chunk",
-                                        "pg-current", "pg-export")]
-    stores += [dcc.Store(id="pg-playing", data=False), dcc.Store(id="pg-inflight", data=False),
-               dcc.Store(id="pg-tick", data=None), dcc.Interval(id="pg-pump", interval=100, disabled=True)]
-    return html.Div([*stores, alert("pg-alert"),
+    stores = [dcc.Store(id=i) for i in (ID.SESSION, ID.TRANSPORT, ID.TICK, ID.CHUNK, ID.FRAMES, ID.HISTORY,
+                                        ID.LAYOUT, ID.CURRENT)]
+    return html.Div([*stores, dcc.Interval(id=ID.PUMP, interval=100, disabled=True), alert(ID.ALERT),
                      html.Div([_controls(), _view(), _side()], className="playground")])
 
 
-# -- server callbacks (thin: the work is in session.py / jobs.py) -------------------------------------------------
-def _new_session(config: PlaygroundConfig, upload: str | None) -> dict[str, Any]:
-    if upload is None:
-        return start_run(config)
-    raw = base64.b64decode(upload.split(",", 1)[-1])
-    return jobs.upload_run(raw, config)
+def layer_marks(n_layers: int) -> dict[int, str]:
+    """Layer slider marks, counted from 1 (as splineviz-5-playground.js, layerMarks)."""
+    return {i: str(i + 1) for i in range(n_layers)} if n_layers else {0: "none"}
 
 
-def _session_outputs(session: dict[str, Any]) -> tuple:
-    frame = session["frames"][0]
-    n_layers = len(frame["bnd"])
-    layout_json = {**partition_figure(frame).to_plotly_json()["layout"], "showlegend": False}  # legend: side card
-    history = [{k: frame.get(k) for k in ("epoch", "loss", "train_metric", "test_metric", "n_regions")}]
-    marks = {i: str(i + 1) for i in range(n_layers)}
-    return (session["run"], session["frames"], session["points"], layout_json, history, False, False, None,
-            0, n_layers - 1, marks, n_layers - 1)
+# -- server side (thin: the work is in jobs/playground.py) ----------------------------------------------------------
+def session_payload(run: Run, frame: LegacyFrame, data: Dataset, notice: str | None = None) -> dict[str, Any]:
+    """What the browser needs to start showing a run (see splineviz-5-playground.js, control)."""
+    view = {**partition_figure(frame).to_plotly_json()["layout"], "showlegend": False}  # legend: its own card
+    shared = {"dataset": run.config.dataset, "noise": run.config.noise, "seed": run.config.seed,
+              "bounds": list(data.bounds), "points": points(data)}
+    return {"run": run.to_json(), "frames": [frame], "layout": view, "data": shared, "notice": notice}
 
 
 def register(app: Dash) -> None:
-    @app.callback(
-        Output("pg-run", "data"), Output("pg-frames", "data"), Output("pg-points", "data"),
-        Output("pg-layout", "data"), Output("pg-history", "data"), Output("pg-playing", "data", allow_duplicate=True),
-        Output("pg-inflight", "data", allow_duplicate=True),
-        Output("pg-alert", "children"), Output("pg-epoch", "value", allow_duplicate=True),
-        Output("pg-layer", "max"), Output("pg-layer", "marks"), Output("pg-layer", "value"),
-        Input("pg-reset", "n_clicks"), *[Input(c, "value") for c in CONFIG_CONTROLS], Input("pg-upload", "contents"),
-        State("pg-upload", "filename"), State("pg-lr", "value"), State("pg-epochs", "value"),
-        prevent_initial_call="initial_duplicate")
-    def new_session(_reset, dataset, noise, layers, width, activation, seed, upload, filename, lr, epochs):
-        """Fresh weights when the data or architecture changes; a loaded model when a file is dropped."""
-        is_upload = dash.ctx.triggered_id == "pg-upload"
+    settings = {name: Input(p.id, "value") for name, p in SETTINGS.items()}
+    targets = {"lr": State(ID.LR, "value"), "epochs": State(ID.EPOCHS, "value")}
+
+    @callback(app, output={"session": Output(ID.SESSION, "data")},
+              inputs={"reset": Input(ID.RESET, "n_clicks"), **settings}, state=targets)
+    def new_session(reset: int, **values: Any) -> dict:
+        """Fresh weights when the data or architecture changes (fast: a small net's first trace)."""
+        config = PlaygroundConfig.from_dict(values)
         try:
-            config = PlaygroundConfig.from_dict({"dataset": dataset, "noise": noise, "layers": layers, "width": width,
-                                                 "activation": activation, "seed": seed, "lr": lr,
-                                                 "epochs": epochs})
-            session = _new_session(config, upload if is_upload else None)
-        except (ModelLoadError, UnsupportedLayerError, jobs.UploadError, PartitionBudgetError, ValueError) as exc:
-            what = f"Could not load {filename}: " if is_upload else "Invalid settings: "
-            return (*[dash.no_update] * 7, what + _message(exc), *[dash.no_update] * 4)
-        return _session_outputs(session)
+            run, frame = work.start_run(config)
+        except LOAD_ERRORS as exc:
+            return {"session": {"error": f"Invalid settings: {user_message(exc)}"}}
+        return {"session": session_payload(run, frame, config_dataset(config))}
 
-    @app.callback(
-        Output("pg-chunk", "data"), Input("pg-tick", "data"),
-        State("pg-run", "data"), State("pg-lr", "value"), State("pg-epochs", "value"), State("session-id", "data"),
-        background=True, interval=200, prevent_initial_call=True,
-        progress=[Output("pg-progress", "value"), Output("pg-progress-label", "children")],
-        progress_default=PROGRESS_IDLE,
-        cancel=[Input("pg-reset", "n_clicks")] + [Input(c, "value") for c in CONFIG_CONTROLS],
-        running=[(Output("pg-step", "disabled"), True, False)])
-    def train(set_progress, tick, run, lr, epochs, _session_id):
-        """One chunk of training + tracing; session_id only keeps identical requests of two users apart."""
-        if not tick or not run or tick.get("run_id") != run["id"]:
-            return dash.no_update
-        overrides = {"lr": lr, "epochs": epochs}
-        base = 100 * tick["done"] / max(tick["target"], 1)
-        span = 100 * tick["epochs"] / max(tick["target"], 1)
-
-        def report(fraction: float, message: str) -> None:
-            set_progress((str(round(base + span * fraction, 1)), message))
-
+    @job(app, ID.UPLOAD_JOB, "Loading the model", ID.ALERT,
+         output={"session": Output(ID.SESSION, "data", allow_duplicate=True)},
+         inputs={"contents": Input(ID.UPLOAD, "contents")},
+         state={"filename": State(ID.UPLOAD, "filename"), **{n: State(p.id, "value") for n, p in SETTINGS.items()},
+                **targets},
+         retry="Drop the file again.")
+    def upload(ctx: JobContext, contents: str | None, filename: str | None, **values: Any) -> dict:
+        """A dropped file: checked (size, layers, parameters) and traced here, in a job, never in the web process."""
+        if contents is None:
+            return {}
+        config = PlaygroundConfig.from_dict(values)
+        name = str(filename or "the file")[:120]
         try:
-            chunk = jobs.train_chunk(run, tick["epochs"], overrides, progress=report)
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the page, or playback would wait forever
-            return {"run_id": run["id"], "error": f"Training stopped: {_message(exc)}"}
-        return {"run_id": run["id"], **chunk}
+            run, frame, shape = work.upload_run(work.read_upload(contents), config, ctx.cancel)
+        except LOAD_ERRORS as exc:
+            return {"session": {"error": f"Could not load {name}: {user_message(exc)}"}}
+        return {"session": session_payload(run, frame, config_dataset(run.config), f"Loaded {name}: {shape}.")}
 
-    @app.callback(Output("pg-curves", "figure"), Input("pg-history", "data"))
-    def curves(history):
-        return training_curves(history) if history else empty_figure()
+    @job(app, ID.TRAIN_JOB, "Training", ID.ALERT, output={"chunk": Output(ID.CHUNK, "data")},
+         inputs={"tick": Input(ID.TICK, "data")}, state={"model": State(ids.MODEL, "data"), **targets},
+         cancel_on=[Input(ID.RESET, "n_clicks"), *settings.values()], interval=200, hide_idle_progress=False,
+         watch=False)
+    def train(ctx: JobContext, tick: dict | None, model: dict | None, lr: Any, epochs: Any) -> dict:
+        """One chunk of training and tracing; the transport in the browser asks for the next."""
+        if not tick or not model or tick.get("run_id") != model.get("id"):
+            return {}
+        run = Run.from_json(model)
+        target = max(P.EPOCHS.clean(tick.get("target")), 1)
+        done = min(max(int(tick.get("done") or 0), 0), target)
+        chunk_epochs = P.EPOCHS.clean(tick.get("epochs"))
+        new_run, frames = work.train_chunk(run, chunk_epochs, {"lr": lr, "epochs": epochs}, cancel=ctx.cancel,
+                                           progress=ctx.part(done / target, min(done + chunk_epochs, target) / target))
+        return {"chunk": {"run_id": run.id, "tick": tick.get("n"), "run": new_run.to_json(), "frames": frames}}
 
-    @app.callback(Output("pg-legend", "children"), Input("pg-layer", "max"), Input("pg-shade", "value"))
-    def legend(max_layer, shade):
-        return legend_items((max_layer or 0) + 1, shade)
+    @job(app, ID.GEOJSON_JOB, "The GeoJSON export", ID.ALERT,
+         output={"file": Output(ID.EXPORT.download, "data")}, inputs={"clicks": Input(ID.EXPORT.geojson, "n_clicks")},
+         state={"current": State(ID.CURRENT, "data"), "model": State(ids.MODEL, "data")}, start=ID.EXPORT.geojson,
+         retry="Press GeoJSON again.")
+    def geojson(ctx: JobContext, clicks: int, current: dict | None, model: dict | None) -> dict:
+        """The shown frame's partition (regions, per-layer boundaries, decision boundary), traced anew."""
+        if not current:
+            return {}
+        text = work.geojson(Run.from_json(model), current.get("weights"), ctx.progress, ctx.cancel)
+        return {"file": dcc.send_string(text, f"partition-epoch{int(current.get('epoch') or 0)}.geojson")}
 
-    @app.callback(Output("pg-download", "data"), Input("pg-geojson", "n_clicks"), State("pg-current", "data"),
-                  prevent_initial_call=True)
-    def geojson(_clicks, current):
-        """The shown frame's partition as GeoJSON (regions, per-layer boundaries, decision boundary)."""
-        model = build_model(current["arch"])
-        model.load_state_dict(decode_blob(current["weights"]))
-        partition = trace(to_ops(model.eval()), domain=tuple(current["bounds"]))
-        return dcc.send_string(json.dumps(partition.to_geojson()), f"partition-epoch{current['epoch']}.geojson")
+    @callback(app, output={"figure": Output(ID.CURVES, "figure")}, inputs={"history": Input(ID.HISTORY, "data")})
+    def curves(history: list | None) -> dict:
+        return {"figure": training_curves(history) if history else empty_figure()}
 
-    _clientside(app)
+    @callback(app, output={"items": Output(ID.LEGEND, "children")},
+              inputs={"marks": Input(ID.LAYER, "marks"), "shade": Input(ID.SHADE, "value")})
+    def legend(marks: dict | None, shade: str) -> dict:
+        """One swatch per layer: the layer slider's marks name the layers ("none" for a net without any)."""
+        return {"items": legend_items(sum(label != "none" for label in (marks or {}).values()), shade)}
+
+    _browser(app)
 
 
-def _clientside(app: Dash) -> None:
-    """Browser-side callbacks: play/pause/step, absorbing chunks, drawing, replay, image export."""
-    ns = "splineviz"
-    app.clientside_callback(
-        ClientsideFunction(ns, "transport"),
-        Output("pg-playing", "data"), Output("pg-tick", "data"), Output("pg-inflight", "data"),
-        Input("pg-play", "n_clicks"), Input("pg-step", "n_clicks"),
-        State("pg-playing", "data"), State("pg-inflight", "data"), State("pg-run", "data"),
-        State("pg-epochs", "value"), State("pg-tick", "data"), State("style", "data"), prevent_initial_call=True)
-    app.clientside_callback(
-        ClientsideFunction(ns, "pump"),
-        Output("pg-tick", "data", allow_duplicate=True), Output("pg-inflight", "data", allow_duplicate=True),
-        Output("pg-playing", "data", allow_duplicate=True),
-        Input("pg-pump", "n_intervals"),
-        State("pg-playing", "data"), State("pg-inflight", "data"), State("pg-run", "data"),
-        State("pg-epochs", "value"), State("pg-tick", "data"), State("style", "data"), prevent_initial_call=True)
-    app.clientside_callback(
-        ClientsideFunction(ns, "absorb"),
-        Output("pg-frames", "data", allow_duplicate=True), Output("pg-history", "data", allow_duplicate=True),
-        Output("pg-run", "data", allow_duplicate=True), Output("pg-inflight", "data", allow_duplicate=True),
-        Output("pg-playing", "data", allow_duplicate=True), Output("pg-epoch", "value", allow_duplicate=True),
-        Output("pg-alert", "children", allow_duplicate=True),
-        Input("pg-chunk", "data"),
-        State("pg-frames", "data"), State("pg-history", "data"), State("pg-run", "data"),
-        State("pg-playing", "data"), State("pg-epochs", "value"), State("pg-epoch", "value"),
+def _browser(app: Dash) -> None:
+    """The browser side: transport, drawing, replay, exports, the upload size guard."""
+    job_ids = ID.TRAIN_JOB
+    clientside(
+        app, "playground.control",
+        output={"transport": Output(ID.TRANSPORT, "data"), "tick": Output(ID.TICK, "data"),
+                "model": Output(ids.MODEL, "data"), "data": Output(ids.DATA, "data"),
+                "layout": Output(ID.LAYOUT, "data"), "frames": Output(ID.FRAMES, "data"),
+                "history": Output(ID.HISTORY, "data"), "epoch": Output(ID.EPOCH, "value"),
+                "layerMax": Output(ID.LAYER, "max"), "layerMarks": Output(ID.LAYER, "marks"),
+                "layerValue": Output(ID.LAYER, "value"), "playLabel": Output(ID.PLAY, "children"),
+                "playClass": Output(ID.PLAY, "className"), "pumpDisabled": Output(ID.PUMP, "disabled"),
+                "stepDisabled": Output(ID.STEP, "disabled")},
+        inputs={"session": Input(ID.SESSION, "data"), "play": Input(ID.PLAY, "n_clicks"),
+                "step": Input(ID.STEP, "n_clicks"), "pump": Input(ID.PUMP, "n_intervals")},
+        state={"chunk": State(ID.CHUNK, "data"), "done": State(job_ids.done, "data"),
+               "busy": State(job_ids.busy, "data"), "beat": State(job_ids.beat, "data"),
+               "transport": State(ID.TRANSPORT, "data"), "model": State(ids.MODEL, "data"),
+               "frames": State(ID.FRAMES, "data"), "history": State(ID.HISTORY, "data"),
+               "target": State(ID.EPOCHS, "value"), "epochIndex": State(ID.EPOCH, "value")},
+        config={"alert": ID.ALERT, "job": job_ids._asdict(), "maxFrames": work.MAX_FRAMES,
+                "chunkFrames": work.CHUNK_FRAMES, "timing": LIMITS.browser_timing},
         prevent_initial_call=True)
-    app.clientside_callback(
-        ClientsideFunction(ns, "playLabel"),
-        Output("pg-play", "children"), Output("pg-play", "className"), Output("pg-pump", "disabled"),
-        Input("pg-playing", "data"))
-    app.clientside_callback(
-        ClientsideFunction(ns, "render"),
-        Output("pg-graph", "figure"), Output("pg-epoch", "max"), Output("pg-epoch", "marks"),
-        Output("pg-stat-epoch", "children"), Output("pg-stat-regions", "children"),
-        Output("pg-stat-loss", "children"), Output("pg-stat-acc", "children"), Output("pg-current", "data"),
-        Input("pg-frames", "data"), Input("pg-epoch", "value"), Input("pg-layer", "value"),
-        Input("pg-shade", "value"), Input("pg-show", "value"), Input("pg-points", "data"),
-        State("pg-layout", "data"), State("pg-run", "data"), State("style", "data"))
-    app.clientside_callback(
-        ClientsideFunction(ns, "replayToggle"), Output("pg-replay", "children"),
-        Input("pg-replay", "n_clicks"), State("pg-epoch", "value"), prevent_initial_call=True)
-    for fmt in ("png", "svg"):
-        app.clientside_callback(
-            f"function(n) {{ return window.dash_clientside.splineviz.download('pg-graph', '{fmt}', n); }}",
-            Output("pg-export", "data", allow_duplicate=True), Input(f"pg-{fmt}", "n_clicks"),
-            prevent_initial_call=True)
-
-
-def _message(exc: BaseException) -> str:
-    """The user-facing part of an error: loader errors end with the parser's own long details in brackets."""
-    if isinstance(exc, PartitionBudgetError):
-        return f"the network makes too many regions to draw ({exc}); try fewer or narrower layers"
-    return re.sub(r" \(\w+(Error|Exception): .*\)$", "", str(exc), flags=re.S)
+    clientside(
+        app, "playground.render",
+        output={"figure": Output(ID.GRAPH, "figure"), "epochMax": Output(ID.EPOCH, "max"),
+                "epochMarks": Output(ID.EPOCH, "marks"), "statEpoch": Output(ID.STAT_EPOCH, "children"),
+                "statRegions": Output(ID.STAT_REGIONS, "children"), "statLoss": Output(ID.STAT_LOSS, "children"),
+                "statAccuracy": Output(ID.STAT_ACC, "children"), "current": Output(ID.CURRENT, "data")},
+        inputs={"frames": Input(ID.FRAMES, "data"), "epoch": Input(ID.EPOCH, "value"),
+                "layer": Input(ID.LAYER, "value"), "shade": Input(ID.SHADE, "value"), "show": Input(ID.SHOW, "value"),
+                "data": Input(ids.DATA, "data")},
+        state={"layout": State(ID.LAYOUT, "data"), "model": State(ids.MODEL, "data"),
+               "style": State(ids.STYLE, "data")},
+        config={"graph": ID.GRAPH, "replay": ID.REPLAY})
+    clientside(app, "playground.replay", Output(ID.REPLAY, "children"), {"clicks": Input(ID.REPLAY, "n_clicks")},
+               {"epoch": State(ID.EPOCH, "value")},
+               config={"graph": ID.GRAPH, "epoch": ID.EPOCH, "replay": ID.REPLAY,
+                       "stats": {"epoch": ID.STAT_EPOCH, "regions": ID.STAT_REGIONS, "loss": ID.STAT_LOSS,
+                                 "accuracy": ID.STAT_ACC}},
+               prevent_initial_call=True)
+    for fmt, button_id in (("png", ID.EXPORT.png), ("svg", ID.EXPORT.svg)):
+        clientside(app, "render.download", None, {"clicks": Input(button_id, "n_clicks")},
+                   config={"graph": ID.GRAPH, "format": fmt}, prevent_initial_call=True)
+    clientside(app, "jobs.guardUpload", None, {"upload": Input(ID.UPLOAD, "id")},
+               config={"upload": ID.UPLOAD, "alert": ID.ALERT, "maxBytes": LIMITS.model_bytes})

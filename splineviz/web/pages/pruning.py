@@ -1,124 +1,133 @@
-"""Pruning explorer: prune the playground's current model and see which boundaries disappear.
+"""Pruning explorer: prune the shared model (the Playground's) and see which boundaries disappear.
 
-One-shot pruning is cheap (prune + two exact traces, ~50 ms), so the sparsity slider redraws live;
-fine-tuning and the accuracy-vs-sparsity sweep train, so they run as background jobs.
+One-shot pruning is cheap (prune + two exact traces, ~50 ms), so the sparsity slider redraws live while
+this page is shown; fine-tuning and the accuracy-vs-sparsity sweep train, so they run as background jobs.
 """
 from __future__ import annotations
 
-import dash
+from typing import Any
+
 import numpy as np
-from dash import Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, html
 
 from splineviz.figures import empty_figure, point_traces, side_by_side, sparsity_curves, unpack
+from splineviz.nets import ModelLoadError
 from splineviz.partition import PartitionBudgetError
-from splineviz.web import jobs
-from splineviz.web.components import (alert, button, card, export_buttons, field, graph, job, progress, radio,
-                                      reporter, slider)
+from splineviz.web import ids
+from splineviz.web.components import (alert, button, card, export_buttons, field, graph, number, progress, radio,
+                                      slider)
+from splineviz.web.ids import Pruning as ID
+from splineviz.web.jobs import pruning as work
+from splineviz.web.params import Pruning as P
+from splineviz.web.runner import JobContext, user_message
+from splineviz.web.state import Run
+from splineviz.web.wiring import callback, clientside, job
 
 PATH = "/pruning"
 TITLE = "Pruning"
-METHODS = {"node": "Node", "weight": "Weight", "spline": "Spline"}
-SCOPES = {"layerwise": "Layer-wise", "global": "Global"}
 SWEEP = [0.0, 0.2, 0.4, 0.6, 0.8, 0.9]
-URL_STATE = {"method": ("pr-method", "value"), "scope": ("pr-scope", "value"),
-             "sparsity": ("pr-sparsity", "value")}
+NO_MODEL = "train a model in the Playground first"
 
 
 def layout() -> html.Div:
     controls = card("Pruning",
                     html.P("Prunes the Playground's current model (train it there first).", className="hint"),
-                    field("Method", radio("pr-method", METHODS, "node"),
+                    field("Method", radio(P.METHOD),
                           "Node: drop units with the smallest incoming weights. Weight: zero the smallest weights. "
                           "Spline: drop units whose boundaries nearly coincide with another unit's."),
-                    field("Scope", radio("pr-scope", SCOPES, "layerwise")),
-                    field("Sparsity (%)", slider("pr-sparsity", 0, 95, 5, 50,
-                                                 {i: str(i) for i in range(0, 96, 20)})),
-                    html.Div(id="pr-summary", className="summary"),
-                    field("Fine-tune epochs", dcc.Input(id="pr-ft-epochs", type="number", min=1, max=500, value=30,
-                                                        debounce=True)),
-                    html.Div([button("Fine-tune", "pr-finetune", "primary"),
-                              button("Cancel", "pr-cancel", disabled=True)], className="button-row"),
-                    progress("pr"),
+                    field("Scope", radio(P.SCOPE)),
+                    field("Sparsity (%)", slider(P.SPARSITY, {i: str(i) for i in range(0, 96, 20)})),
+                    html.Div(id=ID.SUMMARY, className="summary"),
+                    field("Fine-tune epochs", number(P.EPOCHS)),
+                    html.Div([button("Fine-tune", ID.FINETUNE, "primary"),
+                              button("Cancel", ID.CANCEL, disabled=True)], className="button-row"),
+                    progress(ID.FINETUNE_JOB),
                     html.Hr(),
-                    html.Div([button("Compare methods", "pr-sweep"), button("Cancel", "pr-sweep-cancel",
-                                                                            disabled=True)], className="button-row"),
-                    progress("pr-sweep"),
+                    html.Div([button("Compare methods", ID.SWEEP), button("Cancel", ID.SWEEP_CANCEL, disabled=True)],
+                             className="button-row"),
+                    progress(ID.SWEEP_JOB),
                     class_name="controls")
     figures = html.Div([
-        card("Before / after", graph("pr-graph", "470px"), export_buttons("pr", geojson=False)),
-        card("Accuracy vs sparsity (after fine-tuning)", graph("pr-curves", "300px",
+        card("Before / after", graph(ID.GRAPH, "470px", figure=empty_figure(NO_MODEL)),
+             export_buttons(ID.EXPORT, geojson=False)),
+        card("Accuracy vs sparsity (after fine-tuning)", graph(ID.CURVES, "300px",
                                                                 figure=empty_figure("press “Compare methods”"))),
     ], className="stack")
-    return html.Div([dcc.Store(id="pr-export"), alert("pr-alert"),
-                     html.Div([controls, figures], className="two-col")])
+    return html.Div([alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
-def _points(points: dict | None) -> list[dict]:
-    """The playground's training points (packed for the browser) as point traces."""
-    if not points:
+def _points(data: dict | None) -> list[dict]:
+    """The shared dataset's training points (packed for the browser) as point traces."""
+    if not data or not data.get("points"):
         return []
-    return point_traces(np.c_[unpack(points["x"]), unpack(points["y"])], unpack(points["c"]))
+    p = data["points"]
+    return point_traces(np.c_[unpack(p["x"]), unpack(p["y"])], unpack(p["c"]))
 
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f} %"
 
 
-def register(app: Dash) -> None:
-    @app.callback(Output("pr-graph", "figure"), Output("pr-summary", "children"), Output("pr-alert", "children"),
-                  Input("pr-method", "value"), Input("pr-scope", "value"), Input("pr-sparsity", "value"),
-                  Input("pg-run", "data"), State("pg-points", "data"))
-    def preview(method, scope, sparsity, run, points):
-        """Before/after partitions for one-shot pruning at the slider's sparsity."""
-        if not run:
-            return empty_figure("train a model in the Playground first"), "", None
-        try:
-            view = jobs.prune_view(run, method, sparsity / 100, scope)
-        except (PartitionBudgetError, ValueError) as exc:
-            return dash.no_update, "", f"Cannot prune: {exc}"
-        fig = side_by_side([view["before"], view["after"]],
-                           [f"before · {view['before']['n_regions']} regions",
-                            f"after {method} pruning · {view['after']['n_regions']} regions"], _points(points))
-        summary = [html.Div(f"accuracy {_pct(view['acc_before'])} → {_pct(view['acc_after'])}"),
-                   html.Div(f"achieved sparsity {_pct(view['achieved'])} (epoch {run['epoch']})", className="hint")]
-        return fig, summary, None
+def _figure(before: dict, after: dict, after_title: str, data: dict | None) -> Any:
+    return side_by_side([before, after], [f"before · {before['n_regions']} regions",
+                                          f"{after_title} · {after['n_regions']} regions"], _points(data))
 
-    @app.callback(Output("pr-graph", "figure", allow_duplicate=True),
-                  Output("pr-summary", "children", allow_duplicate=True),
-                  Output("pr-alert", "children", allow_duplicate=True),
-                  Input("pr-finetune", "n_clicks"),
-                  State("pg-run", "data"), State("pr-method", "value"), State("pr-scope", "value"),
-                  State("pr-sparsity", "value"), State("pr-ft-epochs", "value"), State("pg-points", "data"),
-                  State("session-id", "data"),
-                  **job("pr", "pr-finetune", "pr-cancel"))
-    def finetune(set_progress, _n, run, method, scope, sparsity, epochs, points, _session_id):
+
+def register(app: Dash) -> None:
+    choice = {"method": State(ID.METHOD, "value"), "scope": State(ID.SCOPE, "value"),
+              "sparsity": State(ID.SPARSITY, "value"), "epochs": State(ID.EPOCHS, "value")}
+    shared = {"model": State(ids.MODEL, "data"), "data": State(ids.DATA, "data")}
+
+    @callback(app, output={"figure": Output(ID.GRAPH, "figure"), "summary": Output(ID.SUMMARY, "children"),
+                           "alert": Output(ID.ALERT, "children")},
+              inputs={"method": Input(ID.METHOD, "value"), "scope": Input(ID.SCOPE, "value"),
+                      "sparsity": Input(ID.SPARSITY, "value"), "model": Input(ids.MODEL, "data"),
+                      "path": Input(ids.URL, "pathname")},
+              state={"data": State(ids.DATA, "data")})
+    def preview(method: Any, scope: Any, sparsity: Any, model: dict | None, path: str | None,
+                data: dict | None) -> dict:
+        """Before/after partitions for one-shot pruning at the slider's sparsity (only while this page shows)."""
+        if (path or "").rstrip("/") != PATH:
+            return {}
+        if not model:
+            return {"figure": empty_figure(NO_MODEL), "summary": "", "alert": None}
+        method = P.METHOD.clean(method)
+        try:
+            run = Run.from_json(model)
+            view = work.prune_view(run, method, P.SPARSITY.clean(sparsity) / 100, P.SCOPE.clean(scope))
+        except (PartitionBudgetError, ModelLoadError, ValueError) as exc:
+            return {"alert": f"Cannot prune: {user_message(exc)}", "summary": ""}
+        summary = [html.Div(f"accuracy {_pct(view['acc_before'])} → {_pct(view['acc_after'])}"),
+                   html.Div(f"achieved sparsity {_pct(view['achieved'])} (epoch {run.epoch})", className="hint")]
+        return {"figure": _figure(view["before"], view["after"], f"after {method} pruning", data),
+                "summary": summary, "alert": None}
+
+    @job(app, ID.FINETUNE_JOB, "Fine-tuning", ID.ALERT,
+         output={"figure": Output(ID.GRAPH, "figure", allow_duplicate=True),
+                 "summary": Output(ID.SUMMARY, "children", allow_duplicate=True)},
+         inputs={"clicks": Input(ID.FINETUNE, "n_clicks")}, state={**choice, **shared},
+         start=ID.FINETUNE, cancel=ID.CANCEL, retry="Press Fine-tune to run it again.")
+    def finetune(ctx: JobContext, clicks: int, method: Any, scope: Any, sparsity: Any, epochs: Any,
+                 model: dict | None, data: dict | None) -> dict:
         """Prune then fine-tune with the mask held; the right panel shows the fine-tuned partition."""
-        if not run:
-            return dash.no_update, dash.no_update, "Train a model in the Playground first."
-        before = jobs.prune_view(run, method, 0.0, scope)["before"]
-        result = jobs.finetune(run, method, sparsity / 100, int(epochs or 30), scope,
-                               progress=reporter(set_progress))
-        fig = side_by_side([before, result["after"]],
-                           [f"before · {before['n_regions']} regions",
-                            f"{method} pruned + fine-tuned · {result['after']['n_regions']} regions"], _points(points))
+        method = P.METHOD.clean(method)
+        result = work.finetune(Run.from_json(model), method, P.SPARSITY.clean(sparsity) / 100,
+                               P.EPOCHS.clean(epochs), P.SCOPE.clean(scope), ctx.progress, ctx.cancel)
         summary = [html.Div(f"after pruning {_pct(result['acc_pruned'])} → fine-tuned {_pct(result['acc_after'])}"),
                    html.Div(f"achieved sparsity {_pct(result['achieved'])}", className="hint")]
-        return fig, summary, None
+        return {"figure": _figure(result["before"], result["after"], f"{method} pruned + fine-tuned", data),
+                "summary": summary}
 
-    @app.callback(Output("pr-curves", "figure"), Input("pr-sweep", "n_clicks"),
-                  State("pg-run", "data"), State("pr-scope", "value"), State("pr-ft-epochs", "value"),
-                  State("pr-sparsity", "value"), State("session-id", "data"),
-                  **job("pr-sweep", "pr-sweep", "pr-sweep-cancel"))
-    def sweep(set_progress, _n, run, scope, epochs, sparsity, _session_id):
+    @job(app, ID.SWEEP_JOB, "Comparing methods", ID.ALERT, output={"figure": Output(ID.CURVES, "figure")},
+         inputs={"clicks": Input(ID.SWEEP, "n_clicks")}, state={**choice, **shared},
+         start=ID.SWEEP, cancel=ID.SWEEP_CANCEL, retry="Press Compare methods to run it again.")
+    def sweep(ctx: JobContext, clicks: int, method: Any, scope: Any, sparsity: Any, epochs: Any,
+              model: dict | None, data: dict | None) -> dict:
         """Node vs weight vs spline pruning: accuracy after fine-tuning at each sparsity."""
-        if not run:
-            return empty_figure("train a model in the Playground first")
-        curves = jobs.sparsity_sweep(run, SWEEP, int(epochs or 30), list(METHODS), scope,
-                                     progress=reporter(set_progress))
-        return sparsity_curves(curves, current=sparsity / 100)
+        curves = work.sparsity_sweep(Run.from_json(model), SWEEP, P.EPOCHS.clean(epochs), list(P.METHOD.choices),
+                                     P.SCOPE.clean(scope), ctx.progress, ctx.cancel)
+        return {"figure": sparsity_curves(curves, current=P.SPARSITY.clean(sparsity) / 100)}
 
-    for fmt in ("png", "svg"):
-        app.clientside_callback(
-            f"function(n) {{ return window.dash_clientside.splineviz.download('pr-graph', '{fmt}', n); }}",
-            Output("pr-export", "data", allow_duplicate=True), Input(f"pr-{fmt}", "n_clicks"),
-            prevent_initial_call=True)
+    for fmt, button_id in (("png", ID.EXPORT.png), ("svg", ID.EXPORT.svg)):
+        clientside(app, "render.download", None, {"clicks": Input(button_id, "n_clicks")},
+                   config={"graph": ID.GRAPH, "format": fmt}, prevent_initial_call=True)

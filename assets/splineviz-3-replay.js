@@ -1,0 +1,53 @@
+/*
+ * Playback of recorded frames: one frame per 1000/fps ms at most, and never faster than the browser paints,
+ * so a slow machine drops to its own pace instead of queueing frames. What a frame looks like is the
+ * caller's business (show); the player only keeps time.
+ */
+(function () {
+  "use strict";
+  const sv = window.splineviz;
+
+  class Replay {
+    constructor(fps) {
+      // whole milliseconds: at 60 Hz two paints are 33.3 ms apart, and a threshold of 33.33 would often wait
+      // for a third, dropping 30 fps to about 22
+      this.interval = Math.floor(1000 / (fps || 30));
+      this.handle = null;
+      this.index = 0;
+      this.onStop = null;
+    }
+
+    get playing() {
+      return this.handle !== null;
+    }
+
+    /* Show frames from+1 .. count-1 with show(i); then, or on stop(), call onStop(last index shown). */
+    start(from, count, show, onStop) {
+      this.stop(false);
+      this.index = from >= count - 1 ? 0 : from;
+      this.onStop = onStop;
+      let last = 0;
+      const step = (now) => {
+        if (this.handle === null) return;
+        if (now - last >= this.interval) {
+          last = now;
+          if (this.index >= count - 1) { this.stop(true); return; }
+          this.index += 1;
+          show(this.index);
+        }
+        this.handle = requestAnimationFrame(step);
+      };
+      this.handle = requestAnimationFrame(step);
+    }
+
+    /* Stop playing; notify: call onStop (false when a new view replaces the replay anyway). */
+    stop(notify) {
+      if (this.handle === null) return;
+      cancelAnimationFrame(this.handle);
+      this.handle = null;
+      if (notify && this.onStop) this.onStop(this.index);
+    }
+  }
+
+  sv.Replay = Replay;
+})();

@@ -1,0 +1,189 @@
+"""Every component id of the app, in one place.
+
+Pages use their own group and the app-level ones below; a page never names another page's ids. What
+pages share goes through the app-level stores ``MODEL`` and ``DATA``, written by the Playground.
+The browser scripts receive the ids they need from Python (see ``wiring.clientside``).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# -- app level (shell) ----------------------------------------------------------------------------------------
+URL = "url"
+SESSION = "session-id"  # one per browser tab (page load): quotas, heartbeats, job cache keys
+STYLE = "style"  # figures.STYLE plus browser settings, for the scripts
+COPY_LINK = "copy-link"
+MODEL = "model"  # the current model as state.Run JSON; written by the Playground, read by every page
+DATA = "data"  # the current dataset: {"dataset", "noise", "seed", "bounds", "points"}; written by the Playground
+
+
+def page(name: str) -> str:
+    return f"page-{name}"
+
+
+def nav(name: str) -> str:
+    return f"nav-{name}"
+
+
+class Job(NamedTuple):
+    """The ids of one background job: its progress bar and the three stores the browser watches.
+
+    ``busy`` is True while the job runs (Dash's ``running``), ``beat`` changes with every progress report
+    (a heartbeat, so a silent job can be told from a slow one), ``done`` is written once per finished job
+    with ``{"ok", "error", "t"}``; a job that ends without ``done`` was lost.
+    """
+
+    progress: str
+    label: str
+    row: str
+    busy: str
+    beat: str
+    done: str
+
+
+def job(prefix: str) -> Job:
+    return Job(*(f"{prefix}-{part}" for part in ("progress", "progress-label", "progress-row", "busy", "beat",
+                                                 "done")))
+
+
+class Export(NamedTuple):
+    """PNG / SVG / GeoJSON buttons of a figure, and the GeoJSON download."""
+
+    png: str
+    svg: str
+    geojson: str
+    download: str
+
+
+def export(prefix: str) -> Export:
+    return Export(*(f"{prefix}-{part}" for part in ("png", "svg", "geojson", "download")))
+
+
+class Playground:
+    NAME = "playground"
+    ALERT = "pg-alert"
+    # controls
+    DATASET = "pg-dataset"
+    NOISE = "pg-noise"
+    LAYERS = "pg-layers"
+    WIDTH = "pg-width"
+    ACTIVATION = "pg-activation"
+    LR = "pg-lr"
+    EPOCHS = "pg-epochs"
+    SEED = "pg-seed"
+    UPLOAD = "pg-upload"
+    # transport and view
+    PLAY = "pg-play"
+    STEP = "pg-step"
+    RESET = "pg-reset"
+    GRAPH = "pg-graph"
+    REPLAY = "pg-replay"
+    EPOCH = "pg-epoch"
+    LAYER = "pg-layer"
+    SHADE = "pg-shade"
+    SHOW = "pg-show"
+    STAT_EPOCH = "pg-stat-epoch"
+    STAT_REGIONS = "pg-stat-regions"
+    STAT_LOSS = "pg-stat-loss"
+    STAT_ACC = "pg-stat-acc"
+    CURVES = "pg-curves"
+    LEGEND = "pg-legend"
+    EXPORT = export("pg")
+    # stores: a session from the server, the transport's state, chunk requests and results, what is drawn
+    SESSION = "pg-session"
+    TRANSPORT = "pg-transport"
+    TICK = "pg-tick"
+    CHUNK = "pg-chunk"
+    FRAMES = "pg-frames"
+    HISTORY = "pg-history"
+    LAYOUT = "pg-layout"  # the partition figure's axes and margins, set per session
+    CURRENT = "pg-current"
+    PUMP = "pg-pump"
+    TRAIN_JOB = job("pg")
+    UPLOAD_JOB = job("pg-upload")
+    GEOJSON_JOB = job("pg-geojson")
+
+
+class Pruning:
+    NAME = "pruning"
+    ALERT = "pr-alert"
+    METHOD = "pr-method"
+    SCOPE = "pr-scope"
+    SPARSITY = "pr-sparsity"
+    SUMMARY = "pr-summary"
+    EPOCHS = "pr-ft-epochs"
+    FINETUNE = "pr-finetune"
+    CANCEL = "pr-cancel"
+    SWEEP = "pr-sweep"
+    SWEEP_CANCEL = "pr-sweep-cancel"
+    GRAPH = "pr-graph"
+    CURVES = "pr-curves"
+    EXPORT = export("pr")
+    FINETUNE_JOB = job("pr")
+    SWEEP_JOB = job("pr-sweep")
+
+
+class EarlyBird:
+    NAME = "earlybird"
+    ALERT = "eb-alert"
+    EPOCHS = "eb-epochs"
+    THRESHOLD = "eb-threshold"
+    RUN = "eb-run"
+    CANCEL = "eb-cancel"
+    SUMMARY = "eb-summary"
+    HEATMAP = "eb-heatmap"
+    CURVE = "eb-curve"
+    FRAMES = "eb-frames"
+    JOB = job("eb")
+
+
+class Picker(NamedTuple):
+    """One MNIST image picker; thumbnails have pattern-matching ids {"type": thumb_type, "index": i}."""
+
+    digit: str
+    index: str
+    preview: str
+    caption: str
+    thumbs: str
+    thumb_type: str
+
+
+def picker(slot: str) -> Picker:
+    return Picker(*(f"mn-{part}-{slot}" for part in ("digit", "idx", "preview", "caption", "thumbs", "thumb")))
+
+
+class Mnist:
+    NAME = "mnist"
+    ALERT = "mn-alert"
+    ARCH = "mn-arch"
+    EPOCHS = "mn-epochs"
+    TRAIN = "mn-train"
+    CANCEL = "mn-cancel"
+    MODEL_INFO = "mn-model-info"
+    A = picker("a")
+    B = picker("b")
+    INDEX_A = A.index
+    INDEX_B = B.index
+    EXTENT = "mn-extent"
+    GRAPH = "mn-graph"
+    LAYER = "mn-layer"
+    SHADE = "mn-shade"
+    HOVER_IMAGE = "mn-hover-image"
+    HOVER_TEXT = "mn-hover-text"
+    LEGEND = "mn-legend"
+    MODEL = "mn-model"
+    SLICE = "mn-slice"
+    TRAIN_JOB = job("mn")
+    SLICE_JOB = job("mn-slice")
+
+
+class Experiments:
+    NAME = "experiments"
+    ALERT = "ex-alert"
+    EXPERIMENT = "ex-name"
+    DESCRIPTION = "ex-description"
+    MODE = "ex-quick"
+    RUN = "ex-run"
+    CANCEL = "ex-cancel"
+    OUTPUT = "ex-output"
+    JOB = job("ex")
