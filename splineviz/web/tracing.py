@@ -34,7 +34,7 @@ AppFrame = dict[str, Any]  # Frame.to_json() plus "weights" (see the module docs
 def trace_model(model: nn.Module, bounds: Sequence[float], progress: Callable | None = None,
                 cancel: Callable | None = None) -> Partition:
     """Exact partition of a 2-input model over ``bounds`` (xmin, xmax, ymin, ymax)."""
-    return trace(to_ops(model), domain=tuple(bounds), progress=progress, cancel=cancel, **TRACE_BOUNDS)
+    return trace(to_ops(model), bounds=tuple(bounds), progress=progress, cancel=cancel, **TRACE_BOUNDS)
 
 
 def trace_frame(model: nn.Module, bounds: Sequence[float], progress: Callable | None = None,

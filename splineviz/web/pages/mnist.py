@@ -42,8 +42,8 @@ def _picker(picker: ids.Picker, label: str, index: Any) -> html.Div:
 def layout() -> html.Div:
     controls = card("Classifier",
                     field("Network", radio(P.ARCH),
-                          "The paper's CNN draws hundreds of thousands of regions on the full square; "
-                          "use a small extent with it"),
+                          "The paper's CNN draws about 320,000 regions on the full square (about 30 s to "
+                          "trace); a smaller extent is quicker"),
                     field("Epochs", number(P.EPOCHS)),
                     html.Div([button("Train classifier", ID.TRAIN, "primary"),
                               button("Cancel", ID.CANCEL, disabled=True)], className="button-row"),
