@@ -203,7 +203,7 @@ def test_pruning_earlybird_and_experiments_run_from_the_browser(driver, app_url:
         "return gd && gd.layout ? JSON.stringify(gd.layout.annotations) : ''"), 30, message="before/after panels")
     before = graph_signature(driver, "pr-graph")
     set_slider(driver, "pr-sparsity", Keys.ARROW_RIGHT, 6)
-    wait_for(lambda: graph_signature(driver, "pr-graph") != before, 20, message="the sparsity slider to redraw")
+    wait_for(lambda: graph_signature(driver, "pr-graph") != before, 60, message="the sparsity slider to redraw")
     driver.find_element(By.ID, "pr-finetune").click()
     wait_for(lambda: "fine-tuned" in text(driver, "pr-summary"), 60, message="fine-tuning")
     driver.find_element(By.ID, "pr-sweep").click()
