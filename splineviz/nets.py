@@ -521,10 +521,10 @@ def read_model(path_or_bytes: str | os.PathLike | bytes, architecture: Mapping |
     fmt = "safetensors" if _looks_like_safetensors(raw) else "pt"
     state = _parse_state(raw, name)
     arch = dict(architecture or {})
-    for key, value in (("activation", activation), ("negative_slope", negative_slope)):
-        if value is not None and arch.setdefault(key, value) != value:
-            raise ModelLoadError(f"{key} is given twice, as {value!r} and as {arch[key]!r} in the architecture")
-    if arch.get("type", "mlp") == "mlp":
+    if arch.get("type", "mlp") == "mlp":  # other architectures fix their activations
+        for key, value in (("activation", activation), ("negative_slope", negative_slope)):
+            if value is not None and arch.setdefault(key, value) != value:
+                raise ModelLoadError(f"{key} is given twice, as {value!r} and as {arch[key]!r} in the architecture")
         state, widths = _mlp_state(state, arch, key_order=fmt == "pt")
         arch.update(in_features=widths[0], hidden=tuple(widths[1:-1]), out_features=widths[-1])
     try:
@@ -827,7 +827,8 @@ def _linear_chain(state: Mapping[str, torch.Tensor], key_order: bool = True) -> 
     if not layers:
         raise ModelLoadError("the state dict holds no Linear layer weights")
     natural = sorted(layers, key=lambda layer: _natural_key(layer.name))
-    for order in ((layers, natural) if key_order else (natural,)):
+    layers = layers if key_order else natural
+    for order in (layers, natural):
         if _chains(order):
             return order
     sequences = _shape_orders([layer.shape for layer in layers])
@@ -897,12 +898,18 @@ def _arrows(shapes: Sequence[tuple[int, int]]) -> str:
     return "-".join(map(str, [shapes[0][0], *(s[1] for s in shapes)]))
 
 
+_MAX_SHAPE_SEARCH = 256
+
+
 def _shape_orders(shapes: Sequence[tuple[int, int]], want: int = 2, budget: int = 100_000) -> list[list]:
     """Up to ``want`` distinct orders of ``shapes`` (in, out) that chain: trails through a multigraph of widths.
 
     Same-shape layers are interchangeable, so orders are counted as sequences of shapes. A search over more than
-    ``budget`` steps counts as ambiguous (it only happens for many layers of few widths).
+    ``budget`` steps is refused (it only happens for many layers of few widths).
     """
+    if len(shapes) > _MAX_SHAPE_SEARCH:  # the search recurses once per layer
+        raise ModelLoadError(f"{len(shapes)} Linear layers are not in forward order by key, too many to order by "
+                             "their shapes: save them in forward order or as an ONNX file")
     counts: dict[tuple[int, int], int] = {}
     for s in shapes:
         counts[s] = counts.get(s, 0) + 1
@@ -913,7 +920,9 @@ def _shape_orders(shapes: Sequence[tuple[int, int]], want: int = 2, budget: int 
         nonlocal steps
         steps += 1
         if steps > budget:
-            found.extend([path, path][:want - len(found)])
+            raise ModelLoadError(f"{len(shapes)} Linear layers of few distinct shapes are not in forward order by key, "
+                                 "and there are too many ways to chain them to find the one: save them in forward "
+                                 "order (model.state_dict() does) or as an ONNX file")
         if len(found) >= want:
             return
         if len(path) == len(shapes):

@@ -245,15 +245,28 @@ def read_onnx(raw: bytes, name: str = "the file", limits: ModelLimits | None = N
             raise reader.refuse(node, f"takes {data or 'no computed input'} where a chain would take only the "
                                       f"previous node's output {current!r}: branches, skip connections and several "
                                       "inputs are not supported")
-        _READERS[node.op_type](reader, node, _attrs(node))
+        try:
+            _READERS[node.op_type](reader, node, _attrs(node))
+        except ModelLoadError:
+            raise
+        except Exception as e:  # numpy, onnx and torch raise many types for inconsistent weights or attributes
+            raise reader.refuse(node, f"cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                                ) from e
         current = node.output[0]
     if current != graph.output[0].name:
         raise ModelLoadError(f"{name}: the graph's output {graph.output[0].name!r} is not the end of its chain of "
                              f"nodes ({current!r})")
-    model = nn.Sequential(*reader.layers).eval()
-    shape = sample if sample and all(d > 0 for d in sample) else None
     if not reader.layers:
         raise ModelLoadError(f"{name}: the graph has no layers")
+    model = nn.Sequential(*reader.layers).eval()
+    shape = sample if sample and all(d > 0 for d in sample) else None
+    if shape is not None:
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, *shape))
+        except RuntimeError as e:
+            raise ModelLoadError(f"{name}: the layers do not fit together for inputs shaped {shape} "
+                                 f"({str(e).splitlines()[0]})") from e
     return model, shape
 
 

@@ -315,3 +315,22 @@ def test_onnx_limits_and_external_weights_are_checked_before_building():
     weight.external_data.add(key="location", value="/etc/passwd")
     with pytest.raises(ModelLoadError, match="keeps its weights in separate files"):
         load_model(proto.SerializeToString())
+
+
+def test_onnx_layers_that_do_not_fit_together_are_refused_at_load():
+    raw = onnx_bytes([_node("Gemm", ["x", "w"], transB=1), helper.make_node("Gemm", ["gemm_out", "v"], ["y"],
+                                                                              transB=1)],
+                     {"w": np.ones((3, 2)), "v": np.ones((2, 5))})
+    with pytest.raises(ModelLoadError, match=r"do not fit together for inputs shaped \(2,\)"):
+        load_model(raw)
+    bad_dims = onnx.load_from_string(onnx_bytes([_node("Gemm", ["x", "w"], transB=1)], W))
+    bad_dims.graph.initializer[0].dims[:] = [1000, 1000]  # declares a million numbers, stores four
+    with pytest.raises(ModelLoadError, match="a Gemm node cannot be read .ValueError"):
+        load_model(bad_dims.SerializeToString())
+
+
+def test_many_same_shape_layers_out_of_key_order_are_refused_not_searched_forever():
+    shapes = [(4, 4)] * 30 + [(2, 4), (4, 3), (3, 4)] * 3
+    state = {f"l{i:02d}.weight": torch.zeros(o, i_) for i, (i_, o) in enumerate(reversed(shapes))}
+    with pytest.raises(ModelLoadError, match="forward order"):
+        load_model(saved(state))
