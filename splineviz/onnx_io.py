@@ -81,7 +81,7 @@ def _gemm(r: _Reader, node: onnx.NodeProto, a: dict) -> None:
 
 def _matmul(r: _Reader, node: onnx.NodeProto, a: dict) -> None:
     w = r.constant(node, 1)
-    if w.ndim != 2 or r.rank != 2:
+    if w.ndim != 2 or r.rank not in (0, 2):  # 0: the file does not say
         raise r.refuse(node, f"multiplies a rank-{r.rank} tensor by a {w.ndim}-D one; only rows times a matrix "
                              "(a dense layer) is supported")
     r.layers.append(_linear(w.T, np.zeros(w.shape[1])))
