@@ -50,8 +50,8 @@ def task(seed: int, ratio: int, quick: bool, progress: Callable | None = None,
                          wide_train_l2=evaluate(wide, data, "train"),
                          pruned_train_l2=evaluate(result.pruned_model, data, "train"),
                          train_l2=evaluate(result.model, data, "train")))
-        fit_ = trace(result.model, bounds=(-1, 1))  # the exact fit: its breakpoints, the two ends and every knot
-        curves[method] = {"x": fit_.breakpoints.tolist(), "y": fit_.values[:, 0].tolist()}
+        traced = trace(result.model, bounds=(-1, 1))  # the exact fit: its breakpoints, the two ends and every knot
+        curves[method] = {"x": traced.breakpoints.tolist(), "y": traced.values[:, 0].tolist()}
         if progress is not None:
             progress((i + 1) / len(METHODS), f"{method}: l2 {rows[-1]['train_l2']:.4f}")
     return {"rows": rows, "curves": curves}
