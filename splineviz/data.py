@@ -220,6 +220,8 @@ def from_points(points: np.ndarray | list, labels: np.ndarray | list, *, test_fr
     if not np.isfinite(x).all():
         row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
         raise ValueError(f"{name}: point {row + 1} has a missing or infinite coordinate {x[row].tolist()}")
+    if y.size and np.issubdtype(y.dtype, np.floating) and np.array_equal(y, np.round(y)):
+        y = y.astype(np.int64)  # 1.0 from JSON is class 1
     if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0):
         raise ValueError(f"{name}: labels must be class indices 0, 1, ..., got {y[:5].tolist()}")
     n_classes = max(int(y.max(initial=-1)) + 1, len(class_names or ()))

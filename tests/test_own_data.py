@@ -82,6 +82,7 @@ def test_clicked_points():
     d = from_points([[0, 0], [1, 0], [0, 1], [2, 2], [3, 1]], [0, 1, 2, 1, 0], test_fraction=0.4, seed=3,
                     bounds=(-3, 3, -3, 3), class_names=["red", "blue", "green"])
     assert (len(d.x_train), len(d.x_test)) == (3, 2) and d.n_classes == 3 and d.bounds == (-3, 3, -3, 3)
+    assert from_points([[0, 0], [1, 1]], [0.0, 1.0]).y_train.dtype == np.int64  # JSON numbers from a browser
     assert rows_as_set(*all_rows(d)) == rows_as_set([[0, 0], [1, 0], [0, 1], [2, 2], [3, 1]], [0, 1, 2, 1, 0])
     for points, labels, match in [([[0, 0]], [0], "at least two classes"), ([], [], "got none"),
                                   ([[0, 0, 0]], [0], r"shaped \(n, 2\)"), ([[0, 0], [1, 1]], [0.5, 1], "class indices"),
