@@ -506,7 +506,8 @@ def read_model(path_or_bytes: str | os.PathLike | bytes, architecture: Mapping |
     (as for ``build_model``; e.g. ``{"type": "paper_cnn"}``) the keys must be that model's own.
 
     ONNX files: a chain of Gemm, MatMul(+Add), Relu, LeakyRelu, Conv, BatchNormalization, MaxPool, AveragePool,
-    Flatten and Reshape-as-flatten (Identity and Dropout are skipped); activations come from the file.
+    Flatten and Reshape-as-flatten (Identity and Dropout are skipped, a final Softmax, LogSoftmax or Sigmoid is
+    dropped: the model gives logits, with the same predicted classes); activations come from the file.
 
     ``max_bytes`` bounds the file and what it unpacks to, checked before any tensor is read; ``limits`` bound the
     model (widths, hidden layers, parameters), checked before it is built.

@@ -1,7 +1,8 @@
 """ONNX files in and out, for the chains of layers that splineviz traces.
 
 Reading lets models from other frameworks (Keras, JAX, scikit-learn via their ONNX exporters) in: an ONNX graph that
-applies supported operators one after another becomes an ``nn.Sequential``. Writing uses ``onnx.helper`` directly
+applies supported operators one after another becomes an ``nn.Sequential``; a final softmax or sigmoid is dropped,
+so the model returns the logits (the same predicted classes). Writing uses ``onnx.helper`` directly
 rather than ``torch.onnx``, whose exporter now needs onnxscript and dynamo: the Sequentials splineviz builds map one
 layer to one ONNX operator. Weights stay as they are (no fusing), so a model round-trips exactly.
 """
@@ -21,7 +22,11 @@ from splineviz.nets import (ModelLimits, ModelLoadError, ModelTooLargeError, Uns
 
 OPSET = 17
 SUPPORTED_OPS = ("Gemm", "MatMul", "Add", "Relu", "LeakyRelu", "Conv", "BatchNormalization", "MaxPool",
-                 "AveragePool", "Flatten", "Reshape (as a flatten)", "Identity", "Dropout", "Constant")
+                 "AveragePool", "Flatten", "Reshape (as a flatten)", "Identity", "Dropout", "Constant",
+                 "Softmax, LogSoftmax or Sigmoid as the last operator (dropped)")
+# Monotone maps of the logits that a classifier's exporter appends: dropping them keeps every predicted class (for
+# one output, sigmoid > 1/2 exactly where the logit > 0), and the partition is the logits'.
+_FINAL_SQUASHES = ("Softmax", "LogSoftmax", "Sigmoid")
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -235,10 +240,12 @@ def read_onnx(raw: bytes, name: str = "the file", limits: ModelLimits | None = N
     reader.rank = len(dims)
     sample = tuple(d.dim_value for d in dims[1:])
     current = inputs[0].name
+    computed = [node for node in graph.node if node.op_type not in ("Constant", "Identity")]
     for node in graph.node:
         if node.op_type == "Constant":
             continue
-        if node.domain not in ("", "ai.onnx") or node.op_type not in _READERS:
+        final = node is computed[-1] and node.op_type in _FINAL_SQUASHES
+        if node.domain not in ("", "ai.onnx") or (node.op_type not in _READERS and not final):
             raise reader.refuse(node, f"is not supported (supported operators: {', '.join(SUPPORTED_OPS)})")
         data = [i for i in node.input if i and i not in reader.constants]
         if data != [current]:
@@ -246,7 +253,8 @@ def read_onnx(raw: bytes, name: str = "the file", limits: ModelLimits | None = N
                                       f"previous node's output {current!r}: branches, skip connections and several "
                                       "inputs are not supported")
         try:
-            _READERS[node.op_type](reader, node, _attrs(node))
+            if not final:  # a last softmax or sigmoid keeps the winning class: the logits are drawn
+                _READERS[node.op_type](reader, node, _attrs(node))
         except ModelLoadError:
             raise
         except Exception as e:  # numpy, onnx and torch raise many types for inconsistent weights or attributes

@@ -282,7 +282,7 @@ W = {"w": np.ones((2, 2))}
 @pytest.mark.parametrize("raw,match", [
     (b"\x08" + b"\xff" * 40, "not a readable ONNX file"),
     (b"\x08\x07", "no ONNX graph"),
-    (onnx_bytes([_node("Sigmoid", ["x"])], {}), "Sigmoid node is not supported"),
+    (onnx_bytes([_node("Tanh", ["x"])], {}), "Tanh node is not supported"),
     (onnx_bytes([_node("Add", ["x", "x"])], {}), r"takes \['x', 'x'\] where a chain would take only"),
     (onnx_bytes([_node("MatMul", ["w", "x"])], W), "takes a computed tensor as input 2"),
     (onnx_bytes([_node("Gemm", ["x", "w"], transA=1)], W), "transA=1"),
@@ -334,3 +334,23 @@ def test_many_same_shape_layers_out_of_key_order_are_refused_not_searched_foreve
     state = {f"l{i:02d}.weight": torch.zeros(o, i_) for i, (i_, o) in enumerate(reversed(shapes))}
     with pytest.raises(ModelLoadError, match="forward order"):
         load_model(saved(state))
+
+
+def test_a_final_softmax_or_sigmoid_is_dropped_keeping_the_predicted_classes():
+    rng = np.random.default_rng(2)
+    w1, b1, w2 = (rng.normal(size=s).astype(np.float32) for s in [(2, 5), (5,), (5, 3)])
+    x = rng.normal(size=(50, 2)).astype(np.float32)
+    logits = np.maximum(x @ w1 + b1, 0) @ w2
+    for squash in ("Softmax", "LogSoftmax", "Sigmoid"):
+        nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"]), helper.make_node("Add", ["m1", "b1"], ["a1"]),
+                 helper.make_node("Relu", ["a1"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["z"]),
+                 helper.make_node(squash, ["z"], ["p"]), helper.make_node("Identity", ["p"], ["y"])]
+        raw = onnx_bytes(nodes, {"w1": w1, "b1": b1, "w2": w2}, out_shape=("N", 3))
+        got = outputs(load_model(raw), torch.as_tensor(x))
+        np.testing.assert_allclose(got, logits, rtol=0, atol=1e-5)
+        (probabilities,) = ReferenceEvaluator(raw).run(None, {"x": x})
+        assert np.array_equal(got.argmax(axis=1), probabilities.argmax(axis=1))
+    inside = [helper.make_node("MatMul", ["x", "w1"], ["m1"]), helper.make_node("Sigmoid", ["m1"], ["s"]),
+              helper.make_node("MatMul", ["s", "w2"], ["y"])]
+    with pytest.raises(ModelLoadError, match="Sigmoid node is not supported"):
+        load_model(onnx_bytes(inside, {"w1": w1, "w2": w2}, out_shape=("N", 3)))
