@@ -145,7 +145,7 @@ def test_upload_without_hidden_layers_is_drawn() -> None:
     (_saved([1, 2, 3]), ModelLoadError, "not a state dict"),
     (_saved({"0.weight": torch.full((4, 2), float("nan")), "0.bias": torch.zeros(4),
              "2.weight": torch.zeros(2, 4), "2.bias": torch.zeros(2)}), ModelLoadError, "NaN"),
-    (_saved({"conv.weight": torch.zeros(4, 1, 3, 3)}), ModelLoadError, "cannot infer"),
+    (_saved({"conv.weight": torch.zeros(4, 1, 3, 3)}), ModelLoadError, "convolutions need an architecture"),
     (_saved(mlp(3, (4,), 2).state_dict()), pg_jobs.UploadError, "3 inputs"),
     (_saved(mlp(2, (4,), 5).state_dict()), pg_jobs.UploadError, "5 outputs"),
 ])
