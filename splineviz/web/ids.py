@@ -67,11 +67,26 @@ class Playground:
     NOISE = "pg-noise"
     LAYERS = "pg-layers"
     WIDTH = "pg-width"
+    WIDTHS = "pg-widths"
+    TEST = "pg-test"
+    BATCH = "pg-batch"
+    L1 = "pg-l1"
+    L2 = "pg-l2"
     ACTIVATION = "pg-activation"
     LR = "pg-lr"
     EPOCHS = "pg-epochs"
     SEED = "pg-seed"
     UPLOAD = "pg-upload"
+    MODEL_INFO = "pg-model-info"  # the shown network in words, and the uploaded file's name
+    DISCARD_ROW = "pg-discard-row"  # "this discards the uploaded model": shown before a control change does
+    DISCARD_TEXT = "pg-discard-text"
+    DISCARD = "pg-discard"
+    KEEP = "pg-keep"
+    MORE = "pg-more"  # "+N epochs"
+    HOVER_TEXT = "pg-hover-text"
+    UNITS = "pg-units"  # the per-unit strip
+    UNIT_INFO = "pg-unit-info"
+    UNIT_TYPE = "pg-unit"  # pattern-matching ids {"type": UNIT_TYPE, "layer": l, "unit": k} of the thumbnails
     # transport and view
     PLAY = "pg-play"
     STEP = "pg-step"
@@ -101,6 +116,11 @@ class Playground:
     HISTORY = "pg-history"
     LAYOUT = "pg-layout"  # the partition figure's axes and margins, set per session
     CURRENT = "pg-current"
+    SHOWN = "pg-shown"  # the settings of the shown run and the uploaded file's name (None: not an upload)
+    VIEW = "pg-view"  # the shown frame once it settles (not while training): {arch, weights, bounds, epoch}
+    HOVER = "pg-hover"  # the point under the pointer: {x, y}
+    UNIT = "pg-selected-unit"  # {layer, unit} or None
+    LINK = "pg-link"  # "epoch.weights" of the shown frame, in the URL as w= (small nets)
     PUMP = "pg-pump"
     TRAIN_JOB = job("pg")
     UPLOAD_JOB = job("pg-upload")

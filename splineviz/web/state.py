@@ -35,6 +35,10 @@ class PlaygroundConfig:
     epochs: int = P.EPOCHS.default
     seed: int = P.SEED.default
     batch_size: int = P.BATCH.default
+    widths: str = P.WIDTHS.default  # "16,8,4": per-layer widths, overriding layers x width
+    test: float = P.TEST.default
+    l1: float = P.L1.default
+    l2: float = P.L2.default
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> "PlaygroundConfig":
@@ -48,21 +52,29 @@ class PlaygroundConfig:
 
     @property
     def hidden(self) -> tuple[int, ...]:
-        return (self.width,) * self.layers
+        """Units per hidden layer: the typed per-layer widths, else ``layers`` layers of ``width``."""
+        return tuple(int(w) for w in self.widths.split(",")) if self.widths else (self.width,) * self.layers
+
+    def settings(self) -> dict[str, Any]:
+        """The values that make a new run when they change (the rest apply from the next epoch)."""
+        return {name: getattr(self, name) for name in SETTINGS}
 
 
 _PARAMS = {"dataset": P.DATASET, "noise": P.NOISE, "layers": P.LAYERS, "width": P.WIDTH,
-           "activation": P.ACTIVATION, "lr": P.LR, "epochs": P.EPOCHS, "seed": P.SEED, "batch_size": P.BATCH}
+           "activation": P.ACTIVATION, "lr": P.LR, "epochs": P.EPOCHS, "seed": P.SEED, "batch_size": P.BATCH,
+           "widths": P.WIDTHS, "test": P.TEST, "l1": P.L1, "l2": P.L2}
+SETTINGS = ("dataset", "noise", "layers", "width", "widths", "activation", "seed", "test")
+TRAINING = ("lr", "epochs", "batch_size", "l1", "l2")  # apply to a running session from its next chunk
 
 
 @lru_cache(maxsize=32)
-def dataset(name: str, noise: float, seed: int) -> Dataset:
-    """Datasets are pure functions of (name, noise, seed): cached per process, never mutated."""
-    return make_dataset(name, noise=noise, seed=seed)
+def dataset(name: str, noise: float, seed: int, test: float = P.TEST.default) -> Dataset:
+    """Datasets are pure functions of (name, noise, seed, test share): cached per process, never mutated."""
+    return make_dataset(name, noise=noise, seed=seed, test_fraction=test)
 
 
 def config_dataset(config: PlaygroundConfig) -> Dataset:
-    return dataset(config.dataset, config.noise, config.seed)
+    return dataset(config.dataset, config.noise, config.seed, config.test)
 
 
 def architecture(config: PlaygroundConfig, data: Dataset) -> dict[str, Any]:
@@ -72,7 +84,8 @@ def architecture(config: PlaygroundConfig, data: Dataset) -> dict[str, Any]:
 
 def train_config(config: PlaygroundConfig, epochs: int | None = None, seed_offset: int = 0) -> TrainConfig:
     return TrainConfig(epochs=config.epochs if epochs is None else epochs, lr=config.lr,
-                       batch_size=config.batch_size, optimizer="sgd", momentum=0.9, seed=config.seed + seed_offset)
+                       batch_size=config.batch_size, optimizer="sgd", momentum=0.9, weight_decay=config.l2,
+                       seed=config.seed + seed_offset)
 
 
 def build(arch: Mapping[str, Any]) -> nn.Sequential:

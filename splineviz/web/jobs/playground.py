@@ -1,9 +1,10 @@
-"""Playground work: new sessions, uploads, training chunks and GeoJSON export."""
+"""Playground work: new sessions (fresh, uploaded or from a link), training chunks and GeoJSON export."""
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import dataclasses
 import math
 from typing import Any, Mapping
 
@@ -13,7 +14,7 @@ from splineviz.nets import ModelLoadError, load_model
 from splineviz.train import TrainConfig, fit
 from splineviz.web.jobs import Cancel, Progress, quiet
 from splineviz.web.params import LIMITS, Playground as P
-from splineviz.web.state import PlaygroundConfig, Run, architecture, build, config_dataset, load_weights, \
+from splineviz.web.state import TRAINING, PlaygroundConfig, Run, architecture, build, config_dataset, load_weights, \
     train_config
 from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame, trace_model
 
@@ -31,14 +32,40 @@ def frame_stride(epochs: int) -> int:
 
 
 def start_run(config: PlaygroundConfig, model: nn.Module | None = None, arch: Mapping[str, Any] | None = None,
-              cancel: Cancel | None = None) -> tuple[Run, AppFrame]:
-    """A new run (fresh weights, or an uploaded model and its architecture) and its first frame."""
+              cancel: Cancel | None = None, epoch: int = 0) -> tuple[Run, AppFrame]:
+    """A new run (fresh weights, or given weights and their architecture) and its first frame; ``epoch``
+    numbers it (a link's weights were trained for that many epochs)."""
     data = config_dataset(config)
     arch = architecture(config, data) if arch is None else dict(arch)
     model = build(arch) if model is None else model
     result = fit(model, data, TrainConfig(epochs=0))  # a TrainResult for untrained weights, like a trained one's
+    if epoch:
+        result.snapshots[-1] = dataclasses.replace(result.snapshots[-1], epoch=epoch)
     frame = trace_frame(model, data.bounds, cancel=cancel, **snapshot_stats(result.snapshots[-1]))
     return Run.encode(config, arch, result), frame
+
+
+def link_value(model: nn.Module, epoch: Any) -> str:
+    """What a link carries of the shown frame: "EPOCH.WEIGHTS" (compressed, bundle.encode_state), or "" for a
+    net over ``LIMITS.link_params`` parameters (a session file carries those)."""
+    if sum(p.numel() for p in model.parameters()) > LIMITS.link_params:
+        return ""
+    from splineviz.bundle import encode_state  # TODO(merge h-teachlib): top level
+    return f"{max(int(epoch or 0), 0)}.{encode_state(model.state_dict())}"
+
+
+def link_run(config: PlaygroundConfig, link: str, cancel: Cancel | None = None) -> tuple[Run, AppFrame]:
+    """The run a link describes: its settings, and the weights of the frame it showed (see link_value)."""
+    from splineviz.bundle import decode_state  # TODO(merge h-teachlib): top level
+    epoch, _, text = link.partition(".")
+    arch = architecture(config, config_dataset(config))
+    model = build(arch)
+    state = decode_state(text, max_bytes=LIMITS.model_bytes)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as e:
+        raise ModelLoadError(f"the weights do not fit the network the link describes ({type(e).__name__})") from e
+    return start_run(config, model.eval(), arch, cancel, epoch=P.EPOCHS.clean(epoch) if epoch.isdigit() else 0)
 
 
 def train_chunk(run: Run, epochs: int, overrides: Mapping[str, Any] | None = None, progress: Progress = quiet,
@@ -51,7 +78,8 @@ def train_chunk(run: Run, epochs: int, overrides: Mapping[str, Any] | None = Non
     """
     epochs = P.EPOCHS.clean(epochs)
     model, previous = run.decode()
-    config = PlaygroundConfig.from_dict({**run.config.to_dict(), **(overrides or {})})
+    config = PlaygroundConfig.from_dict({**run.config.to_dict(), **{k: v for k, v in (overrides or {}).items()
+                                                                     if k in TRAINING}})
     data = config_dataset(config)
     stride = frame_stride(config.epochs)
     result = fit(model, data, train_config(config, epochs), resume_from=previous, cancel=cancel,
@@ -105,10 +133,14 @@ def read_upload(contents: Any) -> bytes:
         raise UploadError(f"the upload is not valid base64 ({e})") from e
 
 
-def upload_run(raw: bytes, config: PlaygroundConfig, cancel: Cancel | None = None) -> tuple[Run, AppFrame, str]:
-    """A run around an uploaded MLP state dict (see nets.load_model for accepted files): run, first frame, and
-    the architecture in words. Size, widths and parameters are checked before the model is built."""
-    model = load_model(raw, limits=LIMITS.model, max_bytes=LIMITS.model_bytes)
+def upload_run(raw: bytes, config: PlaygroundConfig, cancel: Cancel | None = None,
+               filename: str | None = None) -> tuple[Run, AppFrame, str]:
+    """A run around an uploaded model (see nets.load_model for accepted files): run, first frame, and the
+    architecture in words. Size, widths and parameters are checked before the model is built. A state dict
+    cannot say its activation: ``config.activation`` is used. The run's config describes the model's real
+    widths (``widths``), so the controls can show them."""
+    model = load_model(raw, {"type": "mlp", "activation": config.activation}, limits=LIMITS.model,
+                       max_bytes=LIMITS.model_bytes)
     linears = [m for m in model if isinstance(m, nn.Linear)]
     data = config_dataset(config)
     if linears[0].in_features != 2:
@@ -118,9 +150,8 @@ def upload_run(raw: bytes, config: PlaygroundConfig, cancel: Cancel | None = Non
                           f"{data.n_outputs} classes; pick a dataset with {linears[-1].out_features} classes")
     widths = [m.out_features for m in linears[:-1]]
     activation = "leaky_relu" if any(isinstance(m, nn.LeakyReLU) for m in model) else "relu"
-    # the controls describe equal widths only; the run itself keeps the model's true architecture
     config = PlaygroundConfig.from_dict({**config.to_dict(), "layers": max(len(widths), 1),
-                                         "width": widths[0] if widths else config.width, "activation": activation})
+                                         "widths": ",".join(map(str, widths)), "activation": activation})
     arch = {"type": "mlp", "in_features": 2, "hidden": widths, "out_features": linears[-1].out_features,
             "activation": activation}
     run, frame = start_run(config, model, arch, cancel)
