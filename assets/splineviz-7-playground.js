@@ -18,6 +18,10 @@
   const replayer = new sv.Replay(30);
   let shown = null;  // what render() drew last: {frames, index, opts, model, style, layoutId, datasets}
 
+  /* dcc.Slider tooltips name a function of window.dccFunctions: layer sliders count from 1, like their marks */
+  window.dccFunctions = window.dccFunctions || {};
+  window.dccFunctions.countFromOne = (value) => value + 1;
+
   const layerMarks = (n) => (n ? Object.fromEntries([...Array(n).keys()].map((i) => [i, String(i + 1)])) : {0: "none"});
   const stamp = (done) => (done ? done.t : null);
 
@@ -299,5 +303,12 @@
     sv.setProps(cfg.row, {style: {display: "none"}});
   }
 
-  sv.playground = {control, render, replay, describe, settle, hover, marker, keep};
+  /* After a file is read, empty the upload's file input: choosing the same file again is then a change too.
+     cfg: {upload} */
+  function rearm(v, cfg) {
+    const input = document.querySelector("#" + cfg.upload + " input[type=file]");
+    if (input) input.value = "";
+  }
+
+  sv.playground = {control, render, replay, describe, settle, hover, marker, keep, rearm};
 })();

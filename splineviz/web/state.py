@@ -47,6 +47,11 @@ class PlaygroundConfig:
         return cls(**{f.name: _PARAMS[f.name].clean(values[f.name]) for f in fields(cls)
                       if values.get(f.name) not in (None, "")})
 
+    @classmethod
+    def from_url(cls, values: Mapping[str, Any], **overrides: Any) -> "PlaygroundConfig":
+        """From values keyed by URL key (``params.parse_search``), e.g. ``act`` for ``activation``."""
+        return cls.from_dict({**{name: values[p.key] for name, p in _PARAMS.items() if p.key in values}, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -117,7 +117,7 @@ def _view() -> html.Div:
                               html.Div(field("Epoch", view_slider(ID.EPOCH, 0, 0, 0)), className="grow")],
                              className="slider-row"),
                     field("Partition up to layer", view_slider(ID.LAYER, 0, P.LAYERS.default - 1,
-                                                               P.LAYERS.default - 1, layer_marks(P.LAYERS.default))),
+                                                               P.LAYERS.default - 1, layer_marks(P.LAYERS.default), from_one=True)),
                     html.Div([field("Shade regions by", radio(P.SHADE)),
                               field("Show", dcc.Checklist(id=ID.SHOW, className="radio", inline=True,
                                                           options=[{"label": v, "value": k}
@@ -189,7 +189,7 @@ def register(app: Dash) -> None:
         """A new run when the settings in the address differ from the shown run's, on Reset, or from a link's
         weights; an uploaded model is only discarded after the user says so."""
         values = parse_search(search)
-        config = PlaygroundConfig.from_dict(values)
+        config = PlaygroundConfig.from_url(values)
         trigger = dash.ctx.triggered_id
         weights = values.get("w") if trigger == ids.URL and values.get("w") != link else None
         if trigger == ids.URL and not weights and current and current.get("settings") == config.settings():
@@ -228,7 +228,7 @@ def register(app: Dash) -> None:
         dropped again."""
         if contents is None:
             return {}
-        config = PlaygroundConfig.from_dict({**parse_search(search), "activation": activation})
+        config = PlaygroundConfig.from_url(parse_search(search), activation=activation)
         name = str(filename or "the file")[:120]
         try:
             run, frame, shape = work.upload_run(work.read_upload(contents), config, ctx.cancel, filename=name)
@@ -323,10 +323,13 @@ def _explain(app: Dash) -> None:
             out["unit"] = None
         return out
 
+    import importlib.util  # TODO(merge h-teachlib): remove this guard
     @callback(app, output={"link": Output(ID.LINK, "data", allow_duplicate=True)}, inputs={"view": Input(ID.VIEW, "data")},
-              prevent_initial_call=True)
+              prevent_initial_call=importlib.util.find_spec("splineviz.bundle") or True)
     def link(view: dict | None) -> dict:
         """The settled frame's weights for the address (small nets; see jobs.playground.link_value)."""
+        if not importlib.util.find_spec("splineviz.bundle"):
+            return {}
         try:
             return {"link": work.link_value(explain.shown_model(view), view.get("epoch"))} if view else {}
         except LOAD_ERRORS:
@@ -358,8 +361,10 @@ def region_panel(info: dict[str, Any]) -> html.Div:
     probs = ", ".join(f"{c}: {100 * p:.1f} %" for c, p in enumerate(info["probabilities"]))
     rows.append(html.Div([html.Span("logits ", className="hint"), logits, html.Span(" · p ", className="hint"),
                           probs]))
-    return html.Div(rows, className="region-info", **{"data-region": str(info["region"]),
-                                                       "data-pattern": "|".join(info["pattern"])})
+    data = {"data-region": str(info["region"]), "data-pattern": "|".join(info["pattern"]),
+            "data-x": repr(info["x"]), "data-y": repr(info["y"]), "data-area": repr(info["area"]),
+            "data-logits": ",".join(map(repr, info["logits"]))}
+    return html.Div(rows, className="region-info", **data)
 
 
 def strip_children(strip: list[list[dict[str, Any]]]) -> list[html.Div]:
@@ -436,5 +441,7 @@ def _browser(app: Dash) -> None:
                                  "accuracy": ID.STAT_ACC}},
                prevent_initial_call=True)
     export_images(app, ID.EXPORT, ID.GRAPH, "playground.describe", ID.ALERT, "splineviz-partition")
+    clientside(app, "playground.rearm", None, {"contents": Input(ID.UPLOAD, "contents")}, config={"upload": ID.UPLOAD},
+               prevent_initial_call=True)
     clientside(app, "jobs.guardUpload", None, {"upload": Input(ID.UPLOAD, "id")},
                config={"upload": ID.UPLOAD, "alert": ID.ALERT, "maxBytes": LIMITS.model_bytes})
