@@ -1,7 +1,7 @@
 """Command line: ``python -m splineviz trace MODEL_FILE --bounds ... --out FILE.{geojson,svg,png,html}``.
 
 Models load exactly as uploads do in the app (`splineviz.nets.load_model`: a ``.pt`` state dict read with
-``weights_only=True``, or ``.safetensors``), and fail with the same messages. Everything that can be checked
+``weights_only=True``, ``.safetensors`` or ``.onnx``), and fail with the same messages. Everything that can be checked
 before tracing (output format, PNG renderer, images, bounds) is checked first, so a long trace is never lost
 to a bad flag. Exit codes: 0 done, 2 bad input, 130 cancelled (Ctrl-C).
 """

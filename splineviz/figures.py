@@ -10,7 +10,7 @@ test checks that both draw the same pixels.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,6 +18,7 @@ from plotly.basedatatypes import BaseTraceType
 from plotly.subplots import make_subplots
 
 from splineviz.frame import N_CODE_COLOURS, Frame
+from splineviz.partition.interval import IntervalPartition
 from splineviz.partition.geometry import nan_separated
 
 # 11 code colours: a prime count makes neighbouring regions (codes differing in one unit) always differ,
@@ -218,6 +219,67 @@ def side_by_side(frames: Sequence[Frame | Mapping[str, Any]], titles: Sequence[s
         for trace in partition_traces(frame, shade=shade) + [dict(t) for t in extra]:
             data.append({**trace, "xaxis": x, "yaxis": y, "showlegend": i == 0 and trace.get("showlegend", True)})
     return go.Figure(data=data, layout=side_by_side_layout([f.bounds for f in frames], titles), _validate=False)
+
+
+def regression_figure(partition: IntervalPartition, data: Any = None, *, up_to_layer: int | None = None,
+                      target: Callable[[np.ndarray], np.ndarray] | None = None, output: int = 0,
+                      title: str | None = None) -> go.Figure:
+    """A one-input network's fit as it is: the exact piecewise-linear curve through its breakpoints, and its knots,
+    per layer (numbered from 1), as markers on the curve and dotted verticals; hovering a knot names its unit.
+
+    ``data``: a Dataset (or anything with x_train, y_train, x_test, y_test), drawn as train and test points;
+    ``target``: the function the net should fit, drawn dashed; ``up_to_layer`` (0-based) hides deeper layers' knots.
+
+    Examples
+    --------
+    >>> from splineviz.partition import Affine, ReLU
+    >>> from splineviz.partition.interval import trace_interval
+    >>> p = trace_interval([Affine([[1.0], [-1.0]], [0.0, 0.5]), ReLU(), Affine([[1.0, 1.0]], [0.0])], (-1, 1))
+    >>> [t.name for t in regression_figure(p).data]
+    ['fit', 'layer 1 knots', 'layer 1']
+    """
+    x, y = partition.breakpoints, partition.values[:, output]
+    lo, hi = float(y.min()), float(y.max())
+    traces: list[dict] = []
+    if data is not None:
+        for split, symbol in (("train", "circle"), ("test", "circle-open")):
+            px = np.asarray(getattr(data, f"x_{split}"), dtype=np.float64).reshape(-1)
+            if len(px):
+                py = np.asarray(getattr(data, f"y_{split}"), dtype=np.float64).reshape(len(px), -1)[:, output]
+                lo, hi = min(lo, float(py.min())), max(hi, float(py.max()))
+                traces.append({"type": "scatter", "x": px, "y": py, "mode": "markers", "name": f"{split} data",
+                               "hoverinfo": "skip", "marker": {"size": 5, "symbol": symbol, "color": "#777777"}})
+    if target is not None:
+        grid = np.linspace(*partition.bounds, 1001)
+        traces.append({"type": "scatter", "x": grid, "y": np.asarray(target(grid), dtype=np.float64).reshape(-1),
+                       "mode": "lines", "name": "target", "hoverinfo": "skip",
+                       "line": {"color": "#444444", "dash": "dash", "width": 1.5}})
+    traces.append({"type": "scatter", "x": x, "y": y, "mode": "lines", "name": "fit",
+                   "hovertemplate": "x = %{x:.4g}<br>f(x) = %{y:.4g}<extra>fit</extra>",
+                   "line": {"color": STYLE["decision_line"], "width": 2.5}})
+    pad = 0.06 * (hi - lo) if hi > lo else 1.0
+    lo, hi = lo - pad, hi + pad
+    last = partition.n_layers - 1 if up_to_layer is None else min(int(up_to_layer), partition.n_layers - 1)
+    for layer in range(last + 1):
+        at = partition.breakpoint_layer == layer
+        colour = STYLE["layer_line"][layer % len(STYLE["layer_line"])]
+        kx = x[at]
+        traces.append({"type": "scatter", "x": kx, "y": y[at], "mode": "markers", "name": f"layer {layer + 1} knots",
+                       "legendgroup": f"layer{layer}", "customdata": partition.breakpoint_unit[at] + 1,
+                       "hovertemplate": f"layer {layer + 1}, unit %{{customdata}}<br>knot at x = %{{x:.4g}}<extra></extra>",
+                       "marker": {"size": 8, "color": colour, "line": {"width": 1, "color": "white"}}})
+        vx = np.repeat(kx, 3)
+        vy = np.tile([lo, hi, np.nan], len(kx))
+        vx[2::3] = np.nan
+        traces.append({"type": "scatter", "x": vx, "y": vy, "mode": "lines", "name": f"layer {layer + 1}",
+                       "legendgroup": f"layer{layer}", "showlegend": False, "hoverinfo": "skip",
+                       "line": {"color": colour, "width": 1, "dash": "dot"}})
+    layout = {**_PARTITION_LAYOUT, "uirevision": "regression",
+              "title": {"text": title or f"{partition.n_regions:,} linear pieces", "x": 0.02, "font": {"size": 14}},
+              "xaxis": {"range": list(partition.bounds), "title": {"text": "x"}, "zeroline": False},
+              "yaxis": {"range": [lo, hi], "title": {"text": f"output {output}" if partition.values.shape[1] > 1
+                                                     else "f(x)"}, "zeroline": False}}
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def empty_figure(message: str = "") -> go.Figure:
