@@ -64,8 +64,8 @@
         Object.assign(t, {estimate: s.estimate || null, confirmed: false});
         confirmRow(null);
         const layer = s.layer == null ? n - 1 : Math.min(s.layer, n - 1);
-        Object.assign(out, {model: run, data: s.data, layout: s.layout, frames: s.frames, epoch: 0,
-                            history: s.frames.map(F.historyEntry), layerMax: Math.max(0, n - 1),
+        Object.assign(out, {model: run, data: s.data, layout: s.layout, frames: s.frames, epoch: s.epoch || 0,
+                            history: s.history || s.frames.map(F.historyEntry), layerMax: Math.max(0, n - 1),
                             layerMarks: layerMarks(n), layerValue: Math.max(0, layer)});
         sv.notify(cfg.alert, s.notice || null, "info");
       }
@@ -310,5 +310,39 @@
     if (input) input.value = "";
   }
 
-  sv.playground = {control, render, replay, describe, settle, hover, marker, keep, rearm};
+  /*
+   * "Download session": what the server needs for a session file, gathered here so that only the frames'
+   * weights and numbers travel (not their packed partitions): the newest frames first within cfg.maxBytes,
+   * evenly thinned beyond it. values: frames, history, shown, epoch, layer, shade, show, unit, search, "page:ID".
+   */
+  function gather(v, cfg) {
+    if (!v.frames || !v.frames.length) return undefined;
+    const size = (f) => (f.weights || "").length + 200;
+    let keep = v.frames.map((f, i) => i);
+    while (keep.length > 2 && keep.reduce((n, i) => n + size(v.frames[i]), 0) > cfg.maxBytes) {
+      keep = keep.filter((i, k) => k % 2 === 0 || k === keep.length - 1);
+    }
+    const index = sv.clamp(v.epoch, v.frames.length);
+    const shownAt = Math.max(0, keep.findIndex((i) => i >= index));
+    const pages = {};
+    for (const name of Object.keys(v)) if (name.startsWith("page:")) pages[name.slice(5)] = v[name];
+    return {frames: keep.map((i) => ({weights: v.frames[i].weights, stats: v.frames[i].stats})),
+            history: v.history || [], upload: v.shown ? v.shown.upload : null,
+            view: {epoch: shownAt, layer: v.layer, shade: v.shade, show: v.show, unit: v.unit},
+            search: (v.search || "").replace(/([?&])w=[^&]*&?/, "$1").replace(/[?&]$/, ""), pages: pages, t: Date.now()};
+  }
+
+  /* An opened session's other pages, address and view options, as they were. cfg: {url, shade, show, unit} */
+  function restore(v, cfg) {
+    const o = v.opened;
+    if (!o) return;
+    for (const [id, data] of Object.entries(o.pages || {})) sv.setProps(id, {data: data});
+    const view = o.view || {};
+    if (view.shade) sv.setProps(cfg.shade, {value: view.shade});
+    if (view.show) sv.setProps(cfg.show, {value: view.show});
+    sv.setProps(cfg.unit, {data: view.unit || null});
+    if (o.search != null) sv.setProps(cfg.url, {search: o.search});
+  }
+
+  sv.playground = {control, render, replay, describe, settle, hover, marker, keep, rearm, gather, restore};
 })();

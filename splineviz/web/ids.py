@@ -87,6 +87,11 @@ class Playground:
     UNITS = "pg-units"  # the per-unit strip
     UNIT_INFO = "pg-unit-info"
     UNIT_TYPE = "pg-unit"  # pattern-matching ids {"type": UNIT_TYPE, "layer": l, "unit": k} of the thumbnails
+    SAVE_SESSION = "pg-save-session"
+    OPEN_SESSION = "pg-open-session"  # a dcc.Upload
+    SESSION_FILE = "pg-session-file"  # its dcc.Download
+    MODEL_FILE = "pg-model-file"  # the model downloads' dcc.Download
+    MODEL_FORMAT = "pg-model-format"  # pattern-matching ids {"type": MODEL_FORMAT, "format": "pt"|...} of the buttons
     # transport and view
     PLAY = "pg-play"
     STEP = "pg-step"
@@ -121,6 +126,10 @@ class Playground:
     HOVER = "pg-hover"  # the point under the pointer: {x, y}
     UNIT = "pg-selected-unit"  # {layer, unit} or None
     LINK = "pg-link"  # "epoch.weights" of the shown frame, in the URL as w= (small nets)
+    SAVE_REQUEST = "pg-save-request"  # what the page sends to make a session file (see splineviz-7, gather)
+    OPENED = "pg-opened"  # what an opened session file restores besides the run: other pages, address, view
+    OPEN_JOB = job("pg-open")
+    SAVE_JOB = job("pg-save")
     PUMP = "pg-pump"
     TRAIN_JOB = job("pg")
     UPLOAD_JOB = job("pg-upload")
@@ -214,3 +223,8 @@ class Experiments:
     CANCEL = "ex-cancel"
     OUTPUT = "ex-output"
     JOB = job("ex")
+
+
+# What a Playground session file keeps of the other pages, as opaque JSON, and restores as it was: their stores.
+# A page that keeps more state in stores adds them here.
+SESSION_STORES = (Pruning.PANELS, EarlyBird.PANELS)

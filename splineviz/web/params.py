@@ -121,9 +121,9 @@ class Playground:
     # the view: what a link reproduces besides the settings
     SHOW = Param(ids.Playground.SHOW, "show", ("points", "decision"), choices=SHOW_OPTIONS)  # a checklist
     LAYER = Param(ids.Playground.LAYER, "layer", -1, -1, MAX_LAYERS - 1, 1)  # 0-based; -1: the last
-    # the shown frame's epoch and weights, "12.<bundle.encode_state text>", for nets of LIMITS.link_params or less
+    # the shown frame's epoch and weights, "12.<bundle.encode_state text>", for nets small enough (LIMITS.link_chars)
     LINK = Param(ids.Playground.LINK, "w", "", prop="data", parse=lambda text: text if LINK_TEXT.fullmatch(text) else "",
-                 max_chars=16_000)
+                 max_chars=3_010)
 
 
 class Pruning:
@@ -196,7 +196,8 @@ class Limits:
     # 1.3 GB resident (bench/app_latency.py) and its frame is about 36 MB of JSON, which the painter draws smoothly
     regions: int = 400_000
     explain_regions: int = 60_000  # hover details trace the shown frame in the web process: at most this many regions
-    link_params: int = 600  # a net with at most this many parameters carries its weights in the URL
+    link_chars: int = 3000  # weights a link carries as text (bundle.encode_state); larger nets: a session file
+    session_bytes: int = 12 * MiB  # a session file (bundle) the Playground opens: its upload fits request_bytes
     trace_bytes: int = 1024 * MiB  # the tracer's vertex-table cap on every web trace path (321k regions need 768)
     request_bytes: int = 16 * MiB  # any HTTP request (Flask MAX_CONTENT_LENGTH)
     model_bytes: int = 8 * MiB  # an uploaded file, or model weights read back from a browser store
@@ -217,7 +218,12 @@ class Limits:
     @property
     def encoded_model_chars(self) -> int:
         """Longest base64 text (plus a data-URI header) that can hold ``model_bytes``."""
-        return 4 * math.ceil(self.model_bytes / 3) + 256
+        return self.encoded_chars(self.model_bytes)
+
+    @staticmethod
+    def encoded_chars(n_bytes: int) -> int:
+        """Longest base64 text (plus a data-URI header) that can hold ``n_bytes``."""
+        return 4 * math.ceil(n_bytes / 3) + 256
 
 
 LIMITS = Limits()

@@ -89,7 +89,7 @@ def architecture(config: PlaygroundConfig, data: Dataset) -> dict[str, Any]:
 
 def train_config(config: PlaygroundConfig, epochs: int | None = None, seed_offset: int = 0) -> TrainConfig:
     return TrainConfig(epochs=config.epochs if epochs is None else epochs, lr=config.lr,
-                       batch_size=config.batch_size, optimizer="sgd", momentum=0.9, weight_decay=config.l2,
+                       batch_size=config.batch_size, optimizer="sgd", momentum=0.9, weight_decay=config.l2, l1=config.l1,
                        seed=config.seed + seed_offset)
 
 

@@ -20,7 +20,7 @@ from dash import ALL, Dash, Input, Output, State, dcc, html
 
 from splineviz.data import Dataset
 from splineviz.figures import empty_figure, partition_layout, training_curves
-from splineviz.nets import ModelLoadError, UnsupportedLayerError
+from splineviz.nets import MODEL_FORMATS, ModelLoadError, UnsupportedLayerError
 from splineviz.partition import PartitionBudgetError
 from splineviz.web import explain, ids
 from splineviz.web.components import (alert, button, card, dropdown, export_buttons, field, graph, legend_items,
@@ -84,8 +84,26 @@ def _training_card() -> html.Div:
                 field("Epochs", number(P.EPOCHS), "The training target; these apply from the next epoch"))
 
 
+def _share_card() -> html.Div:
+    formats = [button(f".{fmt}", {"type": ID.MODEL_FORMAT, "format": fmt}, "ghost",
+                      title=f"The shown frame's model as a .{fmt} file") for fmt in MODEL_FORMATS]
+    return card("Save & share",
+                html.Div([html.Span("Model", className="field-label"), *formats, dcc.Download(id=ID.MODEL_FILE)],
+                         className="export-row"),
+                html.Div([button("Download session", ID.SAVE_SESSION, "ghost",
+                                 title="Settings, every recorded epoch's weights, the view and the other pages' "
+                                       "results, in one file"),
+                          dcc.Download(id=ID.SESSION_FILE)], className="export-row"),
+                progress(ID.SAVE_JOB),
+                dcc.Upload(id=ID.OPEN_SESSION, className="upload", multiple=False, max_size=LIMITS.session_bytes,
+                           children=html.Div(["Open a session: drop a ", html.B(".zip"), " saved here"])),
+                progress(ID.OPEN_JOB),
+                html.Div("Copy link shares the settings and view; for small networks it carries the shown "
+                         "weights too.", className="hint"))
+
+
 def _controls() -> html.Div:
-    return html.Div([_data_card(), _network_card(), _training_card()], className="stack controls")
+    return html.Div([_data_card(), _network_card(), _training_card(), _share_card()], className="stack controls")
 
 
 def _transport() -> html.Div:
@@ -143,7 +161,8 @@ def _side() -> html.Div:
 
 def layout() -> html.Div:
     stores = [dcc.Store(id=i) for i in (ID.SESSION, ID.TRANSPORT, ID.TICK, ID.CHUNK, ID.FRAMES, ID.HISTORY,
-                                        ID.LAYOUT, ID.CURRENT, ID.SHOWN, ID.VIEW, ID.HOVER, ID.UNIT, ID.LINK)]
+                                        ID.LAYOUT, ID.CURRENT, ID.SHOWN, ID.VIEW, ID.HOVER, ID.UNIT, ID.LINK,
+                                        ID.SAVE_REQUEST, ID.OPENED)]
     return html.Div([*stores, dcc.Interval(id=ID.PUMP, interval=100, disabled=True), alert(ID.ALERT),
                      html.Div([_controls(), _view(), _side()], className="playground")])
 
@@ -154,17 +173,20 @@ def layer_marks(n_layers: int) -> dict[int, str]:
 
 
 # -- server side (thin: the work is in jobs/playground.py and explain.py) -------------------------------------------
-def session_payload(run: Run, frame: AppFrame, data: Dataset, notice: str | None = None,
-                    layer: int | None = None) -> dict[str, Any]:
+def session_payload(run: Run, frame: AppFrame | list[AppFrame], data: Dataset, notice: str | None = None,
+                    layer: int | None = None, history: list | None = None, epoch: int = 0) -> dict[str, Any]:
     """What the browser needs to start showing a run (see splineviz-7-playground.js, control): the run, its
-    first frame, the axes the painter draws under, the shared data, the cost of a large run, and the layer
-    to show (None: the last)."""
+    first frame (or an opened session's frames, curves and shown frame ``epoch``), the axes the painter draws
+    under, the shared data, the cost of a large run, and the layer to show (None: the last)."""
+    frames = frame if isinstance(frame, list) else [frame]
+    frame = frames[0]
     view = {**partition_layout(frame["bounds"]), "showlegend": False}  # legend: its own card
     shared = {"dataset": run.config.dataset, "noise": run.config.noise, "seed": run.config.seed,
               "bounds": list(data.bounds), "points": points(data), "test": points(data, "test"),
               "classes": data.n_classes if data.task == "classification" else 1}
-    return {"run": run.to_json(), "frames": [frame], "layout": view, "data": shared, "notice": notice,
-            "estimate": work.run_estimate(run.config, frame), "layer": layer}
+    return {"run": run.to_json(), "frames": frames, "layout": view, "data": shared, "notice": notice,
+            "estimate": work.run_estimate(run.config, frame), "layer": layer, "history": history or None,
+            "epoch": min(max(int(epoch), 0), len(frames) - 1)}
 
 
 def shown(config: PlaygroundConfig, upload: str | None = None) -> dict[str, Any]:
@@ -231,7 +253,7 @@ def register(app: Dash) -> None:
         config = PlaygroundConfig.from_url(parse_search(search), activation=activation)
         name = str(filename or "the file")[:120]
         try:
-            run, frame, shape = work.upload_run(work.read_upload(contents), config, ctx.cancel, filename=name)
+            run, frame, shape = work.upload_run(work.read_upload(contents), config, ctx.cancel)
         except LOAD_ERRORS as exc:
             return {"session": {"error": f"Could not load {name}: {user_message(exc)}"}, "contents": None}
         settings = run.config.settings()
@@ -282,8 +304,74 @@ def register(app: Dash) -> None:
         classes = int((data or {}).get("classes") or 2)
         return {"items": legend_items(n_layers, shade, max(classes, 2))}
 
+    _files(app, controls)
     _explain(app)
     _browser(app)
+
+
+def _files(app: Dash, controls: dict[str, Output]) -> None:
+    """Model files out, session files out and in."""
+    @callback(app, output={"file": Output(ID.MODEL_FILE, "data")},
+              inputs={"clicks": Input({"type": ID.MODEL_FORMAT, "format": ALL}, "n_clicks")},
+              state={"current": State(ID.CURRENT, "data"), "model": State(ids.MODEL, "data")},
+              prevent_initial_call=True)
+    def model_file(clicks: list, current: dict | None, model: dict | None) -> dict:
+        clicked = dash.ctx.triggered_id
+        if not clicked or not any(clicks) or not current:
+            return {}
+        fmt = str(clicked["format"])
+        raw = work.model_file(Run.from_json(model), current.get("weights"), fmt)
+        return {"file": dcc.send_bytes(raw, f"splineviz-epoch{int(current.get('epoch') or 0)}.{fmt}")}
+
+    @job(app, ID.SAVE_JOB, "Saving the session", ID.ALERT, output={"file": Output(ID.SESSION_FILE, "data")},
+         inputs={"request": Input(ID.SAVE_REQUEST, "data")}, state={"model": State(ids.MODEL, "data")},
+         retry="Press Download session again.")
+    def save_session(ctx: JobContext, request: dict | None, model: dict | None) -> dict:
+        if not request:
+            return {}
+        raw = work.session_file(request, model)
+        return {"file": dcc.send_bytes(raw, "splineviz-session.zip")}
+
+    @job(app, ID.OPEN_JOB, "Opening the session", ID.ALERT,
+         output={"session": Output(ID.SESSION, "data", allow_duplicate=True),
+                 "shown": Output(ID.SHOWN, "data", allow_duplicate=True),
+                 "info": Output(ID.MODEL_INFO, "children", allow_duplicate=True),
+                 "opened": Output(ID.OPENED, "data"), "contents": Output(ID.OPEN_SESSION, "contents"),
+                 **{n: Output(o.component_id, o.component_property, allow_duplicate=True) for n, o in controls.items()}},
+         inputs={"contents": Input(ID.OPEN_SESSION, "contents")}, state={"filename": State(ID.OPEN_SESSION, "filename")},
+         retry="Drop the session file again.")
+    def open_session(ctx: JobContext, contents: str | None, filename: str | None) -> dict:
+        """A session file: the run with every saved epoch traced again, the view, the other pages' results."""
+        if contents is None:
+            return {}
+        name = str(filename or "the file")[:120]
+        try:
+            raw = work.read_upload(contents, LIMITS.session_bytes)
+            run, frames, extra = work.open_session(raw, ctx.progress, ctx.cancel)
+        except LOAD_ERRORS as exc:
+            return {"session": {"error": f"Could not open {name}: {user_message(exc)}"}, "contents": None}
+        view = extra["view"]
+        layer, epoch = view.get("layer"), view.get("epoch")
+        payload = session_payload(run, frames, config_dataset(run.config), f"Opened {name}: {len(frames)} frames.",
+                                  layer=layer if isinstance(layer, int) and layer >= 0 else None,
+                                  history=extra["history"], epoch=epoch if isinstance(epoch, int) else 0)
+        settings = run.config.settings()
+        return {"session": payload, "shown": shown(run.config, extra["upload"]),
+                "info": model_info(run, extra["upload"]), "contents": None,
+                "opened": {"pages": extra["pages"], "search": extra["search"], "view": view},
+                **{n: settings[n] for n in SETTINGS}}
+
+    clientside(app, "playground.gather", Output(ID.SAVE_REQUEST, "data"),
+               {"clicks": Input(ID.SAVE_SESSION, "n_clicks")},
+               {"frames": State(ID.FRAMES, "data"), "history": State(ID.HISTORY, "data"),
+                "shown": State(ID.SHOWN, "data"), "epoch": State(ID.EPOCH, "value"), "layer": State(ID.LAYER, "value"),
+                "shade": State(ID.SHADE, "value"), "show": State(ID.SHOW, "value"), "unit": State(ID.UNIT, "data"),
+                "search": State(ids.URL, "search"),
+                **{f"page:{store}": State(store, "data") for store in ids.SESSION_STORES}},
+               config={"maxBytes": LIMITS.request_bytes // 2}, prevent_initial_call=True)
+    clientside(app, "playground.restore", None, {"opened": Input(ID.OPENED, "data")},
+               config={"url": ids.URL, "shade": ID.SHADE, "show": ID.SHOW, "unit": ID.UNIT},
+               prevent_initial_call=True)
 
 
 def _explain(app: Dash) -> None:
@@ -323,13 +411,10 @@ def _explain(app: Dash) -> None:
             out["unit"] = None
         return out
 
-    import importlib.util  # TODO(merge h-teachlib): remove this guard
     @callback(app, output={"link": Output(ID.LINK, "data", allow_duplicate=True)}, inputs={"view": Input(ID.VIEW, "data")},
-              prevent_initial_call=importlib.util.find_spec("splineviz.bundle") or True)
+              prevent_initial_call=True)
     def link(view: dict | None) -> dict:
         """The settled frame's weights for the address (small nets; see jobs.playground.link_value)."""
-        if not importlib.util.find_spec("splineviz.bundle"):
-            return {}
         try:
             return {"link": work.link_value(explain.shown_model(view), view.get("epoch"))} if view else {}
         except LOAD_ERRORS:
