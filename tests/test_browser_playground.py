@@ -230,3 +230,68 @@ def test_uploads_show_the_model_warn_before_discarding_and_reload(driver, app_ur
     wait_for(lambda: "from" not in text(driver, "pg-model-info") and "2-6-2" in text(driver, "pg-model-info"), 30,
              message="a fresh run on circles")
     assert severe_console_errors(driver) == []
+
+
+def downloads(driver, folder: Path) -> Path:
+    """Let the headless browser save downloads into ``folder``."""
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
+    return folder
+
+
+def downloaded(folder: Path, suffix: str) -> Path:
+    return wait_for(lambda: next((p for p in folder.glob(f"*{suffix}") if p.stat().st_size), None), 30,
+                    message=f"a {suffix} download")
+
+
+def test_links_sessions_and_model_files_reproduce_the_view(driver, app_url: str, tmp_path: Path) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    from selenium.webdriver.common.by import By
+
+    from splineviz.bundle import decode_state
+    from splineviz.nets import load_model
+
+    folder = downloads(driver, tmp_path)
+    open_playground(driver, app_url + "/?layers=1&width=4&epochs=3&shade=code")
+    click(driver, "pg-play")
+    wait_for(lambda: text(driver, "pg-stat-epoch") == "3", 60, message="3 epochs")
+    link = wait_for(lambda: "w=3." in driver.current_url and driver.current_url, 30, message="weights in the URL")
+    regions = text(driver, "pg-stat-regions")
+    shot(driver, "playground-linked-view")
+
+    # the model file of the shown frame computes what the link's weights compute
+    click(driver, "pg-model-info")  # (scrolls the left column into view)
+    driver.find_element(By.CSS_SELECTOR, "[id*='\"format\":\"onnx\"']").click()
+    onnx = downloaded(folder, ".onnx")
+    state = decode_state(parse_qs(urlparse(link).query)["w"][0].split(".", 1)[1])
+    from_link = mlp(2, (4,), 2)
+    from_link.load_state_dict(state)
+    x = torch.randn(32, 2)
+    with torch.no_grad():
+        assert torch.allclose(load_model(onnx.read_bytes())(x), from_link(x), atol=1e-5)
+
+    # a marker in another page's store travels with the session
+    driver.execute_script("window.dash_clientside.set_props('pr-panels', {data: {figure: {data: [], layout: "
+                          "{title: {text: 'marker-pruning-state'}}}}})")
+    click(driver, "pg-save-session")
+    session = downloaded(folder, ".zip")
+
+    # the link opens the same frame in a fresh page
+    driver.get(link)
+    wait_for(lambda: text(driver, "pg-stat-epoch") == "3" and painted(driver), 60, message="the linked frame")
+    assert text(driver, "pg-stat-regions") == regions
+    assert driver.find_element(By.CSS_SELECTOR, "#pg-shade input[value=code]").is_selected()
+
+    # the session file opens every epoch, the view and the other page's state in a fresh page
+    open_playground(driver, app_url + "/")
+    upload(driver, "pg-open-session", session)
+    wait_for(lambda: text(driver, "pg-stat-epoch") == "3", 60, message="the opened session")
+    assert driver.execute_script("return document.querySelector('#pg-epoch [role=slider]').getAttribute('aria-valuemax')"
+                                 ) == "3"  # epochs 0..3, each a frame
+    assert text(driver, "pg-stat-regions") == regions and "layers=1" in driver.current_url
+    driver.find_element(By.ID, "nav-pruning").click()
+    wait_for(lambda: "marker-pruning-state" in driver.execute_script(
+        "const gd = document.querySelector('#pr-graph .js-plotly-plot');"
+        "return gd && gd.layout && gd.layout.title ? JSON.stringify(gd.layout.title) : ''"), 30,
+        message="the pruning page's state restored")
+    assert severe_console_errors(driver) == []

@@ -213,7 +213,9 @@ def register(app: Dash) -> None:
         values = parse_search(search)
         config = PlaygroundConfig.from_url(values)
         trigger = dash.ctx.triggered_id
-        weights = values.get("w") if trigger == ids.URL and values.get("w") != link else None
+        weights = values.get("w") if trigger == ids.URL else None
+        if weights and weights == link and current is not None:
+            weights = None  # the address follows the shown frame (see link): nothing new to open
         if trigger == ids.URL and not weights and current and current.get("settings") == config.settings():
             return {}  # the address changed for another reason (a view option, another page)
         if trigger == ids.URL and current and current.get("upload") and not weights:
@@ -224,7 +226,7 @@ def register(app: Dash) -> None:
         except LOAD_ERRORS as exc:
             what = "The link's weights" if weights else "Invalid settings"
             return {"session": {"error": f"{what}: {user_message(exc)}"}, "row": HIDDEN}
-        layer = values.get("layer", -1)  # a link's layer; -1: the last
+        layer = values.get("layer", -1) if weights else -1  # a link's layer; else (and -1) the last
         return {"session": session_payload(run, frame, config_dataset(config), layer=layer if layer >= 0 else None),
                 "shown": shown(config), "info": model_info(run), "row": HIDDEN}
 
