@@ -344,5 +344,32 @@
     if (o.search != null) sv.setProps(cfg.url, {search: o.search});
   }
 
-  sv.playground = {control, render, replay, describe, settle, hover, marker, keep, rearm, gather, restore};
+  /*
+   * Own data by clicking: while the dataset is "own", a click on the plot adds a point of the chosen class (the
+   * server then starts a run on the new points); Clear empties them. cfg: {graph, own, dataset, max}.
+   */
+  const own = {on: false, cls: 0, text: "", hooked: null};
+  function clickPoints(v, cfg) {
+    Object.assign(own, {on: v.dataset === "own", cls: Number(v.cls) || 0, text: v.own || ""});
+    if (v.triggered.has("clear")) {
+      own.text = "";
+      sv.setProps(cfg.own, {data: ""});
+    }
+    const gd = sv.painter.graphDiv(cfg.graph);
+    if (!gd || own.hooked === gd) return;
+    own.hooked = gd;
+    gd.addEventListener("click", (event) => {
+      const painter = sv.painter.of(cfg.graph, 0);
+      const at = own.on && painter && painter.dataAt(event);
+      if (!at) return;
+      const rows = own.text ? own.text.split(";") : [];
+      if (rows.length >= cfg.max) return;
+      rows.push(at[0].toFixed(4) + " " + at[1].toFixed(4) + " " + own.cls);
+      own.text = rows.join(";");
+      sv.setProps(cfg.own, {data: own.text});
+    });
+  }
+
+  sv.playground = {control, render, replay, describe, settle, hover, marker, keep, rearm, gather, restore,
+                   clickPoints};
 })();

@@ -295,3 +295,36 @@ def test_links_sessions_and_model_files_reproduce_the_view(driver, app_url: str,
         "return gd && gd.layout && gd.layout.title ? JSON.stringify(gd.layout.title) : ''"), 30,
         message="the pruning page's state restored")
     assert severe_console_errors(driver) == []
+
+
+def test_own_data_from_a_csv_and_from_clicks(driver, app_url: str, tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    open_playground(driver, app_url + "/?layers=1&width=6")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y,label\n0,0,a\n1,oops,b\n")
+    upload(driver, "pg-own-csv", bad)
+    assert "row" in wait_for(lambda: text(driver, "pg-alert"), 20, message="the CSV's refusal")
+
+    rng = np.random.default_rng(1)
+    rows = [(x, y, int(x > 3)) for x, y in zip(rng.uniform(0, 6, 60), rng.uniform(-1, 1, 60))]
+    good = tmp_path / "mine.csv"
+    good.write_text("x,y,label\n" + "".join(f"{x},{y},{c}\n" for x, y, c in rows))
+    upload(driver, "pg-own-csv", good)
+    wait_for(lambda: "Own data" in driver.find_element(By.ID, "pg-dataset").text, 20, message="own data chosen")
+    x_range = wait_for(lambda: driver.execute_script(
+        "const gd = document.querySelector('#pg-graph .js-plotly-plot'); const r = gd.layout.xaxis.range;"
+        "return r[1] > 6 ? r : null"), 60, message="axes over the CSV's points")
+    assert x_range[0] <= -3  # the default domain is kept, widened to the points
+    legend = wait_for(lambda: text(driver, "pg-legend"), 20, message="the legend")
+    assert "predicted class 1" in legend and "predicted class 2" not in legend
+    shot(driver, "playground-own-csv")
+
+    driver.find_element(By.CSS_SELECTOR, f"#{'pg-click-class'} input[value='2']").click()
+    area = driver.find_element(By.CSS_SELECTOR, "#pg-graph .nsewdrag")
+    for dx in (-60, -40, -20):
+        ActionChains(driver).move_to_element(area).move_by_offset(dx, 60).click().perform()
+    wait_for(lambda: "predicted class 2" in text(driver, "pg-legend"), 60, message="a third class from clicks")
+    shot(driver, "playground-own-clicks")
+    assert severe_console_errors(driver) == []

@@ -88,6 +88,10 @@ class Playground:
     UNIT_INFO = "pg-unit-info"
     UNIT_TYPE = "pg-unit"  # pattern-matching ids {"type": UNIT_TYPE, "layer": l, "unit": k} of the thumbnails
     SAVE_SESSION = "pg-save-session"
+    OWN = "pg-own"  # own data points, params.parse_points text
+    OWN_CSV = "pg-own-csv"  # a dcc.Upload
+    CLICK_CLASS = "pg-click-class"  # the class a click on the canvas adds (own data)
+    OWN_CLEAR = "pg-own-clear"
     OPEN_SESSION = "pg-open-session"  # a dcc.Upload
     SESSION_FILE = "pg-session-file"  # its dcc.Download
     MODEL_FILE = "pg-model-file"  # the model downloads' dcc.Download

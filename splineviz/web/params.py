@@ -77,7 +77,26 @@ def _labelled(values: Iterable[Any]) -> dict[Any, str]:
 
 
 DATASETS = {"moons": "Two moons", "circles": "Circles", "xor": "XOR", "spirals": "Spirals",
-            "gaussians": "Gaussians", "xshape": "X-shape (paper)"}
+            "gaussians": "Gaussians", "xshape": "X-shape (paper)", "own": "Own data (CSV or clicks)"}
+OWN_POINTS = 2_000  # points of own data (a CSV or clicks on the canvas)
+OWN_CLASSES = {0: "0", 1: "1", 2: "2", 3: "3"}  # the classes a click can add
+
+
+def parse_points(text: str) -> str:
+    """Own data as canonical text "x y class;..." (4 decimals, finite, classes 0-9, at most OWN_POINTS); "" when
+    there is none. Kept as text so that a run's settings stay plain, comparable JSON."""
+    rows = []
+    for row in text.split(";")[:OWN_POINTS]:
+        parts = row.split()
+        if len(parts) != 3:
+            continue
+        try:
+            x, y, c = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            continue
+        if math.isfinite(x) and math.isfinite(y) and abs(x) < 1e6 and abs(y) < 1e6 and 0 <= c <= 9:
+            rows.append(f"{x:.4f} {y:.4f} {c}")
+    return ";".join(rows)
 ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU"}
 SHADES = {"class": "Class", "code": "Activation code", "none": "Nothing"}
 SHOW_OPTIONS = {"points": "Training points", "test": "Test points", "decision": "Decision boundary"}
@@ -122,6 +141,8 @@ class Playground:
     SHOW = Param(ids.Playground.SHOW, "show", ("points", "decision"), choices=SHOW_OPTIONS)  # a checklist
     LAYER = Param(ids.Playground.LAYER, "layer", -1, -1, MAX_LAYERS - 1, 1)  # 0-based; -1: the last
     # the shown frame's epoch and weights, "12.<bundle.encode_state text>", for nets small enough (LIMITS.link_chars)
+    OWN = Param(ids.Playground.OWN, None, "", prop="data", parse=parse_points, max_chars=40 * OWN_POINTS)
+    CLICK_CLASS = Param(ids.Playground.CLICK_CLASS, None, 0, choices=OWN_CLASSES)
     LINK = Param(ids.Playground.LINK, "w", "", prop="data", parse=lambda text: text if LINK_TEXT.fullmatch(text) else "",
                  max_chars=3_010)
 
@@ -197,6 +218,7 @@ class Limits:
     regions: int = 400_000
     explain_regions: int = 60_000  # hover details trace the shown frame in the web process: at most this many regions
     link_chars: int = 3000  # weights a link carries as text (bundle.encode_state); larger nets: a session file
+    own_csv_bytes: int = 1 * MiB  # a CSV of own data
     session_bytes: int = 12 * MiB  # a session file (bundle) the Playground opens: its upload fits request_bytes
     trace_bytes: int = 1024 * MiB  # the tracer's vertex-table cap on every web trace path (321k regions need 768)
     request_bytes: int = 16 * MiB  # any HTTP request (Flask MAX_CONTENT_LENGTH)

@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
-from splineviz.data import Dataset, make_dataset
+from splineviz.data import Dataset, from_points, make_dataset
 from splineviz.nets import ModelLoadError, build_model, check_architecture
+from splineviz.partition.domain import DEFAULT_BOUNDS
 from splineviz.train import Snapshot, TrainConfig, TrainResult, evaluate
 from splineviz.web.codec import decode_blob, encode_blob
 from splineviz.web.params import DATASETS, LIMITS, Playground as P
@@ -39,6 +41,7 @@ class PlaygroundConfig:
     test: float = P.TEST.default
     l1: float = P.L1.default
     l2: float = P.L2.default
+    points: str = P.OWN.default  # own data (dataset "own"), params.parse_points text
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> "PlaygroundConfig":
@@ -67,19 +70,33 @@ class PlaygroundConfig:
 
 _PARAMS = {"dataset": P.DATASET, "noise": P.NOISE, "layers": P.LAYERS, "width": P.WIDTH,
            "activation": P.ACTIVATION, "lr": P.LR, "epochs": P.EPOCHS, "seed": P.SEED, "batch_size": P.BATCH,
-           "widths": P.WIDTHS, "test": P.TEST, "l1": P.L1, "l2": P.L2}
-SETTINGS = ("dataset", "noise", "layers", "width", "widths", "activation", "seed", "test")
+           "widths": P.WIDTHS, "test": P.TEST, "l1": P.L1, "l2": P.L2, "points": P.OWN}
+SETTINGS = ("dataset", "noise", "layers", "width", "widths", "activation", "seed", "test", "points")
 TRAINING = ("lr", "epochs", "batch_size", "l1", "l2")  # apply to a running session from its next chunk
 
 
 @lru_cache(maxsize=32)
-def dataset(name: str, noise: float, seed: int, test: float = P.TEST.default) -> Dataset:
-    """Datasets are pure functions of (name, noise, seed, test share): cached per process, never mutated."""
-    return make_dataset(name, noise=noise, seed=seed, test_fraction=test)
+def dataset(name: str, noise: float, seed: int, test: float = P.TEST.default, points: str = "") -> Dataset:
+    """Datasets are pure functions of (name, noise, seed, test share, own points): cached per process, never
+    mutated. Own data ("own") is drawn over the default domain widened to its points, so that clicking points
+    in does not move the axes."""
+    if name != "own":
+        return make_dataset(name, noise=noise, seed=seed, test_fraction=test)
+    rows = [row.split() for row in points.split(";") if row]
+    if not rows:
+        raise ValueError("own data has no points yet: upload a CSV of x, y, label or click on the plot to add points")
+    xy = np.array([[float(x), float(y)] for x, y, _ in rows])
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-3)
+    bounds = (min(DEFAULT_BOUNDS[0], lo[0] - pad[0]), max(DEFAULT_BOUNDS[1], hi[0] + pad[0]),
+              min(DEFAULT_BOUNDS[2], lo[1] - pad[1]), max(DEFAULT_BOUNDS[3], hi[1] + pad[1]))
+    return from_points(xy, [int(c) for _, _, c in rows], test_fraction=test, seed=seed, name="own",
+                       bounds=tuple(float(b) for b in bounds))
 
 
 def config_dataset(config: PlaygroundConfig) -> Dataset:
-    return dataset(config.dataset, config.noise, config.seed, config.test)
+    return dataset(config.dataset, config.noise, config.seed, config.test,
+                   config.points if config.dataset == "own" else "")
 
 
 def architecture(config: PlaygroundConfig, data: Dataset) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 import dash
 from dash import ALL, Dash, Input, Output, State, dcc, html
 
-from splineviz.data import Dataset
+from splineviz.data import Dataset, from_csv
 from splineviz.figures import empty_figure, partition_layout, training_curves
 from splineviz.nets import MODEL_FORMATS, ModelLoadError, UnsupportedLayerError
 from splineviz.partition import PartitionBudgetError
@@ -27,7 +27,8 @@ from splineviz.web.components import (alert, button, card, dropdown, export_butt
                                       number, progress, radio, slider, stat, view_slider)
 from splineviz.web.ids import Playground as ID
 from splineviz.web.jobs import playground as work
-from splineviz.web.params import DATASETS, LIMITS, SHOW_OPTIONS, Playground as P, parse_search
+from splineviz.web.params import DATASETS, LIMITS, OWN_POINTS, SHOW_OPTIONS, Playground as P, parse_points, \
+    parse_search
 from splineviz.web.runner import JobContext, user_message
 from splineviz.web.state import TRAINING, PlaygroundConfig, Run, config_dataset
 from splineviz.web.tracing import AppFrame, points
@@ -42,6 +43,7 @@ assert set(TRAINING_PARAMS) == set(TRAINING)
 LOAD_ERRORS = (ModelLoadError, UnsupportedLayerError, PartitionBudgetError, ValueError)
 MORE_EPOCHS = 100  # what "+N epochs" adds to the target
 HIDDEN = {"display": "none"}
+HOVER_HINT = "Point at a region to see its activation pattern, outputs and area."
 
 
 def _data_card() -> html.Div:
@@ -50,7 +52,16 @@ def _data_card() -> html.Div:
                 field("Noise", slider(P.NOISE, {0: "0", 0.25: "0.25", 0.5: "0.5"})),
                 field("Test share", slider(P.TEST, {0.1: "10 %", 0.5: "50 %", 0.9: "90 %"}),
                       "The share of the points held out to measure test accuracy (TF Playground's ratio)"),
-                field("Seed", number(P.SEED)))
+                field("Seed", number(P.SEED)),
+                field("Own data",
+                      html.Div([dcc.Upload(id=ID.OWN_CSV, className="upload upload-small", multiple=False,
+                                           max_size=LIMITS.own_csv_bytes,
+                                           children=html.Div(["Drop a ", html.B(".csv"), " of x, y, label"])),
+                                html.Div([html.Span("or click the plot to add class", className="hint"),
+                                          radio(P.CLICK_CLASS), button("Clear", ID.OWN_CLEAR, "ghost")],
+                                         className="own-click")]),
+                      f"Choose \"Own data\" above, then drop a CSV (columns x, y, label; at most {OWN_POINTS:,} "
+                      f"rows) or click on the plot: each click adds a point of the chosen class and starts afresh"))
 
 
 def _network_card() -> html.Div:
@@ -128,7 +139,7 @@ def _view() -> html.Div:
                 _row(ID.DISCARD_ROW, ID.DISCARD_TEXT, button("Discard it", ID.DISCARD, "primary"),
                      button("Keep the model", ID.KEEP)),
                 html.Div(graph(ID.GRAPH, "520px"), className="graph-box"),
-                html.Div("Point at a region to see its activation pattern, outputs and area.", id=ID.HOVER_TEXT,
+                html.Div(HOVER_HINT, id=ID.HOVER_TEXT,
                          className="hover-panel hint"),
                 html.Div([
                     html.Div([button("▶ Replay", ID.REPLAY, "ghost", title="Play back the recorded epochs"),
@@ -162,7 +173,7 @@ def _side() -> html.Div:
 def layout() -> html.Div:
     stores = [dcc.Store(id=i) for i in (ID.SESSION, ID.TRANSPORT, ID.TICK, ID.CHUNK, ID.FRAMES, ID.HISTORY,
                                         ID.LAYOUT, ID.CURRENT, ID.SHOWN, ID.VIEW, ID.HOVER, ID.UNIT, ID.LINK,
-                                        ID.SAVE_REQUEST, ID.OPENED)]
+                                        ID.SAVE_REQUEST, ID.OPENED, ID.OWN)]
     return html.Div([*stores, dcc.Interval(id=ID.PUMP, interval=100, disabled=True), alert(ID.ALERT),
                      html.Div([_controls(), _view(), _side()], className="playground")])
 
@@ -189,6 +200,12 @@ def session_payload(run: Run, frame: AppFrame | list[AppFrame], data: Dataset, n
             "epoch": min(max(int(epoch), 0), len(frames) - 1)}
 
 
+def session_config(values: dict[str, Any], own: str | None, **overrides: Any) -> PlaygroundConfig:
+    """The settings of a run: the address's values, and the own data's points when the dataset is "own"."""
+    config = PlaygroundConfig.from_url(values, **overrides)
+    return PlaygroundConfig.from_dict({**config.to_dict(), "points": own if config.dataset == "own" else ""})
+
+
 def shown(config: PlaygroundConfig, upload: str | None = None) -> dict[str, Any]:
     """What ``ID.SHOWN`` holds: the settings of the shown run, and the file it came from (None: not an upload)."""
     return {"settings": config.settings(), "upload": upload}
@@ -204,15 +221,18 @@ def register(app: Dash) -> None:
                            "info": Output(ID.MODEL_INFO, "children"), "row": Output(ID.DISCARD_ROW, "style"),
                            "text": Output(ID.DISCARD_TEXT, "children")},
               inputs={"search": Input(ids.URL, "search"), "reset": Input(ID.RESET, "n_clicks"),
-                      "discard": Input(ID.DISCARD, "n_clicks")},
+                      "discard": Input(ID.DISCARD, "n_clicks"), "own": Input(ID.OWN, "data")},
               state={"current": State(ID.SHOWN, "data"), "link": State(ID.LINK, "data")},
               prevent_initial_call=True)
-    def new_session(search: str | None, reset: int, discard: int, current: dict | None, link: str | None) -> dict:
-        """A new run when the settings in the address differ from the shown run's, on Reset, or from a link's
-        weights; an uploaded model is only discarded after the user says so."""
+    def new_session(search: str | None, reset: int, discard: int, own: str | None, current: dict | None,
+                    link: str | None) -> dict:
+        """A new run when the settings in the address (or the own data) differ from the shown run's, on Reset,
+        or from a link's weights; an uploaded model is only discarded after the user says so."""
         values = parse_search(search)
-        config = PlaygroundConfig.from_url(values)
+        config = session_config(values, own)
         trigger = dash.ctx.triggered_id
+        if trigger == ID.OWN:
+            trigger = ids.URL  # new points: a change of settings like any other
         weights = values.get("w") if trigger == ids.URL else None
         if weights and weights == link and current is not None:
             weights = None  # the address follows the shown frame (see link): nothing new to open
@@ -243,16 +263,16 @@ def register(app: Dash) -> None:
                  "contents": Output(ID.UPLOAD, "contents"), **controls},
          inputs={"contents": Input(ID.UPLOAD, "contents")},
          state={"filename": State(ID.UPLOAD, "filename"), "search": State(ids.URL, "search"),
-                "activation": State(ID.ACTIVATION, "value")},
+                "activation": State(ID.ACTIVATION, "value"), "own": State(ID.OWN, "data")},
          retry="Drop the file again.")
     def upload(ctx: JobContext, contents: str | None, filename: str | None, search: str | None,
-               activation: Any) -> dict:
+               activation: Any, own: str | None) -> dict:
         """A dropped file: checked (size, layers, parameters) and traced here, in a job, never in the web process.
         The controls then show the model's real architecture; the upload is cleared so the same file can be
         dropped again."""
         if contents is None:
             return {}
-        config = PlaygroundConfig.from_url(parse_search(search), activation=activation)
+        config = session_config(parse_search(search), own, activation=activation)
         name = str(filename or "the file")[:120]
         try:
             run, frame, shape = work.upload_run(work.read_upload(contents), config, ctx.cancel)
@@ -263,6 +283,7 @@ def register(app: Dash) -> None:
                 "shown": shown(run.config, name), "info": model_info(run, name), "contents": None,
                 **{n: settings[n] for n in SETTINGS}}
 
+    _own_data(app)
     training = {n: State(p.id, "value") for n, p in TRAINING_PARAMS.items()}
 
     @job(app, ID.TRAIN_JOB, "Training", ID.ALERT, output={"chunk": Output(ID.CHUNK, "data")},
@@ -311,6 +332,31 @@ def register(app: Dash) -> None:
     _browser(app)
 
 
+def _own_data(app: Dash) -> None:
+    """Own data: a CSV read by data.from_csv (with its clear refusals), clicks on the plot, Clear."""
+    @callback(app, output={"own": Output(ID.OWN, "data", allow_duplicate=True),
+                           "dataset": Output(P.DATASET.id, "value", allow_duplicate=True),
+                           "contents": Output(ID.OWN_CSV, "contents")},
+              inputs={"contents": Input(ID.OWN_CSV, "contents")}, state={"filename": State(ID.OWN_CSV, "filename")},
+              prevent_initial_call=True)
+    def own_csv(contents: str | None, filename: str | None) -> dict:
+        if contents is None:
+            return {}
+        name = str(filename or "the file")[:120]
+        try:
+            data = from_csv(work.read_upload(contents, LIMITS.own_csv_bytes), test_fraction=0, max_rows=OWN_POINTS)
+        except LOAD_ERRORS as exc:
+            dash.set_props(ID.ALERT, {"children": f"Could not read {name}: {user_message(exc)}", "className": "alert"})
+            return {"contents": None}
+        text = ";".join(f"{x} {y} {c}" for (x, y), c in zip(data.x_train.tolist(), data.y_train.tolist()))
+        return {"own": parse_points(text), "dataset": "own", "contents": None}
+
+    clientside(app, "playground.clickPoints", None,
+               {"dataset": Input(P.DATASET.id, "value"), "cls": Input(P.CLICK_CLASS.id, "value"),
+                "own": Input(ID.OWN, "data"), "clear": Input(ID.OWN_CLEAR, "n_clicks")},
+               config={"graph": ID.GRAPH, "own": ID.OWN, "dataset": P.DATASET.id, "max": OWN_POINTS})
+
+
 def _files(app: Dash, controls: dict[str, Output]) -> None:
     """Model files out, session files out and in."""
     @callback(app, output={"file": Output(ID.MODEL_FILE, "data")},
@@ -339,6 +385,7 @@ def _files(app: Dash, controls: dict[str, Output]) -> None:
                  "shown": Output(ID.SHOWN, "data", allow_duplicate=True),
                  "info": Output(ID.MODEL_INFO, "children", allow_duplicate=True),
                  "opened": Output(ID.OPENED, "data"), "contents": Output(ID.OPEN_SESSION, "contents"),
+                 "own": Output(ID.OWN, "data", allow_duplicate=True),
                  **{n: Output(o.component_id, o.component_property, allow_duplicate=True) for n, o in controls.items()}},
          inputs={"contents": Input(ID.OPEN_SESSION, "contents")}, state={"filename": State(ID.OPEN_SESSION, "filename")},
          retry="Drop the session file again.")
@@ -358,7 +405,7 @@ def _files(app: Dash, controls: dict[str, Output]) -> None:
                                   layer=layer if isinstance(layer, int) and layer >= 0 else None,
                                   history=extra["history"], epoch=epoch if isinstance(epoch, int) else 0)
         settings = run.config.settings()
-        return {"session": payload, "shown": shown(run.config, extra["upload"]),
+        return {"session": payload, "shown": shown(run.config, extra["upload"]), "own": run.config.points,
                 "info": model_info(run, extra["upload"]), "contents": None,
                 "opened": {"pages": extra["pages"], "search": extra["search"], "view": view},
                 **{n: settings[n] for n in SETTINGS}}
@@ -393,7 +440,8 @@ def _explain(app: Dash) -> None:
         return {"text": region_panel(info) if info else "Outside the domain."}
 
     @callback(app, output={"strip": Output(ID.UNITS, "children"), "unit": Output(ID.UNIT, "data"),
-                           "info": Output(ID.UNIT_INFO, "children")},
+                           "info": Output(ID.UNIT_INFO, "children"),
+                           "hover": Output(ID.HOVER_TEXT, "children", allow_duplicate=True)},
               inputs={"view": Input(ID.VIEW, "data")}, state={"selected": State(ID.UNIT, "data")},
               prevent_initial_call=True)
     def units(view: dict | None, selected: dict | None) -> dict:
@@ -405,7 +453,7 @@ def _explain(app: Dash) -> None:
         except LOAD_ERRORS as exc:
             return {"strip": f"No unit view: {user_message(exc)}", "unit": None}
         strip = explain.unit_strip(model, view["bounds"])
-        out: dict[str, Any] = {"strip": strip_children(strip)}
+        out: dict[str, Any] = {"strip": strip_children(strip), "hover": HOVER_HINT}  # a new frame: point again
         if selected and selected.get("layer", 99) < len(strip) and selected.get("unit", 1e9) < len(
                 strip[selected["layer"]]):
             out["info"] = unit_panel(strip, selected["layer"], selected["unit"])
