@@ -87,18 +87,15 @@ def unit_strip(model: nn.Module, bounds: Sequence[float], size: int = THUMB) -> 
     probe = grid_probe(tuple(bounds), size)  # row-major from (xmin, ymin)
     with torch.no_grad():
         layers = [z.numpy() for z in preactivations(model, probe)]
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    strip = []
-    for layer, z in enumerate(layers):
-        weight = linears[layer].weight.detach().numpy()
-        bias = linears[layer].bias.detach().numpy() if linears[layer].bias is not None else np.zeros(len(weight))
-        units = []
-        for unit in range(z.shape[1]):
-            image = z[:, unit].reshape(size, size)[::-1]  # top row = ymax
-            units.append({"image": rgb_data_uri(diverging(image), scale=2),
-                          "weights": [float(w) for w in weight[unit]], "bias": float(bias[unit])})
-        strip.append(units)
-    return strip
+    return [[{"image": rgb_data_uri(diverging(z[:, unit].reshape(size, size)[::-1]), scale=2),  # top row: ymax
+              **unit_weights(model, layer, unit)} for unit in range(z.shape[1])] for layer, z in enumerate(layers)]
+
+
+def unit_weights(model: nn.Module, layer: int, unit: int) -> dict[str, Any]:
+    """A hidden unit's incoming weights and bias (layer and unit 0-based)."""
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)][layer]
+    bias = float(linear.bias[unit].detach()) if linear.bias is not None else 0.0
+    return {"weights": [float(w) for w in linear.weight[unit].detach()], "bias": bias}
 
 
 ORANGE = np.array([230, 85, 13], dtype=np.float64)

@@ -97,6 +97,8 @@ def parse_points(text: str) -> str:
         if math.isfinite(x) and math.isfinite(y) and abs(x) < 1e6 and abs(y) < 1e6 and 0 <= c <= 9:
             rows.append(f"{x:.4f} {y:.4f} {c}")
     return ";".join(rows)
+
+
 ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU"}
 SHADES = {"class": "Class", "code": "Activation code", "none": "Nothing"}
 SHOW_OPTIONS = {"points": "Training points", "test": "Test points", "decision": "Decision boundary"}
@@ -140,9 +142,9 @@ class Playground:
     # the view: what a link reproduces besides the settings
     SHOW = Param(ids.Playground.SHOW, "show", ("points", "decision"), choices=SHOW_OPTIONS)  # a checklist
     LAYER = Param(ids.Playground.LAYER, "layer", -1, -1, MAX_LAYERS - 1, 1)  # 0-based; -1: the last
-    # the shown frame's epoch and weights, "12.<bundle.encode_state text>", for nets small enough (LIMITS.link_chars)
     OWN = Param(ids.Playground.OWN, None, "", prop="data", parse=parse_points, max_chars=40 * OWN_POINTS)
     CLICK_CLASS = Param(ids.Playground.CLICK_CLASS, None, 0, choices=OWN_CLASSES)
+    # the shown frame's epoch and weights, "12.<bundle.encode_state text>", for nets small enough (LIMITS.link_chars)
     LINK = Param(ids.Playground.LINK, "w", "", prop="data", parse=lambda text: text if LINK_TEXT.fullmatch(text) else "",
                  max_chars=3_010)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 import dash
 from dash import Dash, Input, Output, dcc, html

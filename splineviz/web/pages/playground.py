@@ -456,7 +456,7 @@ def _explain(app: Dash) -> None:
         out: dict[str, Any] = {"strip": strip_children(strip), "hover": HOVER_HINT}  # a new frame: point again
         if selected and selected.get("layer", 99) < len(strip) and selected.get("unit", 1e9) < len(
                 strip[selected["layer"]]):
-            out["info"] = unit_panel(strip, selected["layer"], selected["unit"])
+            out["info"] = unit_panel(strip[selected["layer"]][selected["unit"]], selected["layer"], selected["unit"])
         else:
             out["unit"] = None
         return out
@@ -482,8 +482,8 @@ def _explain(app: Dash) -> None:
         unit = {"layer": int(clicked["layer"]), "unit": int(clicked["unit"])}
         if unit == selected:
             return {"unit": None, "info": "Click a unit to highlight its line and see its incoming weights."}
-        strip = explain.unit_strip(explain.shown_model(view), view["bounds"], size=2)
-        return {"unit": unit, "info": unit_panel(strip, unit["layer"], unit["unit"])}
+        weights = explain.unit_weights(explain.shown_model(view), unit["layer"], unit["unit"])
+        return {"unit": unit, "info": unit_panel(weights, unit["layer"], unit["unit"])}
 
 
 def region_panel(info: dict[str, Any]) -> html.Div:
@@ -509,9 +509,8 @@ def strip_children(strip: list[list[dict[str, Any]]]) -> list[html.Div]:
                       for k, u in enumerate(units)], className="unit-row") for layer, units in enumerate(strip)]
 
 
-def unit_panel(strip: list[list[dict[str, Any]]], layer: int, unit: int) -> html.Div:
-    """A unit's incoming weights and bias (layers and units counted from 1)."""
-    u = strip[layer][unit]
+def unit_panel(u: dict[str, Any], layer: int, unit: int) -> html.Div:
+    """A unit's incoming weights and bias (``explain.unit_weights``; layers and units counted from 1)."""
     source = "x₁, x₂" if layer == 0 else f"layer {layer} units 1–{len(u['weights'])}"
     weights = ", ".join(f"{w:+.3f}" for w in u["weights"])
     return html.Div([html.B(f"Layer {layer + 1}, unit {unit + 1}"), html.Span(f" (highlighted) · from {source}",
