@@ -133,3 +133,43 @@ def test_l1_and_l2_reach_the_optimiser() -> None:
     assert l1_norm({"l1": 0.01}) < 0.9 * plain
     assert l1_norm({"l2": 0.1}) < plain
     assert l1_norm({"batch_size": 8}) != plain  # the batch size is used too
+
+
+def test_region_info_agrees_with_a_forward_pass_and_areas_sum_to_the_domain() -> None:
+    from splineviz.nets import mlp, to_ops
+    from splineviz.partition import trace
+    from splineviz.web import explain
+
+    model = mlp(2, (6, 5), 3, seed=4).eval()
+    partition = trace(to_ops(model), bounds=(-2, 2, -2, 2))
+    rng = np.random.default_rng(0)
+    seen = {}
+    for x, y in rng.uniform(-1.9, 1.9, (40, 2)):
+        info = explain.region_info(partition, x, y)
+        h = torch.tensor([[x, y]], dtype=torch.float32)
+        bits = []
+        with torch.no_grad():
+            for module in model:
+                h = module(h)
+                if isinstance(module, nn.Linear) and module is not model[-1]:
+                    bits.append("".join("1" if v > 0 else "0" for v in h[0]))
+        assert info["pattern"] == bits
+        assert np.allclose(info["logits"], h[0].numpy(), atol=1e-4)
+        assert abs(sum(info["probabilities"]) - 1) < 1e-9
+        seen[info["region"]] = info["area"]
+    assert all(a > 0 for a in seen.values())
+    assert sum(explain.region_info(partition, *p)["area"] for p in partition.interior_points) == pytest.approx(16.0)
+    assert explain.region_info(partition, 5.0, 0.0) is None  # outside the domain
+
+
+def test_the_unit_strip_has_a_thumbnail_and_the_weights_of_every_unit() -> None:
+    from splineviz.nets import mlp
+    from splineviz.web import explain
+
+    model = mlp(2, (4, 3), 2, seed=1)
+    strip = explain.unit_strip(model, (-1, 1, -1, 1), size=8)
+    assert [len(layer) for layer in strip] == [4, 3]
+    assert strip[1][2]["weights"] == pytest.approx(model[2].weight[2].tolist())
+    assert strip[0][0]["image"].startswith("data:image/png;base64,")
+    colours = explain.diverging(np.array([[-2.0, 0.0, 1.0]]))
+    assert colours[0, 1].tolist() == [255, 255, 255] and colours[0, 0].tolist() == explain.ORANGE.astype(int).tolist()
