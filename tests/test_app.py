@@ -134,7 +134,7 @@ def test_upload_without_hidden_layers_is_drawn() -> None:
     """D8: Linear(2, 2) alone is one region cut by one decision line, not an error."""
     model = mlp(2, (), 2, seed=0)
     run, frame, shape = pg_jobs.upload_run(_saved(model.state_dict()), PlaygroundConfig())
-    assert shape == "2-2 ReLU" and run.arch["hidden"] == []
+    assert shape == "2-2 linear" and run.arch["hidden"] == []
     assert frame["n_regions"] == 1 and frame["lines"] == [] and len(unpack(frame["decision"])) == 4  # 1 segment
     trained, frames = pg_jobs.train_chunk(run, 2)
     assert trained.epoch == 2 and [f["n_regions"] for f in frames] == [1, 1]
@@ -145,7 +145,7 @@ def test_upload_without_hidden_layers_is_drawn() -> None:
     (_saved([1, 2, 3]), ModelLoadError, "not a state dict"),
     (_saved({"0.weight": torch.full((4, 2), float("nan")), "0.bias": torch.zeros(4),
              "2.weight": torch.zeros(2, 4), "2.bias": torch.zeros(2)}), ModelLoadError, "NaN"),
-    (_saved({"conv.weight": torch.zeros(4, 1, 3, 3)}), ModelLoadError, "cannot infer"),
+    (_saved({"conv.weight": torch.zeros(4, 1, 3, 3)}), ModelLoadError, "not a Linear layer"),
     (_saved(mlp(3, (4,), 2).state_dict()), pg_jobs.UploadError, "3 inputs"),
     (_saved(mlp(2, (4,), 5).state_dict()), pg_jobs.UploadError, "5 outputs"),
 ])

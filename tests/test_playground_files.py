@@ -114,8 +114,8 @@ def test_an_upload_of_named_layers_shows_its_real_widths_and_chosen_activation()
 
 def test_an_upload_the_playground_cannot_draw_says_why() -> None:
     buffer = io.BytesIO()
-    torch.save(nn.Linear(2, 2).state_dict(), buffer)
-    with pytest.raises(work.UploadError, match="no hidden layer"):
+    torch.save(nn.Linear(3, 2).state_dict(), buffer)
+    with pytest.raises(work.UploadError, match="3 inputs"):
         work.upload_run(buffer.getvalue(), SMALL)
 
 

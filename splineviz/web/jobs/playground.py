@@ -160,11 +160,8 @@ def upload_run(raw: bytes, config: PlaygroundConfig, cancel: Cancel | None = Non
     if arch["out_features"] != data.n_outputs:
         raise UploadError(f"the model has {arch['out_features']} outputs but the {config.dataset} dataset has "
                           f"{data.n_outputs} classes; pick a dataset with {arch['out_features']} classes")
-    widths = list(arch["hidden"])
-    if not widths:
-        raise UploadError("the model has no hidden layer, so it makes a single region; the Playground needs at "
-                          "least one")
-    config = PlaygroundConfig.from_dict({**config.to_dict(), "layers": len(widths),
+    widths = list(arch["hidden"])  # none: one region cut by one decision line, drawn as it is
+    config = PlaygroundConfig.from_dict({**config.to_dict(), "layers": max(len(widths), 1),
                                          "widths": ",".join(map(str, widths)), "activation": arch["activation"]})
     run, frame = start_run(config, loaded.model, arch, cancel)
     return run, frame, loaded.description
