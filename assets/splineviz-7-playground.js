@@ -18,6 +18,10 @@
   const replayer = new sv.Replay(30);
   let shown = null;  // what render() drew last: {frames, index, opts, model, style, layoutId, datasets}
 
+  /* dcc.Slider tooltips name a function of window.dccFunctions: layer sliders count from 1, like their marks */
+  window.dccFunctions = window.dccFunctions || {};
+  window.dccFunctions.countFromOne = (value) => value + 1;
+
   const layerMarks = (n) => (n ? Object.fromEntries([...Array(n).keys()].map((i) => [i, String(i + 1)])) : {0: "none"});
   const stamp = (done) => (done ? done.t : null);
 
@@ -30,7 +34,7 @@
     const fired = v.triggered, now = Date.now(), out = {};
     const before = v.transport || {};
     const t = Object.assign({playing: false, inflight: null, n: 0}, before);
-    const target = Math.max(1, Number(v.target) || 1);
+    let target = Math.max(1, Number(v.target) || 1);
     let run = v.model;
 
     const request = (epochs) => {
@@ -59,9 +63,10 @@
         run = s.run;
         Object.assign(t, {estimate: s.estimate || null, confirmed: false});
         confirmRow(null);
-        Object.assign(out, {model: run, data: s.data, layout: s.layout, frames: s.frames, epoch: 0,
-                            history: s.frames.map(F.historyEntry), layerMax: Math.max(0, n - 1),
-                            layerMarks: layerMarks(n), layerValue: Math.max(0, n - 1)});
+        const layer = s.layer == null ? n - 1 : Math.min(s.layer, n - 1);
+        Object.assign(out, {model: run, data: s.data, layout: s.layout, frames: s.frames, epoch: s.epoch || 0,
+                            history: s.history || s.frames.map(F.historyEntry), layerMax: Math.max(0, n - 1),
+                            layerMarks: layerMarks(n), layerValue: Math.max(0, layer)});
         sv.notify(cfg.alert, s.notice || null, "info");
       }
     }
@@ -101,11 +106,24 @@
       if (why) lost(why);
     }
 
+    if (fired.has("more") && run) {  // "+N epochs": raise the target past where the run is, and train on
+      target = Math.min(cfg.maxEpochs, Math.max(target, run.epoch) + cfg.more);
+      out.target = target;
+      if (run.epoch >= target) {
+        sv.notify(cfg.alert, "The run is at the most epochs the Playground trains (" + cfg.maxEpochs + ").", "info");
+      } else if (!t.playing && !(t.estimate && !t.confirmed)) {
+        t.playing = true;
+        sv.notify(cfg.alert, null);
+      } else if (!t.playing) {
+        confirmRow(t.estimate.message);
+      }
+    }
     if (fired.has("play") && run) {
       if (t.playing) {
         t.playing = false;
       } else if (run.epoch >= target) {
-        sv.notify(cfg.alert, "Trained to the target of " + target + " epochs; raise Epochs to train further.", "info");
+        sv.notify(cfg.alert, "Trained to the target of " + target + " epochs; press +" + cfg.more +
+                  " epochs (or raise Epochs) to train further.", "info");
       } else if (t.estimate && !t.confirmed) {
         confirmRow(t.estimate.message);  // a large run: say what it costs, and wait for "Train anyway"
       } else {
@@ -143,24 +161,28 @@
    */
   function render(v, cfg) {
     if (!v.frames || !v.frames.length || !v.layout) return {};
-    if (replayer.playing) {  // a setting changed mid-replay: stop there and draw the new view
-      replayer.stop(false);
+    if (replayer.playing) {
+      if (v.triggered.size === 1 && v.triggered.has("epoch") && v.epoch === replayer.index) return {};  // replay's own
+      replayer.stop(false);  // a setting changed mid-replay: stop there and draw the new view
       sv.setProps(cfg.replay, {children: "▶ Replay"});
     }
     const show = v.show || [];
     const i = sv.clamp(v.epoch, v.frames.length);
     const layoutId = (v.model ? v.model.id : "") + "/" + sv.painter.keyOf(v.layout);
-    const fresh = !shown || shown.layoutId !== layoutId;
+    const tests = show.includes("test") && v.data && v.data.test ? testTraces(v.data.test, v.style) : [];
+    const fresh = !shown || shown.layoutId !== layoutId || shown.tests !== tests.length;
+    const unit = v.unit && v.layer != null && v.unit.layer <= v.layer ? v.unit : null;
     shown = {frames: v.frames, index: i, model: v.model, style: v.style, layoutId: layoutId, datasets: cfg.datasets,
-             opts: {layer: v.layer, shade: v.shade, decision: show.includes("decision"),
+             classes: v.data ? v.data.classes : null, tests: tests.length,
+             opts: {layer: v.layer, shade: v.shade, decision: show.includes("decision"), highlight: unit,
                     points: show.includes("points") && v.data ? v.data.points : null}};
     const frame = v.frames[i], last = v.frames.length - 1;
     const s = F.stats(frame, v.layer);
     const out = {epochMax: last, epochMarks: {0: String(v.frames[0].stats.epoch), [last]: String(v.frames[last].stats.epoch)},
                  statEpoch: s.epoch, statRegions: s.regions, statLoss: s.loss, statAccuracy: s.accuracy,
-                 current: {weights: frame.weights, epoch: frame.stats.epoch}};
+                 current: {weights: frame.weights, epoch: frame.stats.epoch, bounds: frame.bounds}};
     const layout = Object.assign({}, v.layout, {uirevision: v.model ? v.model.id : "partition"});
-    if (fresh && !sv.painter.axes(cfg.graph, layout)) out.figure = {data: [], layout: sv.painter.layout(layout)};
+    if (fresh && !sv.painter.axes(cfg.graph, layout, tests)) out.figure = {data: tests, layout: sv.painter.layout(layout)};
     sv.painter.when(cfg.graph, (graphId) => sv.painter.of(graphId, 0, v.style).show(frame, shown.opts));
     return out;
   }
@@ -184,6 +206,7 @@
         if (el) el.textContent = s[key];
       }
       shown.index = i;
+      sv.setProps(cfg.epoch, {value: i});  // the slider (and the curves' marker) follow the replay
       return painter.show(frames[i], shown.opts).then((info) => {
         if (info) painter.gd.dispatchEvent(new CustomEvent("splineviz:replayframe", {detail: {index: i}}));
       });
@@ -205,11 +228,148 @@
     const dataset = run.config ? (shown.datasets[run.config.dataset] || run.config.dataset) : "";
     const layer = F.shownLayer(frame, shown.opts.layer), s = F.stats(frame, shown.opts.layer);
     const title = [dataset, sizes + " " + act, "epoch " + s.epoch, s.regions + " regions"].filter(Boolean).join(" · ");
-    const legend = sv.exporter.legend(shown.style, {classes: arch.out_features || 2, layers: layer + 1,
+    const legend = sv.exporter.legend(shown.style, {classes: shown.classes || arch.out_features || 2, layers: layer + 1,
                                                     shade: shown.opts.shade,
                                                     decision: shown.opts.decision && layer === F.lastLayer(frame)});
     return {title: title, legend: legend};
   }
 
-  sv.playground = {control, render, replay, describe};
+  /* Test points as a plotly trace over the painted partition: the class colour with a dark ring (TF Playground's). */
+  function testTraces(test, style) {
+    const pal = (style || sv.painter.style || {}).class_point || ["#e6550d", "#3182bd"];
+    const bin = atob(test.c.bdata), c = [];
+    for (let i = 0; i < bin.length; i += 2) c.push(bin.charCodeAt(i) | (bin.charCodeAt(i + 1) << 8));  // i2, >= 0
+    return [{type: "scattergl", mode: "markers", name: "test points", x: test.x, y: test.y, hoverinfo: "skip",
+             marker: {size: 6, color: c.map((k) => pal[k % pal.length]), line: {width: 1.2, color: "#111111"}}}];
+  }
+
+  /*
+   * The shown frame once it settles (not while training plays or a chunk is awaited): what the server explains
+   * (hover, unit strip, link). values: current, transport, view, model, data.
+   */
+  function settle(v) {
+    const t = v.transport || {};
+    if (!v.current || !v.model || t.playing || t.inflight) return undefined;
+    if (v.view && v.view.weights === v.current.weights && v.view.run === v.model.id) return undefined;
+    return {weights: v.current.weights, epoch: v.current.epoch, bounds: v.current.bounds, arch: v.model.arch,
+            run: v.model.id};
+  }
+
+  /*
+   * Hover: the region under the pointer is found by the painter's pick (the exact cells) and darkened; its
+   * point goes to the server, which reads the region out of the exact partition. cfg: {graph, hover}.
+   */
+  const hooked = new WeakSet();
+  function hover(v, cfg) {
+    const gd = sv.painter.graphDiv(cfg.graph);
+    if (!gd || hooked.has(gd)) return;
+    hooked.add(gd);
+    let last = null, pending = false;
+    gd.addEventListener("mousemove", (event) => {
+      if (pending) return;
+      const painter = sv.painter.of(cfg.graph, 0);
+      const at = painter && painter.dataAt(event);
+      if (!at) return;
+      pending = true;
+      painter.pick(at[0], at[1]).then((hit) => {
+        pending = false;
+        const region = hit ? hit.region : null;
+        if (region === last) return;
+        last = region;
+        painter.update({region: region});
+        if (region != null) sv.setProps(cfg.hover, {data: {x: at[0], y: at[1], region: region}});
+      }, () => { pending = false; });
+    });
+    gd.addEventListener("mouseleave", () => {
+      const painter = sv.painter.of(cfg.graph, 0);
+      last = null;
+      if (painter) painter.update({region: null});
+    });
+  }
+
+  /* The current epoch on the training curves: one dotted line through the three panels. cfg: {graph} */
+  function marker(v, cfg) {
+    const gd = sv.painter.graphDiv(cfg.graph);
+    if (!gd || !gd._fullLayout || !v.frames || !v.frames.length) return;
+    const epoch = v.frames[sv.clamp(v.epoch, v.frames.length)].stats.epoch;
+    window.Plotly.relayout(gd, {shapes: [{type: "line", xref: "x", yref: "paper", x0: epoch, x1: epoch, y0: 0, y1: 1,
+                                          name: "current epoch", line: {color: "#555", width: 1.5, dash: "dot"}}]});
+  }
+
+  /* "Keep the model": the controls go back to the uploaded run's settings. cfg: {row, controls} */
+  function keep(v, cfg) {
+    if (!v.shown) return;
+    for (const [name, id] of Object.entries(cfg.controls)) sv.setProps(id, {value: v.shown.settings[name]});
+    sv.setProps(cfg.row, {style: {display: "none"}});
+  }
+
+  /* After a file is read, empty the upload's file input: choosing the same file again is then a change too.
+     cfg: {upload} */
+  function rearm(v, cfg) {
+    const input = document.querySelector("#" + cfg.upload + " input[type=file]");
+    if (input) input.value = "";
+  }
+
+  /*
+   * "Download session": what the server needs for a session file, gathered here so that only the frames'
+   * weights and numbers travel (not their packed partitions): the newest frames first within cfg.maxBytes,
+   * evenly thinned beyond it. values: frames, history, shown, epoch, layer, shade, show, unit, search, "page:ID".
+   */
+  function gather(v, cfg) {
+    if (!v.frames || !v.frames.length) return undefined;
+    const size = (f) => (f.weights || "").length + 200;
+    let keep = v.frames.map((f, i) => i);
+    while (keep.length > 2 && keep.reduce((n, i) => n + size(v.frames[i]), 0) > cfg.maxBytes) {
+      keep = keep.filter((i, k) => k % 2 === 0 || k === keep.length - 1);
+    }
+    const index = sv.clamp(v.epoch, v.frames.length);
+    const shownAt = Math.max(0, keep.findIndex((i) => i >= index));
+    const pages = {};
+    for (const name of Object.keys(v)) if (name.startsWith("page:")) pages[name.slice(5)] = v[name];
+    return {frames: keep.map((i) => ({weights: v.frames[i].weights, stats: v.frames[i].stats})),
+            history: v.history || [], upload: v.shown ? v.shown.upload : null,
+            view: {epoch: shownAt, layer: v.layer, shade: v.shade, show: v.show, unit: v.unit},
+            search: (v.search || "").replace(/([?&])w=[^&]*&?/, "$1").replace(/[?&]$/, ""), pages: pages, t: Date.now()};
+  }
+
+  /* An opened session's other pages, address and view options, as they were. cfg: {url, shade, show, unit} */
+  function restore(v, cfg) {
+    const o = v.opened;
+    if (!o) return;
+    for (const [id, data] of Object.entries(o.pages || {})) sv.setProps(id, {data: data});
+    const view = o.view || {};
+    if (view.shade) sv.setProps(cfg.shade, {value: view.shade});
+    if (view.show) sv.setProps(cfg.show, {value: view.show});
+    sv.setProps(cfg.unit, {data: view.unit || null});
+    if (o.search != null) sv.setProps(cfg.url, {search: o.search});
+  }
+
+  /*
+   * Own data by clicking: while the dataset is "own", a click on the plot adds a point of the chosen class (the
+   * server then starts a run on the new points); Clear empties them. cfg: {graph, own, dataset, max}.
+   */
+  const own = {on: false, cls: 0, text: "", hooked: null};
+  function clickPoints(v, cfg) {
+    Object.assign(own, {on: v.dataset === "own", cls: Number(v.cls) || 0, text: v.own || ""});
+    if (v.triggered.has("clear")) {
+      own.text = "";
+      sv.setProps(cfg.own, {data: ""});
+    }
+    const gd = sv.painter.graphDiv(cfg.graph);
+    if (!gd || own.hooked === gd) return;
+    own.hooked = gd;
+    gd.addEventListener("click", (event) => {
+      const painter = sv.painter.of(cfg.graph, 0);
+      const at = own.on && painter && painter.dataAt(event);
+      if (!at) return;
+      const rows = own.text ? own.text.split(";") : [];
+      if (rows.length >= cfg.max) return;
+      rows.push(at[0].toFixed(4) + " " + at[1].toFixed(4) + " " + own.cls);
+      own.text = rows.join(";");
+      sv.setProps(cfg.own, {data: own.text});
+    });
+  }
+
+  sv.playground = {control, render, replay, describe, settle, hover, marker, keep, rearm, gather, restore,
+                   clickPoints};
 })();

@@ -134,7 +134,7 @@ def test_upload_without_hidden_layers_is_drawn() -> None:
     """D8: Linear(2, 2) alone is one region cut by one decision line, not an error."""
     model = mlp(2, (), 2, seed=0)
     run, frame, shape = pg_jobs.upload_run(_saved(model.state_dict()), PlaygroundConfig())
-    assert shape == "2-2 ReLU" and run.arch["hidden"] == []
+    assert shape == "2-2 linear" and run.arch["hidden"] == []
     assert frame["n_regions"] == 1 and frame["lines"] == [] and len(unpack(frame["decision"])) == 4  # 1 segment
     trained, frames = pg_jobs.train_chunk(run, 2)
     assert trained.epoch == 2 and [f["n_regions"] for f in frames] == [1, 1]

@@ -34,10 +34,13 @@ def slider(param: Param, marks: dict | None = None) -> dcc.Slider:
                       updatemode="drag")
 
 
-def view_slider(id_: str, lo: int, hi: int, value: int, marks: dict | None = None) -> dcc.Slider:
-    """A slider over what is shown (epoch, layer): its range follows the data, so it is not a Param."""
+def view_slider(id_: str, lo: int, hi: int, value: int, marks: dict | None = None,
+                from_one: bool = False) -> dcc.Slider:
+    """A slider over what is shown (epoch, layer): its range follows the data, so it is not a Param.
+    ``from_one``: its tooltip counts from 1, like its marks (a 0-based layer index shown as "layer 1")."""
+    tooltip = {"placement": "bottom", "always_visible": False, **({"transform": "countFromOne"} if from_one else {})}
     return dcc.Slider(id=id_, min=lo, max=hi, step=1, value=value, marks=marks, allow_direct_input=False,
-                      tooltip={"placement": "bottom", "always_visible": False}, updatemode="drag")
+                      tooltip=tooltip, updatemode="drag")
 
 
 def radio(param: Param) -> dcc.RadioItems:

@@ -67,11 +67,35 @@ class Playground:
     NOISE = "pg-noise"
     LAYERS = "pg-layers"
     WIDTH = "pg-width"
+    WIDTHS = "pg-widths"
+    TEST = "pg-test"
+    BATCH = "pg-batch"
+    L1 = "pg-l1"
+    L2 = "pg-l2"
     ACTIVATION = "pg-activation"
     LR = "pg-lr"
     EPOCHS = "pg-epochs"
     SEED = "pg-seed"
     UPLOAD = "pg-upload"
+    MODEL_INFO = "pg-model-info"  # the shown network in words, and the uploaded file's name
+    DISCARD_ROW = "pg-discard-row"  # "this discards the uploaded model": shown before a control change does
+    DISCARD_TEXT = "pg-discard-text"
+    DISCARD = "pg-discard"
+    KEEP = "pg-keep"
+    MORE = "pg-more"  # "+N epochs"
+    HOVER_TEXT = "pg-hover-text"
+    UNITS = "pg-units"  # the per-unit strip
+    UNIT_INFO = "pg-unit-info"
+    UNIT_TYPE = "pg-unit"  # pattern-matching ids {"type": UNIT_TYPE, "layer": l, "unit": k} of the thumbnails
+    SAVE_SESSION = "pg-save-session"
+    OWN = "pg-own"  # own data points, params.parse_points text
+    OWN_CSV = "pg-own-csv"  # a dcc.Upload
+    CLICK_CLASS = "pg-click-class"  # the class a click on the canvas adds (own data)
+    OWN_CLEAR = "pg-own-clear"
+    OPEN_SESSION = "pg-open-session"  # a dcc.Upload
+    SESSION_FILE = "pg-session-file"  # its dcc.Download
+    MODEL_FILE = "pg-model-file"  # the model downloads' dcc.Download
+    MODEL_FORMAT = "pg-model-format"  # pattern-matching ids {"type": MODEL_FORMAT, "format": "pt"|...} of the buttons
     # transport and view
     PLAY = "pg-play"
     STEP = "pg-step"
@@ -101,6 +125,15 @@ class Playground:
     HISTORY = "pg-history"
     LAYOUT = "pg-layout"  # the partition figure's axes and margins, set per session
     CURRENT = "pg-current"
+    SHOWN = "pg-shown"  # the settings of the shown run and the uploaded file's name (None: not an upload)
+    VIEW = "pg-view"  # the shown frame once it settles (not while training): {arch, weights, bounds, epoch}
+    HOVER = "pg-hover"  # the point under the pointer: {x, y}
+    UNIT = "pg-selected-unit"  # {layer, unit} or None
+    LINK = "pg-link"  # "epoch.weights" of the shown frame, in the URL as w= (small nets)
+    SAVE_REQUEST = "pg-save-request"  # what the page sends to make a session file (see splineviz-7, gather)
+    OPENED = "pg-opened"  # what an opened session file restores besides the run: other pages, address, view
+    OPEN_JOB = job("pg-open")
+    SAVE_JOB = job("pg-save")
     PUMP = "pg-pump"
     TRAIN_JOB = job("pg")
     UPLOAD_JOB = job("pg-upload")
@@ -194,3 +227,8 @@ class Experiments:
     CANCEL = "ex-cancel"
     OUTPUT = "ex-output"
     JOB = job("ex")
+
+
+# What a Playground session file keeps of the other pages, as opaque JSON, and restores as it was: their stores.
+# A page that keeps more state in stores adds them here.
+SESSION_STORES = (Pruning.PANELS, EarlyBird.PANELS)

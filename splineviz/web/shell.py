@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import uuid
 from types import ModuleType
-from typing import Any, Mapping
-from urllib.parse import parse_qsl, urlencode
+from typing import Any
 
 import dash
 from dash import Dash, Input, Output, dcc, html
@@ -18,7 +17,7 @@ from dash import Dash, Input, Output, dcc, html
 from splineviz.figures import STYLE
 from splineviz.web import ids, quota
 from splineviz.web.pages import earlybird, experiments, mnist, playground, pruning
-from splineviz.web.params import LIMITS, URL_PARAMS, Param
+from splineviz.web.params import LIMITS, URL_PARAMS, encode_search, parse_search
 from splineviz.web.runner import use_one_thread
 from splineviz.web.wiring import callback, clientside
 
@@ -48,18 +47,6 @@ def layout() -> html.Div:
         html.Main([html.Div(page.layout(), id=ids.page(_name(page)), className="page-wrap") for page in PAGES],
                   className="main"),
     ], className="app")
-
-
-def parse_search(search: str | None, params: Mapping[str, Param] = URL_PARAMS) -> dict[str, Any]:
-    """URL query -> control values, each cleaned by its Param (clamped, or its default if unreadable);
-    unknown keys are ignored."""
-    return {key: params[key].clean(raw) for key, raw in parse_qsl((search or "").lstrip("?")) if key in params}
-
-
-def encode_search(values: Mapping[str, Any], params: Mapping[str, Param] = URL_PARAMS) -> str:
-    """Control values -> URL query holding only what differs from the defaults."""
-    changed = {k: v for k, v in values.items() if k in params and v is not None and v != params[k].default}
-    return "?" + urlencode(changed) if changed else ""
 
 
 def configure_server(app: Dash) -> None:

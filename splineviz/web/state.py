@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
-from splineviz.data import Dataset, make_dataset
+from splineviz.data import Dataset, from_points, make_dataset
 from splineviz.nets import ModelLoadError, build_model, check_architecture
+from splineviz.partition.domain import DEFAULT_BOUNDS
 from splineviz.train import Snapshot, TrainConfig, TrainResult, evaluate
 from splineviz.web.codec import decode_blob, encode_blob
 from splineviz.web.params import DATASETS, LIMITS, Playground as P
@@ -35,6 +37,11 @@ class PlaygroundConfig:
     epochs: int = P.EPOCHS.default
     seed: int = P.SEED.default
     batch_size: int = P.BATCH.default
+    widths: str = P.WIDTHS.default  # "16,8,4": per-layer widths, overriding layers x width
+    test: float = P.TEST.default
+    l1: float = P.L1.default
+    l2: float = P.L2.default
+    points: str = P.OWN.default  # own data (dataset "own"), params.parse_points text
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> "PlaygroundConfig":
@@ -43,26 +50,53 @@ class PlaygroundConfig:
         return cls(**{f.name: _PARAMS[f.name].clean(values[f.name]) for f in fields(cls)
                       if values.get(f.name) not in (None, "")})
 
+    @classmethod
+    def from_url(cls, values: Mapping[str, Any], **overrides: Any) -> "PlaygroundConfig":
+        """From values keyed by URL key (``params.parse_search``), e.g. ``act`` for ``activation``."""
+        return cls.from_dict({**{name: values[p.key] for name, p in _PARAMS.items() if p.key in values}, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
     def hidden(self) -> tuple[int, ...]:
-        return (self.width,) * self.layers
+        """Units per hidden layer: the typed per-layer widths, else ``layers`` layers of ``width``."""
+        return tuple(int(w) for w in self.widths.split(",")) if self.widths else (self.width,) * self.layers
+
+    def settings(self) -> dict[str, Any]:
+        """The values that make a new run when they change (the rest apply from the next epoch)."""
+        return {name: getattr(self, name) for name in SETTINGS}
 
 
 _PARAMS = {"dataset": P.DATASET, "noise": P.NOISE, "layers": P.LAYERS, "width": P.WIDTH,
-           "activation": P.ACTIVATION, "lr": P.LR, "epochs": P.EPOCHS, "seed": P.SEED, "batch_size": P.BATCH}
+           "activation": P.ACTIVATION, "lr": P.LR, "epochs": P.EPOCHS, "seed": P.SEED, "batch_size": P.BATCH,
+           "widths": P.WIDTHS, "test": P.TEST, "l1": P.L1, "l2": P.L2, "points": P.OWN}
+SETTINGS = ("dataset", "noise", "layers", "width", "widths", "activation", "seed", "test", "points")
+TRAINING = ("lr", "epochs", "batch_size", "l1", "l2")  # apply to a running session from its next chunk
 
 
 @lru_cache(maxsize=32)
-def dataset(name: str, noise: float, seed: int) -> Dataset:
-    """Datasets are pure functions of (name, noise, seed): cached per process, never mutated."""
-    return make_dataset(name, noise=noise, seed=seed)
+def dataset(name: str, noise: float, seed: int, test: float = P.TEST.default, points: str = "") -> Dataset:
+    """Datasets are pure functions of (name, noise, seed, test share, own points): cached per process, never
+    mutated. Own data ("own") is drawn over the default domain widened to its points, so that clicking points
+    in does not move the axes."""
+    if name != "own":
+        return make_dataset(name, noise=noise, seed=seed, test_fraction=test)
+    rows = [row.split() for row in points.split(";") if row]
+    if not rows:
+        raise ValueError("own data has no points yet: upload a CSV of x, y, label or click on the plot to add points")
+    xy = np.array([[float(x), float(y)] for x, y, _ in rows])
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-3)
+    bounds = (min(DEFAULT_BOUNDS[0], lo[0] - pad[0]), max(DEFAULT_BOUNDS[1], hi[0] + pad[0]),
+              min(DEFAULT_BOUNDS[2], lo[1] - pad[1]), max(DEFAULT_BOUNDS[3], hi[1] + pad[1]))
+    return from_points(xy, [int(c) for _, _, c in rows], test_fraction=test, seed=seed, name="own",
+                       bounds=tuple(float(b) for b in bounds))
 
 
 def config_dataset(config: PlaygroundConfig) -> Dataset:
-    return dataset(config.dataset, config.noise, config.seed)
+    return dataset(config.dataset, config.noise, config.seed, config.test,
+                   config.points if config.dataset == "own" else "")
 
 
 def architecture(config: PlaygroundConfig, data: Dataset) -> dict[str, Any]:
@@ -72,7 +106,8 @@ def architecture(config: PlaygroundConfig, data: Dataset) -> dict[str, Any]:
 
 def train_config(config: PlaygroundConfig, epochs: int | None = None, seed_offset: int = 0) -> TrainConfig:
     return TrainConfig(epochs=config.epochs if epochs is None else epochs, lr=config.lr,
-                       batch_size=config.batch_size, optimizer="sgd", momentum=0.9, seed=config.seed + seed_offset)
+                       batch_size=config.batch_size, optimizer="sgd", momentum=0.9, weight_decay=config.l2, l1=config.l1,
+                       seed=config.seed + seed_offset)
 
 
 def build(arch: Mapping[str, Any]) -> nn.Sequential:

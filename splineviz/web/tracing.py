@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Sequence
 
+import numpy as np
 from torch import nn
 
 from splineviz.data import Dataset
@@ -52,10 +53,11 @@ def snapshot_stats(snapshot: Snapshot) -> dict[str, Any]:
             "test_metric": snapshot.test_metric}
 
 
-def points(data: Dataset) -> dict[str, Any]:
-    """Training points, packed for the browser's painter."""
-    return {"x": pack(data.x_train[:, 0], "f4"), "y": pack(data.x_train[:, 1], "f4"),
-            "c": pack(data.y_train, "i2")}
+def points(data: Dataset, split: str = "train") -> dict[str, Any]:
+    """A split's points (classification: with their classes), packed for the browser's painter."""
+    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    classes = y if data.task == "classification" else np.zeros(len(x))
+    return {"x": pack(x[:, 0], "f4"), "y": pack(x[:, 1], "f4"), "c": pack(classes, "i2")}
 
 
 def panels(frames: Sequence[AppFrame], titles: Sequence[str], title: str, classes: int) -> dict[str, Any]:

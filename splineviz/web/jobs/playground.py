@@ -1,19 +1,22 @@
-"""Playground work: new sessions, uploads, training chunks and GeoJSON export."""
+"""Playground work: new sessions (fresh, uploaded or from a link), training chunks and GeoJSON export."""
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import dataclasses
 import math
 from typing import Any, Mapping
 
 from torch import nn
 
-from splineviz.nets import ModelLoadError, load_model
+from splineviz.bundle import BundleLimits, BundleTooLargeError, decode_state, encode_state, load_bundle, save_bundle
+from splineviz.nets import MODEL_FORMATS, ModelLoadError, read_model, save_model
 from splineviz.train import TrainConfig, fit
+from splineviz.web import ids
 from splineviz.web.jobs import Cancel, Progress, quiet
 from splineviz.web.params import LIMITS, Playground as P
-from splineviz.web.state import PlaygroundConfig, Run, architecture, build, config_dataset, load_weights, \
+from splineviz.web.state import TRAINING, PlaygroundConfig, Run, architecture, build, config_dataset, load_weights, \
     train_config
 from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame, trace_model
 
@@ -31,14 +34,50 @@ def frame_stride(epochs: int) -> int:
 
 
 def start_run(config: PlaygroundConfig, model: nn.Module | None = None, arch: Mapping[str, Any] | None = None,
-              cancel: Cancel | None = None) -> tuple[Run, AppFrame]:
-    """A new run (fresh weights, or an uploaded model and its architecture) and its first frame."""
+              cancel: Cancel | None = None, epoch: int = 0) -> tuple[Run, AppFrame]:
+    """A new run (fresh weights, or given weights and their architecture) and its first frame; ``epoch``
+    numbers it (a link's weights were trained for that many epochs)."""
     data = config_dataset(config)
     arch = architecture(config, data) if arch is None else dict(arch)
     model = build(arch) if model is None else model
     result = fit(model, data, TrainConfig(epochs=0))  # a TrainResult for untrained weights, like a trained one's
+    if epoch:
+        result.snapshots[-1] = dataclasses.replace(result.snapshots[-1], epoch=epoch)
     frame = trace_frame(model, data.bounds, cancel=cancel, **snapshot_stats(result.snapshots[-1]))
     return Run.encode(config, arch, result), frame
+
+
+def link_value(model: nn.Module, epoch: Any) -> str:
+    """What a link carries of the shown frame: "EPOCH.WEIGHTS" (bundle.encode_state, float32 when it fits in
+    ``LIMITS.link_chars``, else float16), or "" for a net too large for a link (a session file carries those)."""
+    for dtype in ("float32", "float16"):
+        try:
+            text = encode_state(model.state_dict(), dtype, max_chars=LIMITS.link_chars)
+        except BundleTooLargeError:
+            continue
+        return f"{max(int(epoch or 0), 0)}.{text}"
+    return ""
+
+
+def link_run(config: PlaygroundConfig, link: str, cancel: Cancel | None = None) -> tuple[Run, AppFrame]:
+    """The run a link describes: its settings, and the weights of the frame it showed (see link_value)."""
+    epoch, _, text = link.partition(".")
+    arch = architecture(config, config_dataset(config))
+    model = build(arch)
+    state = decode_state(text, BundleLimits(max_state_chars=LIMITS.link_chars))
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as e:
+        raise ModelLoadError(f"the weights do not fit the network the link describes ({type(e).__name__})") from e
+    return start_run(config, model.eval(), arch, cancel, epoch=epoch_number(epoch))
+
+
+def epoch_number(value: Any, default: int = 0) -> int:
+    """An epoch number read back from a link or a file: 0 .. the Epochs control's maximum, else ``default``."""
+    try:
+        return min(max(int(value), 0), int(P.EPOCHS.hi))
+    except (TypeError, ValueError):
+        return default
 
 
 def train_chunk(run: Run, epochs: int, overrides: Mapping[str, Any] | None = None, progress: Progress = quiet,
@@ -51,7 +90,8 @@ def train_chunk(run: Run, epochs: int, overrides: Mapping[str, Any] | None = Non
     """
     epochs = P.EPOCHS.clean(epochs)
     model, previous = run.decode()
-    config = PlaygroundConfig.from_dict({**run.config.to_dict(), **(overrides or {})})
+    config = PlaygroundConfig.from_dict({**run.config.to_dict(), **{k: v for k, v in (overrides or {}).items()
+                                                                     if k in TRAINING}})
     data = config_dataset(config)
     stride = frame_stride(config.epochs)
     result = fit(model, data, train_config(config, epochs), resume_from=previous, cancel=cancel,
@@ -93,12 +133,12 @@ class UploadError(ModelLoadError):
     """An uploaded model the Playground cannot show; the message is meant for the user."""
 
 
-def read_upload(contents: Any) -> bytes:
-    """The bytes of a dcc.Upload data URI, refused before decoding when over the upload limit."""
+def read_upload(contents: Any, max_bytes: int = LIMITS.model_bytes) -> bytes:
+    """The bytes of a dcc.Upload data URI, refused before decoding when over ``max_bytes``."""
     if not isinstance(contents, str):
         raise UploadError("no file was received")
-    if len(contents) > LIMITS.encoded_model_chars:
-        raise UploadError(f"the file is over the limit of {LIMITS.model_bytes / 2**20:.0f} MiB")
+    if len(contents) > LIMITS.encoded_chars(max_bytes):
+        raise UploadError(f"the file is over the limit of {max_bytes / 2**20:.0f} MiB")
     try:
         return base64.b64decode(contents.split(",", 1)[-1], validate=True)
     except (binascii.Error, ValueError) as e:
@@ -106,26 +146,88 @@ def read_upload(contents: Any) -> bytes:
 
 
 def upload_run(raw: bytes, config: PlaygroundConfig, cancel: Cancel | None = None) -> tuple[Run, AppFrame, str]:
-    """A run around an uploaded MLP state dict (see nets.load_model for accepted files): run, first frame, and
-    the architecture in words. Size, widths and parameters are checked before the model is built."""
-    model = load_model(raw, limits=LIMITS.model, max_bytes=LIMITS.model_bytes)
-    linears = [m for m in model if isinstance(m, nn.Linear)]
+    """A run around an uploaded model (nets.read_model: a state dict of any Linear chain, or ONNX): run, first
+    frame, and the real architecture in words. Size, widths and parameters are checked before the model is
+    built. A state dict cannot say its activation: ``config.activation`` is used. The run's config describes
+    the model's real widths (``widths``), so the controls can show them."""
+    loaded = read_model(raw, activation=config.activation, limits=LIMITS.model, max_bytes=LIMITS.model_bytes)
+    arch = loaded.architecture
+    if arch is None or arch.get("type") != "mlp":
+        raise UploadError(f"the Playground draws fully connected networks; this file holds {loaded.description}")
     data = config_dataset(config)
-    if linears[0].in_features != 2:
-        raise UploadError(f"the model takes {linears[0].in_features} inputs; the Playground draws 2-input networks")
-    if linears[-1].out_features != data.n_outputs:
-        raise UploadError(f"the model has {linears[-1].out_features} outputs but the {config.dataset} dataset has "
-                          f"{data.n_outputs} classes; pick a dataset with {linears[-1].out_features} classes")
-    widths = [m.out_features for m in linears[:-1]]
-    activation = "leaky_relu" if any(isinstance(m, nn.LeakyReLU) for m in model) else "relu"
-    # the controls describe equal widths only; the run itself keeps the model's true architecture
+    if arch["in_features"] != 2:
+        raise UploadError(f"the model takes {arch['in_features']} inputs; the Playground draws 2-input networks")
+    if arch["out_features"] != data.n_outputs:
+        raise UploadError(f"the model has {arch['out_features']} outputs but the {config.dataset} dataset has "
+                          f"{data.n_outputs} classes; pick a dataset with {arch['out_features']} classes")
+    widths = list(arch["hidden"])  # none: one region cut by one decision line, drawn as it is
     config = PlaygroundConfig.from_dict({**config.to_dict(), "layers": max(len(widths), 1),
-                                         "width": widths[0] if widths else config.width, "activation": activation})
-    arch = {"type": "mlp", "in_features": 2, "hidden": widths, "out_features": linears[-1].out_features,
-            "activation": activation}
-    run, frame = start_run(config, model, arch, cancel)
-    shape = "-".join(str(w) for w in [2, *widths, arch["out_features"]])
-    return run, frame, f"{shape} {'Leaky ReLU' if activation == 'leaky_relu' else 'ReLU'}"
+                                         "widths": ",".join(map(str, widths)), "activation": arch["activation"]})
+    run, frame = start_run(config, loaded.model, arch, cancel)
+    return run, frame, loaded.description
+
+
+def model_file(run: Run, weights: str, fmt: str) -> bytes:
+    """A shown frame's model as a ``.pt`` state dict, ``.safetensors`` or ``.onnx`` file (nets.save_model)."""
+    if fmt not in MODEL_FORMATS:
+        raise ValueError(f"unknown model format {fmt!r}; one of {', '.join(MODEL_FORMATS)}")
+    return save_model(load_weights(run.arch, weights), format=fmt)
+
+
+def session_file(request: Mapping[str, Any], model: Any) -> bytes:
+    """A session file (bundle.save_bundle): the run's settings and architecture, every kept frame's weights and
+    statistics, the curves, the view, the address and the other pages' stores (``ids.SESSION_STORES``).
+
+    ``request`` is what the page gathered (splineviz-7-playground.js, gather); weights are checked as they are
+    decoded. Optimizer moments are not kept: training an opened session continues with fresh ones.
+    """
+    run = Run.from_json(model)
+    frames = list(request.get("frames") or [])[:MAX_FRAMES]
+    if not frames:
+        raise ModelLoadError("there is nothing to save yet: start a run first")
+    states = [load_weights(run.arch, f.get("weights")).state_dict() for f in frames]
+    pages = {k: v for k, v in dict(request.get("pages") or {}).items() if k in ids.SESSION_STORES}
+    config = {"app": "splineviz", "playground": {"config": run.config.to_dict(), "arch": run.arch,
+                                                 "upload": request.get("upload"),
+                                                 "stats": [dict(f.get("stats") or {}) for f in frames],
+                                                 "history": list(request.get("history") or [])},
+              "view": dict(request.get("view") or {}), "search": str(request.get("search") or "")[:4000],
+              "pages": pages}
+    return save_bundle(config, states)
+
+
+def open_session(raw: bytes, progress: Progress = quiet, cancel: Cancel | None = None
+                 ) -> tuple[Run, list[AppFrame], dict[str, Any]]:
+    """A session file read back: the run at its last frame, every frame traced again, and what else it restores
+    (``upload``, ``history``, ``view``, ``search``, ``pages``: the other pages' stores, as they were)."""
+    bundle = load_bundle(raw, BundleLimits(max_bytes=LIMITS.session_bytes))
+    saved = bundle.config.get("playground") if isinstance(bundle.config, dict) else None
+    if not isinstance(saved, dict) or not bundle.states:
+        raise ModelLoadError("this is not a Playground session file (no run in it)")
+    config = PlaygroundConfig.from_dict(saved.get("config"))
+    arch = saved.get("arch")
+    model = build(arch)
+    data = config_dataset(config)
+    stats = list(saved.get("stats") or [])
+    frames: list[AppFrame] = []
+    states = bundle.states[:MAX_FRAMES]
+    for i, state in enumerate(states):
+        progress(i / len(states), f"tracing frame {i + 1} of {len(states)}")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise ModelLoadError(f"frame {i + 1}'s weights do not fit the session's network") from e
+        numbers = stats[i] if i < len(stats) and isinstance(stats[i], dict) else {}
+        kept = {k: numbers.get(k) for k in ("epoch", "loss", "train_metric", "test_metric")}
+        kept["epoch"] = epoch_number(kept["epoch"], i)
+        frames.append(trace_frame(model.eval(), data.bounds, cancel=cancel, **kept))
+    run, _ = start_run(config, model, arch, cancel, epoch=frames[-1]["stats"]["epoch"])
+    extra = {"upload": saved.get("upload") if isinstance(saved.get("upload"), str) else None,
+             "history": [h for h in saved.get("history") or [] if isinstance(h, dict)],
+             "view": bundle.config.get("view") if isinstance(bundle.config.get("view"), dict) else {},
+             "search": str(bundle.config.get("search") or ""),
+             "pages": {k: v for k, v in dict(bundle.config.get("pages") or {}).items() if k in ids.SESSION_STORES}}
+    return run, frames, extra
 
 
 def geojson(run: Run, weights: str, progress: Progress = quiet, cancel: Cancel | None = None) -> str:
