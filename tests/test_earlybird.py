@@ -12,9 +12,9 @@ from hypothesis.extra.numpy import arrays
 from torch import nn
 
 from splineviz.data import make_dataset
-from splineviz.earlybird import (bn_mask, bn_masks, bn_mask_distance, detect_ticket, detect_ticket_bn, distance_matrix,
-                                 distances_to_previous, grid_probe, hamming_fractions, pattern_distance,
-                                 sign_patterns)
+from splineviz.earlybird import (PAPER_RULE, EarlyBirdRule, TicketWatch, bn_mask, bn_mask_distance, bn_masks,
+                                 detect_ticket, detect_ticket_bn, distance_matrix, distances_to_previous, grid_probe,
+                                 hamming_fractions, pattern_distance, sign_patterns, window_maxima)
 from splineviz.nets import mlp, paper_cnn
 from splineviz.partition import Cancelled
 from splineviz.train import TrainConfig, fit
@@ -180,6 +180,39 @@ def test_detect_ticket_returns_the_first_epoch_satisfying_the_rule(steps: list[f
     assert detect_ticket(d, threshold, window) == expected
 
 
+def test_ticket_boundary_cases() -> None:
+    d = line_matrix([0, 0.25, 0.5, 0.75, 1.0])  # consecutive distances exactly 0.25 (binary-exact)
+    assert detect_ticket(d, threshold=0.25, window=1) is None  # at the threshold: not below it
+    assert detect_ticket(d, threshold=0.25 + 2**-20, window=1) == 1
+    assert detect_ticket([np.nan, 0.25, 0.25], threshold=0.25, window=1) is None
+    assert detect_ticket([np.nan, 0.25, 0.25], threshold=0.2500001, window=1) == 1
+    for window in (1, 2, 3, 5):  # a frozen run: the earliest possible ticket is epoch = window, never before
+        assert detect_ticket(np.zeros((8, 8)), 0.16, window) == window
+        assert EarlyBirdRule(0.16, window).ticket(np.zeros((8, 8))) == window
+    assert detect_ticket(np.zeros((3, 3)), 0.16, 3) is None  # epochs 0..2: no epoch has 3 before it
+    assert (PAPER_RULE.threshold, PAPER_RULE.window) == (0.16, 3)
+
+
+def test_window_maxima_by_hand() -> None:
+    d = line_matrix([0, 0.3, 0.5, 0.6, 0.65])
+    assert np.allclose(window_maxima(d, 2), [np.nan, np.nan, 0.5, 0.3, 0.15], equal_nan=True)
+
+
+def test_ticket_watch_matches_the_offline_rule() -> None:
+    snapshots = lr_decay_run(10)
+    probe = grid_probe((-2, 3, -1.5, 2), n=40)
+    make = lambda: mlp(2, (16, 16), 2, seed=0)  # noqa: E731
+    matrix = distance_matrix(snapshots, make, probe)
+    for rule in (EarlyBirdRule(0.05, 2), EarlyBirdRule(0.02, 3), EarlyBirdRule(0.001, 3)):
+        watch = TicketWatch(probe, rule)
+        for snap in snapshots:
+            model = make()
+            model.load_state_dict(snap.state)
+            watch.observe(model)
+        assert np.allclose(watch.window_max, window_maxima(matrix, rule.window), equal_nan=True, atol=1e-12)
+        assert watch.ticket == detect_ticket(matrix, rule.threshold, rule.window)
+
+
 def test_detect_ticket_rejects_bad_inputs() -> None:
     with pytest.raises(ValueError, match="window"):
         detect_ticket([0.1, 0.1], window=0)
@@ -235,6 +268,13 @@ def test_bn_mask_drops_the_smallest_gammas_globally() -> None:
         bn_mask(mlp(), 0.5)
     with pytest.raises(ValueError, match="ratio"):
         bn_mask(model, 1.0)
+
+
+@pytest.mark.parametrize("ratio,dropped", [(0.3, [5, 1]), (0.49, [5, 1, 7]), (0.5, [5, 1, 7, 3]), (0.1, [])])
+def test_bn_mask_floors_a_fractional_channel_count(ratio: float, dropped: list[int]) -> None:
+    # |gamma| ascending: ch 5 (0.05), 1 (0.1), 7 (0.2), 3 (0.3), ...; 8 x 0.3 = 2.4 -> 2, 8 x 0.49 = 3.92 -> 3
+    mask = bn_mask(bn_net([0.5, -0.1, 2.0, 0.3, -3.0, 0.05, 1.0, 0.2]), ratio)
+    assert sorted(np.flatnonzero(~mask).tolist()) == sorted(dropped)
 
 
 def test_bn_mask_distance_is_normalised_hamming() -> None:

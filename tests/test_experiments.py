@@ -1,6 +1,7 @@
 """Experiments: registry/CLI behaviour, the K-means algorithm against scikit-learn, and every quick mode end to end."""
 from __future__ import annotations
 
+import csv
 import math
 import pickle
 
@@ -13,16 +14,17 @@ from splineviz.experiments.kmeans import kmeans, prune_centroids, recovered_frac
 from splineviz.experiments.xshape import diagonal_coverage, diagonal_deviation
 from splineviz.partition import Cancelled
 
-EXPECTED = {  # name -> (columns of the main table, number of rows in quick mode)
-    "kmeans": ({"init", "k_start", "inertia_mean", "recovered_mean"}, 6),
-    "sawtooth": ({"method", "ratio", "start_width", "final_width", "train_l2_mean"}, 4),
-    "xshape": ({"sparsity", "units_kept", "test_acc", "n_regions", "boundary_deviation", "diagonal_coverage",
-                "x_shaped"}, 7),
-    "eb_trajectory": ({"epoch", "train_acc", "test_acc", "dist_prev", "ticket"}, 13),
-    "spline_p_ablation": ({"P", "sparsity", "spline_acc", "node_acc"}, 2),
-    "eb_vs_pretraining": ({"method", "sparsity", "test_acc", "relative_cost"}, 5),
-    "mnist_slice": ({"model", "test_acc", "regions", "regions_layer1", "decision_segments"}, 1),
-    "cifar_eb": ({"arch", "epoch", "test_acc", "spline_dist_prev", "bn_mask_dist_prev", "spline_eb_epoch"}, 6),
+EXPECTED = {  # name -> columns of the main table
+    "kmeans": {"init", "k_start", "inertia_mean", "recovered_mean"},
+    "sawtooth": {"method", "ratio", "n", "final_units_mean", "train_l2_mean", "train_l2_sd", "solved"},
+    "xshape": {"method", "scope", "sparsity", "n", "achieved_mean", "acc_pruned_mean", "acc_mean", "x_shaped"},
+    "spline_groups": {"method", "scope", "n", "sparsity_mean", "change_pruned_mean", "acc_pruned_mean", "acc_mean"},
+    "eb_trajectory": {"threshold", "window", "n", "ticket_mean", "ticket_acc_mean", "fired"},
+    "eb_validation": {"setting", "rule", "variant", "n", "fired", "ticket_mean", "acc_mean"},
+    "spline_p_ablation": {"P", "method", "scope", "n", "sparsity_mean", "change_mean", "acc_pruned_mean", "acc_mean"},
+    "eb_vs_pretraining": {"method", "sparsity", "n", "test_acc_mean", "relative_cost_mean"},
+    "mnist_slice": {"model", "n", "test_acc_mean", "regions_mean", "decision_segments_mean"},
+    "cifar_eb": {"arch", "epoch", "test_acc", "spline_dist_prev", "bn_mask_dist_prev", "spline_eb_epoch"},
 }
 
 
@@ -155,26 +157,121 @@ def quick_run(tmp_path_factory, tiny_cifar):
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_quick_mode_writes_figures_and_a_sane_table(name, quick_run):
+def test_quick_mode_writes_figures_tables_and_progress(name, quick_run):
     result, calls = quick_run(name)
-
     suffixes = {p.suffix for p in result.figures}
     assert {".html", ".png"} <= suffixes and all(p.is_file() and p.stat().st_size > 0 for p in result.figures)
     assert {".csv", ".md"} <= {p.suffix for p in result.tables} and all(p.is_file() for p in result.tables)
-    columns, n_rows = EXPECTED[name]
-    assert len(result.rows) == n_rows and columns <= set(result.rows[0])
-    for row in result.rows:
-        numbers = [v for v in row.values() if isinstance(v, (int, float))]
-        if row.get("epoch") != 0:  # epoch 0 has no previous epoch to compare with
-            assert all(math.isfinite(v) for v in numbers), row
+    assert result.rows and EXPECTED[name] <= set(result.rows[0])
     assert calls and calls[-1][0] == 1.0 and all(0.0 <= f <= 1.0 for f, _ in calls)
+    assert [f for f, _ in calls] == sorted(f for f, _ in calls)
     assert result.summary
 
 
-def test_quick_xshape_keeps_the_x_dense_and_loses_it_at_one_unit(quick_run):
-    rows = quick_run("xshape")[0].rows
-    assert rows[0]["x_shaped"] and rows[0]["test_acc"] >= 0.9
-    assert rows[-1]["units_kept"] == 1 and not rows[-1]["x_shaped"]
+def rows_by(result, *keys):
+    return {tuple(r[k] for k in keys): r for r in result.rows}
+
+
+def test_quick_kmeans_overparametrised_random_init_matches_kmeanspp(quick_run):
+    by = rows_by(quick_run("kmeans")[0], "init", "k_start")
+    assert all(r["seeds"] == 3 for r in by.values())
+    assert by["random", 256]["inertia_mean"] <= 1.1 * by["kmeans++", 64]["inertia_mean"]
+    assert by["random", 64]["inertia_mean"] >= 1.5 * by["random", 256]["inertia_mean"]
+    assert by["random", 256]["recovered_mean"] >= 0.95 > by["random", 64]["recovered_mean"]
+
+
+def test_quick_sawtooth_prunes_to_four_units(quick_run):
+    result = quick_run("sawtooth")[0]
+    by = rows_by(result, "method", "ratio")
+    for method in ("node", "random", "weight"):
+        assert by[method, 4]["final_units_mean"] <= 4 and by[method, 4]["n"] == 2
+    runs = list(csv.DictReader((result.out_dir / "sawtooth_runs.csv").open()))
+    for run in runs:  # at ratio 1 nothing is pruned: the pruned net is the trained one
+        if run["ratio"] == "1":
+            assert float(run["pruned_train_l2"]) == pytest.approx(float(run["wide_train_l2"]), rel=1e-6)
+        assert 0 <= float(run["train_l2"]) < 1.0  # the target lies in [0, 1]; a diverged fit would not
+
+
+def test_quick_xshape_scores_every_method(quick_run):
+    by = rows_by(quick_run("xshape")[0], "method", "scope", "sparsity")
+    dense = by["dense", "-", 0.0]
+    assert dense["acc_mean"] >= 0.9 and dense["x_shaped"] != "0/2"
+    assert by["node", "layerwise", 0.95]["x_shaped"] == "0/2"  # one unit cannot draw an X
+    assert by["node", "layerwise", 0.95]["achieved_mean"] == pytest.approx(0.95)   # 19 of 20 units
+    assert by["weight", "layerwise", 0.5]["achieved_mean"] == pytest.approx(0.5)
+    spline = by["spline", "layerwise", 0.5]
+    assert spline["achieved_mean"] <= 0.5 and spline["acc_pruned_mean"] >= dense["acc_mean"] - 0.05
+
+
+def test_quick_spline_groups_stay_within_the_tolerance(quick_run):
+    by = rows_by(quick_run("spline_groups")[0], "method", "scope")
+    spline = by["spline", "-"]
+    assert spline["change_pruned_mean"] <= 0.01 and spline["sparsity_mean"] > 0
+    assert by["random", "global"]["change_pruned_mean"] >= spline["change_pruned_mean"]
+    assert by["node", "global"]["sparsity_mean"] == pytest.approx(spline["sparsity_mean"], abs=0.05)
+
+
+def test_quick_eb_rule_sweep_is_monotone_in_the_threshold(quick_run):
+    result = quick_run("eb_trajectory")[0]
+    runs = list(csv.DictReader((result.out_dir / "eb_rule_sweep_runs.csv").open()))
+    for seed in {r["seed"] for r in runs}:
+        for window in {r["window"] for r in runs}:
+            sel = sorted((float(r["threshold"]), float(r["ticket"])) for r in runs
+                         if r["seed"] == seed and r["window"] == window)
+            fired = [t for _, t in sel if not math.isnan(t)]
+            assert fired == sorted(fired, reverse=True)  # a looser threshold never fires later
+            assert all(t >= int(window) for t in fired)  # nor before its window is full
+            assert [math.isnan(t) for _, t in sel] == sorted(math.isnan(t) for _, t in sel)[::-1]
+
+
+def test_quick_eb_validation_compares_tickets_with_the_end(quick_run):
+    result = quick_run("eb_validation")[0]
+    by = rows_by(result, "setting", "rule", "variant")
+    for setting in ("toy", "mnist cnn"):
+        dense = by[setting, "dense", "dense"]
+        end = by[setting, "end of training", "node"]
+        assert 0.5 <= dense["acc_mean"] <= 1 and end["acc_pruned_mean"] <= dense["acc_mean"] + 0.05
+    epochs = {"toy": 12, "mnist cnn": 6}  # quick mode
+    for row in result.rows:
+        if row["rule"] in ("dense", "end of training") or row["fired"] == "0/2":
+            continue
+        earliest = 2 if row["rule"].startswith("BN") else 3  # BN rule: window 3 in quick mode, 2 earlier masks
+        assert earliest <= row["ticket_mean"] <= epochs[row["setting"]], row
+
+
+def test_quick_spline_p_ablation_baselines_match_its_sparsity(quick_run):
+    result = quick_run("spline_p_ablation")[0]
+    by = rows_by(result, "P", "method", "scope")
+    for P in (0.5, 0.9):
+        assert by[P, "spline", "-"]["change_mean"] <= 0.01
+        for method in ("node", "random"):
+            for scope in ("layerwise", "global"):
+                assert by[P, method, scope]["sparsity_mean"] == pytest.approx(by[P, "spline", "-"]["sparsity_mean"],
+                                                                             abs=0.07)
+    free = [by[P, "spline (no tolerance)", "-"]["sparsity_mean"] for P in (0.5, 0.9)]
+    assert free[0] >= free[1]  # a lower P admits every merge a higher one does
+
+
+def test_quick_eb_vs_pretraining_costs(quick_run):
+    by = rows_by(quick_run("eb_vs_pretraining")[0], "method", "sparsity")
+    assert by["dense", 0.0]["relative_cost_mean"] == 1.0
+    assert by["layerwise pretraining", 0.0]["relative_cost_mean"] < 1.0
+    costs = [by["spline EB + node", s]["relative_cost_mean"] for s in (0.3, 0.5, 0.7)]
+    assert costs == sorted(costs, reverse=True) and costs[0] <= 1.0
+
+
+def test_quick_mnist_slice_counts_regions(quick_run):
+    (row,) = quick_run("mnist_slice")[0].rows
+    assert row["model"] == "mnist_mlp" and row["test_acc_mean"] >= 0.85
+    assert row["n"] == 1 and row["regions_mean"] >= 2
+
+
+def test_quick_cifar_records_distances_per_epoch(quick_run):
+    rows = quick_run("cifar_eb")[0].rows
+    assert len(rows) == 6 and {r["arch"][:9] for r in rows} == {"vgg16", "preresnet"}
+    for row in rows:
+        if row["epoch"] > 0:
+            assert 0 <= row["spline_dist_prev"] <= 1 and 0 <= row["bn_mask_dist_prev"] <= 1
 
 
 def test_cifar_needs_an_existing_directory(tmp_path):

@@ -155,3 +155,15 @@ def test_mnist_models_are_cached(tmp_path):
     assert retrained_accuracy == accuracy and states_equal(model.state_dict(), retrained.state_dict())
     with pytest.raises(ValueError, match="unknown MNIST recipe"):
         cached_mnist_model("resnet", tmp_path)
+
+
+def test_snapshots_stream_as_they_are_taken():
+    seen = []
+    first = fit(mlp(seed=1), XSHAPE, TrainConfig(epochs=2, batch_size=100, snapshot_every=3), on_snapshot=seen.append)
+    assert seen == first.snapshots and [s.masks for s in seen] == [None] * 5
+    more = []
+    masks = {"0.bias": torch.ones(16)}
+    resumed = fit(first.model, XSHAPE, TrainConfig(epochs=1, batch_size=100), resume_from=first, masks=masks,
+                  on_snapshot=more.append)
+    assert more == resumed.snapshots[len(seen):] and [(s.epoch, s.step) for s in more] == [(3, 12)]
+    assert more[0].masks.keys() == {"0.bias"}

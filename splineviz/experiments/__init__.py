@@ -42,11 +42,15 @@ _ENTRIES = [
                "splineviz.experiments.kmeans", threads=None),  # numpy only: no torch import
     Experiment("sawtooth", "1-D sawtooth regression: l2 error vs overparametrisation at a fixed final width (Fig. 6)",
                "splineviz.experiments.sawtooth"),
-    Experiment("xshape", "X-shape toy: node pruning at 20..95 % and whether the X boundary survives (Fig. 2b)",
+    Experiment("xshape", "X-shape toy: every pruning method at 20..95 % and whether the X survives (Fig. 2b)",
                "splineviz.experiments.xshape"),
-    Experiment("eb_trajectory", "Spline early-bird: sign-pattern distance heat-map over training epochs (Fig. 3)",
+    Experiment("spline_groups", "Spline pruning groups similar boundaries and removes them, boundary change "
+               "measured (Fig. 4)", "splineviz.experiments.spline_groups"),
+    Experiment("eb_trajectory", "Spline early-bird: distance heat-map over epochs and a sweep of rules (Fig. 3)",
                "splineviz.experiments.eb_trajectory"),
-    Experiment("spline_p_ablation", "Spline pruning: ablation of the redundancy hyperparameter P (Fig. 9)",
+    Experiment("eb_validation", "Early-bird tickets pruned and retrained vs pruning at the end and random masks; "
+               "spline vs BN-gamma rule on the MNIST CNN", "splineviz.experiments.eb_validation"),
+    Experiment("spline_p_ablation", "Spline pruning: ablation of the similarity threshold P, with baselines (Fig. 9)",
                "splineviz.experiments.spline_p_ablation"),
     Experiment("eb_vs_pretraining", "Spline EB training vs layerwise pretraining: accuracy vs training cost (Fig. 7)",
                "splineviz.experiments.eb_vs_pretraining"),
@@ -78,11 +82,14 @@ class UnknownExperimentError(KeyError):
 
 
 def run(name: str, quick: bool = False, out_dir: str | Path | None = None, progress: ProgressFn | None = None,
-        cancel: CancelFn | None = None, seed: int = 0, **options: Any) -> ExperimentResult:
+        cancel: CancelFn | None = None, seed: int = 0, jobs: int = 1, executor: str = "local",
+        seeds: int | None = None, **options: Any) -> ExperimentResult:
     """Run one experiment, writing its figures and tables under ``out_dir`` (default ``runs/NAME``).
 
     ``progress(fraction, message)`` receives progress (default: printed lines); ``cancel()`` returning True stops
-    the run with ``splineviz.partition.Cancelled``. Unknown options are rejected rather than silently ignored.
+    the run with ``splineviz.partition.Cancelled``. Seeds ``seed, seed + 1, ...`` (``seeds`` of them, default the
+    experiment's own count) run as tasks in this process, in ``jobs`` local processes, or on Celery workers
+    (``executor="celery"``). Unknown options are rejected rather than silently ignored.
     """
     if name not in EXPERIMENTS:
         raise UnknownExperimentError(name, list(EXPERIMENTS))
@@ -94,7 +101,7 @@ def run(name: str, quick: bool = False, out_dir: str | Path | None = None, progr
     settings.update({k: v for k, v in options.items() if v is not None})
     path = Path(out_dir) if out_dir is not None else Path("runs") / name
     path.mkdir(parents=True, exist_ok=True)
-    ctx = Context(name, path, quick, seed, settings, progress, cancel)
+    ctx = Context(name, path, quick, seed, settings, progress, cancel, jobs, executor, seeds)
     start = time.perf_counter()
     ctx.step(0.0, f"start ({'quick' if quick else 'full'} mode, seed {seed}) -> {path}")
     importlib.import_module(entry.module).run(ctx)

@@ -15,7 +15,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("name", help="experiment name, or 'list'")
     parser.add_argument("--quick", action="store_true", help="small, fast configuration (seconds)")
     parser.add_argument("--out", default=None, help="output directory (default runs/NAME)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the experiment's own)")
+    parser.add_argument("--jobs", type=int, default=1, help="local worker processes running seeds in parallel")
+    parser.add_argument("--celery", action="store_true",
+                        help="run seeds on Celery workers (celery -A splineviz.experiments.celery_app worker; "
+                             "broker from SPLINEVIZ_CELERY_BROKER or REDIS_URL)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 for the small-MLP experiments, torch's default for cifar_eb)")
     seen: set[str] = set()
@@ -51,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(threads)
     try:
-        result = run(args.name, quick=args.quick, out_dir=args.out, seed=args.seed, **given)
+        result = run(args.name, quick=args.quick, out_dir=args.out, seed=args.seed, jobs=args.jobs,
+                     executor="celery" if args.celery else "local", seeds=args.seeds, **given)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

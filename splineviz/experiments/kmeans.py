@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from splineviz.experiments._common import Context, mean_std
+from splineviz.experiments._plots import square_panels
 
 K_FINAL = 64
 
@@ -137,40 +139,58 @@ def _figures(ctx: Context, rows: list[dict], x: np.ndarray, centres: np.ndarray,
                           row=1, col=col)
     fig.update_xaxes(title_text="starting clusters (64 remain after pruning)", type="log",
                      tickvals=sorted({r["k_start"] for r in rows}))
+    fig.update_yaxes(title_text="mean squared distance to the centroid (mean ± sd)", type="log", row=1, col=1)
+    fig.update_yaxes(title_text="share of the 64 Gaussians recovered", tickformat=".0%", row=1, col=2)
     fig.update_layout(title="K-means: overparametrisation + pruning vs kmeans++ (64 Gaussians)")
     ctx.figure(fig, "kmeans_inertia")
 
-    fig = make_subplots(rows=1, cols=len(examples), subplot_titles=list(examples))
+    fig = make_subplots(rows=1, cols=len(examples), subplot_titles=list(examples), horizontal_spacing=0.06)
     for i, (label, c) in enumerate(examples.items(), start=1):
-        fig.add_trace(go.Scattergl(x=x[:, 0], y=x[:, 1], mode="markers", marker=dict(size=3, color="#bbbbbb"),
-                                   name="data", showlegend=i == 1), row=1, col=i)
+        # all SVG traces, drawn in order: WebGL points would be painted over the centroids
+        fig.add_trace(go.Scatter(x=x[:, 0], y=x[:, 1], mode="markers", name="data",
+                                 marker=dict(size=2.5, color="#c7c7c7"), showlegend=i == 1), row=1, col=i)
         fig.add_trace(go.Scatter(x=centres[:, 0], y=centres[:, 1], mode="markers", name="true centres",
-                                 marker=dict(symbol="x", size=7, color="black"), showlegend=i == 1), row=1, col=i)
-        fig.add_trace(go.Scatter(x=c[:, 0], y=c[:, 1], mode="markers", name="centroids",
-                                 marker=dict(size=7, color="#d62728"), showlegend=i == 1), row=1, col=i)
-    fig.update_layout(title="Mixture of 64 Gaussians and final centroids (seed 0)")
+                                 marker=dict(symbol="x-thin", size=9, line=dict(width=2, color="black")),
+                                 showlegend=i == 1), row=1, col=i)
+        fig.add_trace(go.Scatter(x=c[:, 0], y=c[:, 1], mode="markers", name="final centroids",
+                                 marker=dict(size=9, color="rgba(214,39,40,0.85)", line=dict(width=1, color="white")),
+                                 showlegend=i == 1), row=1, col=i)
+    lo, hi = float(x.min()) - 0.3, float(x.max()) + 0.3
+    square_panels(fig, 1, len(examples), (lo, hi, lo, hi))
+    fig.update_layout(title="Mixture of 64 Gaussians and the final 64 centroids (seed 0)", width=1500, height=560)
     ctx.figure(fig, "kmeans_data")
 
 
-def run(ctx: Context) -> None:
+def _points(n: int, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
     from splineviz.data import grid_centers, make_dataset
 
-    k_starts = [64, 128, 256] if ctx.quick else [64, 96, 128, 192, 256, 384, 512]
-    seeds = range(ctx.seed, ctx.seed + (3 if ctx.quick else 20))
-    data = make_dataset("gaussian_grid64", n=64 * (20 if ctx.quick else 100), seed=ctx.seed)
-    x = np.concatenate([data.x_train, data.x_test]).astype(np.float64)  # clustering uses every point
-    centres = grid_centers()
+    data = make_dataset("gaussian_grid64", n=n, seed=data_seed)
+    return np.concatenate([data.x_train, data.x_test]).astype(np.float64), grid_centers()  # clustering uses all
 
-    raw: list[dict] = []
-    examples: dict[str, np.ndarray] = {}
-    jobs = [(init, k0, s) for init in ("random", "kmeans++") for k0 in k_starts for s in seeds]
-    for i, (init, k0, s) in enumerate(jobs):
-        ctx.step(i / len(jobs), f"init={init} k_start={k0} seed={s}")
-        fit = kmeans(x, K_FINAL, k0, init, np.random.default_rng(s))
-        raw.append(dict(init=init, k_start=k0, seed=s, inertia=fit.inertia,
-                        recovered=recovered_fraction(fit.centroids, centres), iterations=fit.iterations))
-        if s == ctx.seed and (k0 == k_starts[0] or (init == "random" and k0 == k_starts[-1])):
-            examples[f"{init}, start {k0}"] = fit.centroids
+
+def task(init: str, k_start: int, seeds: list[int], n: int, data_seed: int, progress: Any = None,
+         cancel: Any = None) -> dict[str, Any]:
+    """Every seed of one (initialisation, starting K): final inertia, Gaussians recovered, and the first centroids."""
+    x, centres = _points(n, data_seed)
+    rows, first = [], None
+    for s in seeds:
+        fit = kmeans(x, K_FINAL, k_start, init, np.random.default_rng(s))
+        rows.append(dict(init=init, k_start=k_start, seed=s, inertia=fit.inertia,
+                         recovered=recovered_fraction(fit.centroids, centres), iterations=fit.iterations))
+        first = fit.centroids.tolist() if first is None else first
+    return {"rows": rows, "centroids": first}
+
+
+def run(ctx: Context) -> None:
+    k_starts = [64, 128, 256] if ctx.quick else [64, 96, 128, 192, 256, 384, 512]
+    seeds = ctx.seeds(full=20, quick=3)
+    n = 64 * (20 if ctx.quick else 100)
+    tasks = [dict(init=init, k_start=k0, seeds=seeds, n=n, data_seed=ctx.seed)
+             for init in ("random", "kmeans++") for k0 in k_starts]
+    out = ctx.map(task, tasks, lambda t: f"{t['init']} from {t['k_start']}")
+    raw = [row for o in out for row in o["rows"]]
+    examples = {f"{t['init']}, start {t['k_start']}": np.asarray(o["centroids"]) for t, o in zip(tasks, out)
+                if t["k_start"] == k_starts[0] or (t["init"] == "random" and t["k_start"] == k_starts[-1])}
 
     rows = []
     for init in ("random", "kmeans++"):
@@ -183,11 +203,13 @@ def run(ctx: Context) -> None:
                              iterations_mean=float(np.mean([r["iterations"] for r in runs])), seeds=len(runs)))
     ctx.table(raw, "kmeans_runs", main=False)
     ctx.table(rows, "kmeans")
+    x, centres = _points(n, ctx.seed)
     _figures(ctx, rows, x, centres, examples)
 
     by = {(r["init"], r["k_start"]): r for r in rows}
     rand0, pp0, rand_big = by["random", K_FINAL], by["kmeans++", K_FINAL], by["random", k_starts[-1]]
     ctx.result.summary = (
-        f"mean inertia: random init K=64 {rand0['inertia_mean']:.4g} ({100 * rand0['recovered_mean']:.0f}% "
-        f"recovered), kmeans++ K=64 {pp0['inertia_mean']:.4g} ({100 * pp0['recovered_mean']:.0f}%), random init "
-        f"from {k_starts[-1]} pruned to 64 {rand_big['inertia_mean']:.4g} ({100 * rand_big['recovered_mean']:.0f}%)")
+        f"mean inertia over {len(seeds)} seeds: random init K=64 {rand0['inertia_mean']:.4g} "
+        f"({100 * rand0['recovered_mean']:.0f}% recovered), kmeans++ K=64 {pp0['inertia_mean']:.4g} "
+        f"({100 * pp0['recovered_mean']:.0f}%), random init from {k_starts[-1]} pruned to 64 "
+        f"{rand_big['inertia_mean']:.4g} ({100 * rand_big['recovered_mean']:.0f}%)")

@@ -1,0 +1,143 @@
+"""Pruning while training: sparsity follows the schedule exactly (hand-computed), masks persist, events say what
+went, the early-bird schedule prunes at the ticket the offline rule finds, snapshots stream and runs cancel."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from splineviz.data import make_dataset
+from splineviz.earlybird import EarlyBirdRule, detect_ticket, distance_matrix
+from splineviz.nets import mlp
+from splineviz.partition import Cancelled
+from splineviz.probe import grid_probe
+from splineviz.prune import EarlyBirdSchedule, Gradual, OneShot, train_with_schedule
+from splineviz.train import TrainConfig, fit
+
+torch.set_num_threads(1)
+MOONS = make_dataset("moons", n=200, seed=0)
+CONFIG = TrainConfig(epochs=6, lr=0.05, momentum=0.9, batch_size=32)
+
+
+def test_gradual_targets_are_zhu_and_gupta_cubic() -> None:
+    # s(t) = 0.8 + (0 - 0.8) (1 - (t - 1) / 3)^3 at t = 1, 2, 3, 4
+    targets = Gradual(0.8, start=1, end=4).targets(10)
+    assert targets == pytest.approx({1: 0.0, 2: 0.8 - 0.8 * 8 / 27, 3: 0.8 - 0.8 / 27, 4: 0.8})
+    assert list(Gradual(0.5, start=0, end=6, every=2, initial_sparsity=0.1).targets(6)) == [0, 2, 4, 6]
+    with pytest.raises(ValueError, match="multiple of every"):
+        Gradual(0.5, start=0, end=5, every=2).targets(10)
+    with pytest.raises(ValueError, match="outside"):
+        OneShot(epoch=7, sparsity=0.5).targets(6)
+
+
+@pytest.mark.parametrize("method,scope,hidden,expected", [
+    # width 10: count(0.563 * 10) = 6, count(0.770 * 10) = 8, count(0.8 * 10) = 8 (no new event at epoch 4)
+    ("node", "layerwise", (10,), [(2, 0.6), (3, 0.8)]),
+    # 16 units: 9.01 -> 9, 12.33 -> 12, 12.8 -> 13
+    ("node", "global", (10, 6), [(2, 9 / 16), (3, 12 / 16), (4, 13 / 16)]),
+    ("random", "layerwise", (10,), [(2, 0.6), (3, 0.8)]),
+    # 20 + 20 weights per tensor: 11.26 -> 11, 15.41 -> 15, 16 -> 16
+    ("weight", "layerwise", (10,), [(2, 22 / 40), (3, 30 / 40), (4, 32 / 40)]),
+])
+def test_gradual_sparsity_follows_the_schedule_exactly(method, scope, hidden, expected) -> None:
+    model = mlp(2, hidden, 2, seed=0)
+    run = train_with_schedule(model, MOONS, CONFIG, Gradual(0.8, start=1, end=4), method, scope)
+    assert [(e.epoch, e.achieved) for e in run.events] == [(t, pytest.approx(s)) for t, s in expected]
+    reached = dict(expected)
+    sparsity = 0.0
+    for snap in run.snapshots:  # before an event: the previous level; the event's own snapshot: the new one
+        if snap.event is not None:
+            sparsity = reached[snap.epoch]
+        assert snap.sparsity == pytest.approx(sparsity), (snap.epoch, snap.event)
+    assert [s.epoch for s in run.snapshots] == sorted([*range(7), *reached])
+
+
+def test_masks_persist_and_only_grow() -> None:
+    model = mlp(2, (10, 8), 2, seed=1)
+    run = train_with_schedule(model, MOONS, CONFIG, Gradual(0.7, start=1, end=5, every=2, initial_sparsity=0.2),
+                              "weight", "global")
+    assert len(run.events) == 3
+    previous_zeros: set = set()
+    for snap in run.snapshots:
+        if snap.masks is None:
+            assert snap.sparsity == 0.0 and snap.event is None
+            continue
+        zeros = {(name, i) for name, m in snap.masks.items() for i in np.flatnonzero(m.reshape(-1).numpy() == 0)}
+        assert previous_zeros <= zeros
+        previous_zeros = zeros
+        for name, mask in snap.masks.items():
+            assert torch.all(snap.state[name][mask == 0] == 0), (snap.epoch, name)
+    final = dict(model.named_parameters())
+    assert all(torch.all(final[n][m == 0] == 0) for n, m in run.masks.items())
+    assert run.snapshots[-1].state["0.weight"].ne(run.snapshots[-3].state["0.weight"]).any()  # still training
+
+
+def test_events_record_the_units_that_went() -> None:
+    model = mlp(2, (10,), 2, seed=2)
+    run = train_with_schedule(model, MOONS, CONFIG, Gradual(0.8, start=1, end=4), "node")
+    for event in run.events:
+        before = next(s for s in run.snapshots if s.epoch == event.epoch and s.event is None)
+        norms = before.state["0.weight"].norm(dim=1).numpy()
+        already = {u for e in run.events if e.epoch < event.epoch for u in e.removed_units["0"]}
+        wanted = round(event.achieved * 10) - len(already)
+        order = [u for u in np.argsort(norms, kind="stable") if u not in already]
+        assert event.removed_units == {"0": sorted(int(u) for u in order[:wanted])}
+        assert event.method == "node" and event.removed_weights == {}
+    weight_run = train_with_schedule(mlp(2, (4,), 2, seed=2), MOONS, CONFIG, OneShot(3, 0.25), "weight")
+    (event,) = weight_run.events
+    before = weight_run.snapshots[3].state["0.weight"].abs().reshape(-1).numpy()
+    assert event.removed_weights["0.weight"] == sorted(np.argsort(before, kind="stable")[:2].tolist())
+
+
+def test_one_shot_prunes_once_and_the_run_before_it_is_plain_training() -> None:
+    model = mlp(2, (8, 8), 2, seed=3)
+    seen = []
+    run = train_with_schedule(model, MOONS, CONFIG, OneShot(epoch=3, sparsity=0.5), "node",
+                              on_snapshot=lambda snap, live: seen.append((snap, len(live.events))))
+    assert [(e.epoch, e.achieved) for e in run.events] == [(3, 0.5)]
+    assert [s for s, _ in seen] == run.snapshots  # streamed as produced, the same objects
+    assert [n for _, n in seen] == [0, 0, 0, 0, 1, 1, 1, 1]
+    plain = fit(mlp(2, (8, 8), 2, seed=3), MOONS, TrainConfig(**{**CONFIG.__dict__, "epochs": 3}))
+    for a, b in zip(plain.snapshots, run.snapshots[:4]):
+        assert all(torch.equal(a.state[k], b.state[k]) for k in a.state)
+
+
+def test_early_bird_schedule_prunes_at_the_offline_ticket() -> None:
+    rule = EarlyBirdRule(0.05, 2)
+    probe = grid_probe(MOONS.bounds, 30)
+    config = TrainConfig(epochs=12, lr=0.05, momentum=0.9, batch_size=32)
+    plain = fit(mlp(2, (12, 12), 2, seed=4), MOONS, config)
+    ticket = detect_ticket(distance_matrix(plain.snapshots, lambda: mlp(2, (12, 12), 2), probe),
+                           rule.threshold, rule.window)
+    assert ticket is not None and ticket < 12
+    run = train_with_schedule(mlp(2, (12, 12), 2, seed=4), MOONS, config,
+                              EarlyBirdSchedule(0.5, rule, probe), "node")
+    assert run.ticket == ticket and [e.epoch for e in run.events] == [ticket]
+    assert len(run.window_max) == ticket + 1 and run.window_max[-1] < 0.05 <= min(run.window_max[rule.window:-1],
+                                                                                   default=1.0)
+    assert run.snapshots[-1].sparsity == 0.5 and run.snapshots[-1].epoch == 12
+
+
+def test_spline_schedule_stays_within_its_target() -> None:
+    model = mlp(2, (16,), 2, seed=5)
+    run = train_with_schedule(model, MOONS, CONFIG, OneShot(4, 0.5), "spline", P=0.5)
+    assert all(0 < e.achieved <= 0.5 for e in run.events)
+    assert all(e.report.change <= 0.01 for e in run.events)
+    for snap in run.snapshots[5:]:
+        assert all(torch.all(snap.state[n][m == 0] == 0) for n, m in snap.masks.items())
+
+
+def test_a_scheduled_run_can_be_cancelled() -> None:
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 20
+
+    seen = []
+    with pytest.raises(Cancelled):
+        train_with_schedule(mlp(2, (8,), 2), MOONS, CONFIG, OneShot(2, 0.5), cancel=cancel,
+                            on_snapshot=lambda snap, run: seen.append(snap.epoch))
+    assert len(calls) == 21 and 0 < len(seen) < 7
+    with pytest.raises(ValueError, match="method"):
+        train_with_schedule(mlp(2, (8,), 2), MOONS, CONFIG, OneShot(2, 0.5), "magic")
