@@ -50,7 +50,7 @@
       drawn[cfg.graph] = null;
       return sv.painter.axes(cfg.graph, v.panels.figure.layout, v.panels.figure.data) ? undefined : v.panels.figure;
     }
-    const figure = axes(cfg.graph, v.panels, v.panels.layout);
+    const figure = axes(cfg.graph, v.panels, v.panels.layout, sv.pruning.anchors(v.panels.layout));
     const opts = {shade: "class", decision: true, points: cfg.points && v.data ? v.data.points : null};
     drawn[cfg.graph] = {source: v.panels, opts: opts, frames: v.panels.frames, style: v.style,
                         describe: {title: v.panels.title, classes: v.panels.classes,
