@@ -43,7 +43,7 @@ class DistanceRecorder(Recorder):
         self.rows.append((row / len(self.sizes)).round(5).tolist())
 
     def payload(self, frames: Sequence[int] | None = None) -> dict[str, Any]:
-        return {**super().payload(frames), "rows": self.rows, "window": self.spec.window}
+        return {**super().payload(frames), "rows": list(self.rows), "window": self.spec.window}
 
 
 def earlybird_run(run: Run, spec: ScheduleSpec, progress: Progress = quiet, cancel: Cancel | None = None,

@@ -169,8 +169,10 @@ class Recorder:
     def payload(self, frames: Sequence[int] | None = None) -> dict[str, Any]:
         """The run so far; ``frames``: only these frame indices (a streamed payload), else all."""
         chosen = range(len(self.frames)) if frames is None else frames
+        # copies: a streamed payload is re-sent by the job's heartbeat thread while this run goes on
         return {"label": self.spec.label, "spec": asdict(self.spec), "frames": {i: self.frames[i] for i in chosen},
-                "n_frames": len(self.frames), "history": self.history, "events": self.events, "ticket": self.ticket}
+                "n_frames": len(self.frames), "history": [dict(h) for h in self.history],
+                "events": list(self.events), "ticket": self.ticket}
 
 
 def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = quiet, cancel: Cancel | None = None,

@@ -113,12 +113,12 @@ def figures(run: dict, threshold: float, finished: bool) -> dict:
     summary = [html.Div(f"Ticket at epoch {ticket} of {run['spec']['epochs']} (threshold {ran_at:g}): "
                         f"{_event_words(run)}" if ticket is not None else
                         (f"No ticket within {len(rows) - 1} epochs at threshold {ran_at:g}." if finished
-                         else f"No ticket yet (epoch {len(rows) - 1})."))]
+                         else f"Watching for the ticket: epoch {len(rows) - 1} so far."))]
     if threshold != ran_at:
         where = (f"the rule fires at epoch {fires}" if fires is not None else
                  "the rule does not fire" + (f" before epoch {ticket}, where this run pruned" if ticket is not None
                                              else " on these epochs"))
-        summary.append(html.Div(f"At threshold {threshold:g} {where}; press Run to prune there.", className="hint"))
+        summary.append(html.Div(f"At threshold {threshold:g} {where}; press Run to train with it.", className="hint"))
     return {"heatmap": earlybird_heatmap(np.asarray(distance_matrix(rows)), epochs, ticket, ran_at),
             "curve": distance_to_previous(epochs, maxima.tolist(), ticket, threshold, fires, ticket,
                                           marker=epochs[-1]),
