@@ -14,7 +14,7 @@
   const sv = window.splineviz;
   const F = sv.frame;
   const replayers = {};  // graph id -> sv.Replay
-  const shown = {};      // graph id -> {token, runs, steps, layout, title, classes, index, painted, style, points}
+  const shown = {};      // graph id -> {token, runs, steps, layout, title, classes, index, follow, ours, style, points, cfg}
 
   /* One invisible point per panel of a side-by-side layout: plotly draws no axes that no trace uses (an empty
      trace would do, but makes NaN paths while the graph is hidden). */
@@ -31,7 +31,8 @@
   function merge(graphId, payload) {
     let s = shown[graphId];
     if (!s || s.token !== payload.token) {
-      s = shown[graphId] = {token: payload.token, runs: [], index: null, painted: null, fresh: true};
+      s = shown[graphId] = {token: payload.token, runs: [], index: null, fresh: true, follow: true,
+                            ours: new Set()};
     }
     Object.assign(s, {layout: payload.layout, title: payload.title, classes: payload.classes});
     payload.runs.forEach((r, k) => {
@@ -130,7 +131,6 @@
   function paint(graphId, s, i, cfg) {
     const step = s.steps[i];
     s.index = i;
-    s.painted = s.token + "/" + i + "/" + s.steps.length;
     mark(cfg.curves, step.epoch);
     const opts = (run, pick) => ({shade: "class", decision: true, points: s.points,
                                   ghosts: ghostsOf(run, recentEvent(run, pick, cfg.ghostFrames))});
@@ -150,17 +150,23 @@
   }
 
   /*
-   * values: runs (the finished run), live (the job's stream), step (slider), data, style.
-   * cfg: {graph, curves, points, ghostFrames}. Follows a run in progress on its newest step unless the slider
-   * was moved back.
+   * The finished run (values.runs, the job's output) becomes what is shown (the live store, marked final). Dash
+   * holds back a callback whose inputs include a running job's outputs until the job ends, so render() listens
+   * to the live store alone, which the job streams into and this fills at the end (or from a restored session).
+   */
+  function land(v) {
+    return v.runs ? Object.assign({}, v.runs, {final: true}) : undefined;
+  }
+
+  /*
+   * values: live (the job's stream, or the finished run), step (slider), data, style.
+   * cfg: {graph, curves, points, ghostFrames}. Follows a run in progress on its newest step unless the user moved
+   * the slider back (a slider value this code set itself, arriving late, is not the user's).
    */
   function render(v, cfg) {
     const fired = v.triggered;
     let s = shown[cfg.graph];
-    const following = !s || !s.steps || s.index == null || s.index >= s.steps.length - 1;
-    if (fired.has("live") && v.live) s = merge(cfg.graph, v.live);
-    else if (fired.has("runs") && v.runs) s = merge(cfg.graph, v.runs);
-    else if (!s && v.runs) s = merge(cfg.graph, v.runs);  // a restored session
+    if (v.live && (fired.has("live") || !s)) s = merge(cfg.graph, v.live);
     if (!s || !s.steps || !s.steps.length) return {};
     Object.assign(s, {style: v.style, cfg: cfg});
     s.points = cfg.points && v.data ? v.data.points : null;
@@ -168,9 +174,18 @@
     const replaying = replayer && replayer.playing;
     const last = s.steps.length - 1;
     const out = {};
-    let i = sv.clamp(v.step, s.steps.length);
-    if (!fired.has("step") && following) i = last;
-    if (i !== v.step) out.stepValue = i;
+    // a value set here or by the replay (arriving late, or echoed by the slider) is not the user's
+    const ours = fired.has("step") && (s.ours.has(v.step) || v.step === s.index);
+    if (fired.has("step") && !ours) {
+      s.follow = v.step >= last;
+      s.ours.clear();
+      if (replaying) replayer.stop(true);  // the user moved the slider: stop there
+    }
+    const i = s.follow ? last : sv.clamp(v.step, s.steps.length);
+    if (i !== v.step) {
+      out.stepValue = i;
+      s.ours.add(i);
+    }
     out.stepMax = last;
     const firstEpoch = s.steps[0].epoch, lastEpoch = s.steps[last].epoch;
     out.stepMarks = {0: String(firstEpoch), [last]: String(lastEpoch)};
@@ -182,11 +197,7 @@
       sv.painter.all(cfg.graph).forEach((p, k) => { if (k >= s.runs.length) p.hide(); });
     }
     out.info = info(s, i, cfg);
-    if (replaying && fired.has("step")) {
-      if (s.painted === s.token + "/" + i + "/" + s.steps.length) return out;  // the replay painted this step
-      replayer.stop(true);  // the slider was moved: stop there
-    }
-    paint(cfg.graph, s, i, cfg);
+    if (!(ours && replayer && replayer.playing)) paint(cfg.graph, s, i, cfg);  // the replay paints its own steps
     return out;
   }
 
@@ -202,10 +213,12 @@
     if (!s || !s.steps || s.steps.length < 2) return undefined;
     const show = (i) => {
       const painted = paint(cfg.graph, s, i, s.cfg);
+      s.ours.add(i);
       sv.setProps(cfg.step, {value: i});
       return painted;
     };
     const stop = () => sv.setProps(cfg.replay, {children: "▶ Replay"});
+    s.follow = false;
     replayer.start(sv.clamp(v.step, s.steps.length), s.steps.length, show, stop);
     return "❚❚ Pause";
   }
@@ -221,5 +234,5 @@
                                                                shade: "class", decision: true})};
   }
 
-  sv.pruning = {render, replay, describe, anchors};
+  sv.pruning = {land, render, replay, describe, anchors};
 })();

@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import dash
 import numpy as np
 from dash import Dash, Input, Output, State, dcc, html
 
@@ -88,14 +87,12 @@ def register(app: Dash) -> None:
 
     @callback(app, output={"heatmap": Output(ID.HEATMAP, "figure"), "curve": Output(ID.CURVE, "figure"),
                            "summary": Output(ID.SUMMARY, "children")},
-              inputs={"runs": Input(ID.RUNS, "data"), "live": Input(ID.LIVE, "data"),
-                      "threshold": Input(ID.THRESHOLD, "value")})
-    def distances(runs: dict | None, live: dict | None, threshold: Any) -> dict:
+              inputs={"shown": Input(ID.LIVE, "data"), "threshold": Input(ID.THRESHOLD, "value")})
+    def distances(shown: dict | None, threshold: Any) -> dict:
         """The distances so far, and the rule at the slider's threshold applied to them (live)."""
-        shown = live if live and dash.ctx.triggered_id == ID.LIVE else runs
         if not shown or not shown.get("runs"):
             return {}
-        return figures(shown["runs"][0], P.THRESHOLD.clean(threshold), finished=shown is runs)
+        return figures(shown["runs"][0], P.THRESHOLD.clean(threshold), finished=bool(shown.get("final")))
 
     animation(app, ID.FRAMES, ID, [ID.CURVE], points=False)
     export_images(app, ID.EXPORT, ID.FRAMES, "pruning.describe", ID.ALERT, "splineviz-earlybird")

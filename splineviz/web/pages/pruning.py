@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import dash
 from dash import Dash, Input, Output, State, dcc, html
 
 from splineviz.figures import empty_figure, schedule_curves, sparsity_curves
@@ -205,13 +204,12 @@ def _schedule_run(app: Dash) -> None:
                                   stream=lambda partial: ctx.stream(work.animation_store(run, partial, token)))
         return {"runs": work.animation_store(run, runs, token)}
 
-    @callback(app, output={"figure": Output(ID.ANIM_CURVES, "figure")},
-              inputs={"runs": Input(ID.RUNS, "data"), "live": Input(ID.LIVE, "data")})
-    def curves(runs: dict | None, live: dict | None) -> dict:
-        shown = live if live and dash.ctx.triggered_id == ID.LIVE else runs
+    @callback(app, output={"figure": Output(ID.ANIM_CURVES, "figure")}, inputs={"shown": Input(ID.LIVE, "data")})
+    def curves(shown: dict | None) -> dict:
         if not shown or not isinstance(shown.get("runs"), list):
             return {}
-        return {"figure": schedule_curves(shown["runs"])}
+        epochs = [h["epoch"] for run in shown["runs"] for h in run.get("history") or []]
+        return {"figure": schedule_curves(shown["runs"], marker=max(epochs, default=0))}
 
     animation(app, ID.ANIM, ID, [ID.ANIM_CURVES], points=True)
     export_images(app, ID.ANIM_EXPORT, ID.ANIM, "pruning.describe", ID.ALERT, "splineviz-pruning-run")
@@ -220,21 +218,22 @@ def _schedule_run(app: Dash) -> None:
 def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool) -> None:
     """The browser side of a page's scheduled-run animation on ``graph`` (splineviz-8p-pruning.js): painting the
     step the slider selects (following a run in progress), the replay, and the marker on ``curves``. ``page``
-    holds the ids STEP, REPLAY, INFO, RUNS and LIVE."""
+    holds the ids STEP, REPLAY, INFO, RUNS and LIVE; LIVE is what is shown: the job streams into it, and the
+    finished run (RUNS) is copied there, marked ``final`` (splineviz-8p-pruning.js, land)."""
+    clientside(app, "pruning.land", Output(page.LIVE, "data", allow_duplicate=True), {"runs": Input(page.RUNS, "data")},
+               prevent_initial_call=True)
     clientside(app, "pruning.render",
                output={"figure": Output(graph, "figure"),
                        "stepMax": Output(page.STEP, "max"), "stepMarks": Output(page.STEP, "marks"),
                        "stepValue": Output(page.STEP, "value"), "info": Output(page.INFO, "children")},
-               inputs={"runs": Input(page.RUNS, "data"), "live": Input(page.LIVE, "data"),
-                       "step": Input(page.STEP, "value"), "data": Input(ids.DATA, "data")},
+               inputs={"live": Input(page.LIVE, "data"), "step": Input(page.STEP, "value"),
+                       "data": Input(ids.DATA, "data")},
                state={"style": State(ids.STYLE, "data")},
-               config={"graph": graph, "curves": curves,
-                       "points": points, "ghostFrames": GHOST_FRAMES},
+               config={"graph": graph, "curves": curves, "points": points, "ghostFrames": GHOST_FRAMES},
                prevent_initial_call=True)
     clientside(app, "pruning.replay", Output(page.REPLAY, "children"), {"clicks": Input(page.REPLAY, "n_clicks")},
                {"step": State(page.STEP, "value")},
-               config={"graph": graph, "step": page.STEP,
-                       "replay": page.REPLAY}, prevent_initial_call=True)
+               config={"graph": graph, "step": page.STEP, "replay": page.REPLAY}, prevent_initial_call=True)
 
 
 GHOST_FRAMES = 4  # frames after a pruning step on which the removed units' lines stay, dashed
