@@ -50,7 +50,13 @@
       drawn[cfg.graph] = null;
       return sv.painter.axes(cfg.graph, v.panels.figure.layout, v.panels.figure.data) ? undefined : v.panels.figure;
     }
-    const figure = axes(cfg.graph, v.panels, v.panels.layout, sv.pruning.anchors(v.panels.layout));
+    // an invisible point on each panel's axes: plotly lays out only subplots that hold a trace (and an empty
+    // trace on matched axes draws NaN paths), and a painter needs its axes laid out
+    const anchors = v.panels.frames.map((frame, i) => ({
+      type: "scatter", mode: "markers", marker: {opacity: 0}, hoverinfo: "skip", showlegend: false,
+      x: [(frame.bounds[0] + frame.bounds[1]) / 2], y: [(frame.bounds[2] + frame.bounds[3]) / 2],
+      xaxis: "x" + (i ? i + 1 : ""), yaxis: "y" + (i ? i + 1 : "")}));
+    const figure = axes(cfg.graph, v.panels, v.panels.layout, anchors);
     const opts = {shade: "class", decision: true, points: cfg.points && v.data ? v.data.points : null};
     drawn[cfg.graph] = {source: v.panels, opts: opts, frames: v.panels.frames, style: v.style,
                         describe: {title: v.panels.title, classes: v.panels.classes,

@@ -250,7 +250,7 @@ def test_model_from_state_copies_and_checks():
 def assert_regions_affine_in_torch(model: nn.Module, shape: tuple[int, ...], domain, plane=None) -> int:
     """Fit each traced region's affine map from its vertices; torch must agree inside the region."""
     model = model.double().eval()
-    p = trace(to_ops(model, shape), domain=domain, plane=plane)
+    p = trace(to_ops(model, shape), bounds=domain, plane=plane)
     rng = np.random.default_rng(0)
     points, predicted = [], []
     for poly in p.regions:
