@@ -119,6 +119,8 @@ def test_gradual_schedule_beside_spline_pruning_streams_animates_and_replays(dri
     assert re.search(r"pruned at epoch \d+ to \d+ %: \d+ units? removed \(dashed\); the decision moved on",
                      text(driver, "pr-info"))
     shot(driver, "pruning-gradual-event")
+    driver.execute_script("document.getElementById('pr-anim-curves').scrollIntoView()")
+    shot(driver, "pruning-gradual-curves")
     assert severe_console_errors(driver) == []
 
 
@@ -160,4 +162,6 @@ def test_earlybird_run_fills_in_live_and_the_threshold_applies_at_once(driver, a
     assert shown_epochs(driver, "eb-info") == [ticket]  # the first step saying so: the pruned ticket
     wait_for(lambda: marker_x(driver, "eb-curve") == ticket, 10, message="the curve's marker at the ticket")
     shot(driver, "earlybird-ticket")
+    driver.execute_script("document.getElementById('eb-heatmap').scrollIntoView()")
+    shot(driver, "earlybird-distances")
     assert severe_console_errors(driver) == []
