@@ -189,6 +189,9 @@
     out.stepMax = last;
     const firstEpoch = s.steps[0].epoch, lastEpoch = s.steps[last].epoch;
     out.stepMarks = {0: String(firstEpoch), [last]: String(lastEpoch)};
+    s.steps.forEach((step, j) => {  // a mark on each pruning step, so that it can be found
+      if (step.key % 2 && j < last) out.stepMarks[j] = "✂" + step.epoch;
+    });
     if (s.fresh) {
       s.fresh = false;
       const layout = Object.assign({}, s.layout, {uirevision: s.token});

@@ -5,6 +5,8 @@ decision change, the frames' own line labels for the units an event removed, and
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,20 @@ def test_a_job_streams_through_its_progress_channel() -> None:
     ctx.stream({"n": 1})
     ctx.progress(0.75, "more")
     assert sent == [("50.0", "half", 1), ("50.0", "half", 2, {"n": 1}), ("75.0", "more", 3, {"n": 1})]
+
+
+def test_large_frames_thin_the_epochs_but_keep_every_pruning_step(run, monkeypatch) -> None:
+    import dataclasses
+
+    first = pg_jobs.start_run(CONFIG)[1]
+    size = len(json.dumps(first))
+    # room for a little over 4 frames of this size: every 3rd epoch of 12 gets one
+    monkeypatch.setattr(pr_jobs, "LIMITS", dataclasses.replace(pr_jobs.LIMITS, run_frame_bytes=4 * size + 1000))
+    spec = pr_jobs.ScheduleSpec(kind="oneshot", epochs=12, at=5, sparsity=0.5)
+    (result,) = pr_jobs.scheduled_run(run, [spec])
+    epochs = [f["stats"]["epoch"] for f in result["frames"].values()]
+    (event,) = result["events"]
+    assert epochs == [0, 3, 5, 5, 6, 9, 12]  # 3 = ceil(12 * size / (4 * size)); both sides of the step at 5
+    assert (event["before"], event["after"]) == (2, 3)
+    assert [h["n_regions"] is not None for h in result["history"]] == [e in (0, 3, 5, 6, 9, 12) for e in
+                                                                         [h["epoch"] for h in result["history"]]]

@@ -159,6 +159,8 @@ class Limits:
     # 1.3 GB resident (bench/app_latency.py) and its frame is about 36 MB of JSON, which the painter draws smoothly
     regions: int = 400_000
     trace_bytes: int = 1024 * MiB  # the tracer's vertex-table cap on every web trace path (321k regions need 768)
+    # frames a pruning run keeps (Pruning, Early-bird pages): past this, fewer epochs get a frame (never a pruning step)
+    run_frame_bytes: int = 200 * MiB
     request_bytes: int = 16 * MiB  # any HTTP request (Flask MAX_CONTENT_LENGTH)
     model_bytes: int = 8 * MiB  # an uploaded file, or model weights read back from a browser store
     jobs_per_session: int = field(default_factory=lambda: _env_int("SPLINEVIZ_JOBS_PER_SESSION", 2))

@@ -2,6 +2,8 @@
 while training, streamed frame by frame (background jobs)."""
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
 
@@ -16,6 +18,7 @@ from splineviz.prune.schedule import Schedule
 from splineviz.train import Snapshot
 from splineviz.web.jobs import Cancel, Progress, quiet
 from splineviz.web.jobs.playground import frame_stride
+from splineviz.web.params import LIMITS
 from splineviz.web.state import Run, accuracy, build, config_dataset, train_config
 from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame
 
@@ -107,7 +110,8 @@ class ScheduleSpec:
 
 class Recorder:
     """What the page receives of a scheduled run, filled in snapshot by snapshot: frames (every ``stride``-th
-    epoch, and both sides of every pruning event), every snapshot's numbers, the events with their decision
+    epoch, fewer if the first frame is so large that the run's frames would pass ``LIMITS.run_frame_bytes``, and
+    both sides of every pruning event), every snapshot's numbers, the events with their decision
     change, and the ticket. ``payload()`` is the page's JSON (``web.pages.pruning``)."""
 
     def __init__(self, spec: ScheduleSpec, data: Dataset, arch: dict[str, Any], probe: np.ndarray,
@@ -130,6 +134,9 @@ class Recorder:
                                 **snapshot_stats(snap), sparsity=snap.sparsity, position=position)
             self._traced[position] = len(self.frames)
             self.frames.append(frame)
+            if len(self.frames) == 1:  # the first frame's size says how many a run can keep
+                size = len(json.dumps(frame))
+                self.stride = max(self.stride, math.ceil(self.spec.epochs * size / LIMITS.run_frame_bytes))
             self.history[position]["n_regions"] = frame["n_regions"]
         return self._traced[position]
 
