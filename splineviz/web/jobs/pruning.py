@@ -66,9 +66,7 @@ def sparsity_sweep(run: Run, sparsities: Sequence[float], epochs: int, methods: 
     return curves
 
 
-
 # -- pruning while training (issue 16): a schedule run as one job, its frames streamed as they are traced ------------
-SCHEDULES = ("oneshot", "gradual", "earlybird")
 PROBE_SIDE = 100  # the early-bird rule and spline pruning look at a 100 x 100 grid over the drawn bounds
 TAIL = 3  # frames each streamed payload repeats: the page polls every 0.3 s and may miss one
 
@@ -102,7 +100,7 @@ class ScheduleSpec:
 
     @property
     def label(self) -> str:
-        """In words, for panel titles: "node pruning, gradual to 50 %"."""
+        """In words, for panel titles: "node pruning gradual to 50 %"."""
         when = {"oneshot": f"one-shot at epoch {min(self.at, self.epochs)}", "earlybird": "at the early-bird ticket",
                 "gradual": "gradual"}[self.kind]
         return f"{self.method} pruning {when} to {100 * self.sparsity:.0f} %"
@@ -197,7 +195,7 @@ def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = 
     done: list[Recorder] = []
     for k, spec in enumerate(specs):
         rec = recorder(spec, data, run.arch, probe, cancel)
-        share = ctx_share(progress, k, len(specs))
+        share = _share(progress, k, len(specs))
 
         def seen(snap: Snapshot, live: ScheduledRun, rec: Recorder = rec, share: Progress = share) -> None:
             if rec.observe(snap, live) and stream is not None:
@@ -214,7 +212,7 @@ def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = 
     return [r.payload() for r in done]
 
 
-def ctx_share(progress: Progress, k: int, n: int) -> Progress:
+def _share(progress: Progress, k: int, n: int) -> Progress:
     """The progress of part ``k`` of ``n`` equal parts of a job."""
     return lambda fraction, message: progress((k + fraction) / n, message)
 

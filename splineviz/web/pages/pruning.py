@@ -2,8 +2,9 @@
 
 A schedule run (one-shot at an epoch, gradual, or at the early-bird ticket; node, weight or spline pruning) trains
 the Playground's network on its data from its initial weights as one background job; its frames stream to the
-page as they are traced (the job's ``stream`` output, ``LIVE``), and the finished run lands in ``RUNS``, a JSON
-store from which the animation, its replay and the curves are drawn (``assets/splineviz-8p-pruning.js``). Units
+page as they are traced (the job's ``stream`` output, the ``LIVE`` store), and the finished run lands in ``RUNS``
+and is copied to ``LIVE``, the JSON store the animation, its replay and the curves are drawn from
+(``assets/splineviz-8p-pruning.js``). Units
 a pruning step removed are drawn dashed for a few frames after it, and each step's decision change is measured
 exactly. A second run beside the first (another method or schedule, same initial weights) plays in step.
 
