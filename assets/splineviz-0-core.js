@@ -10,6 +10,7 @@
  *   splineviz-6-jobs.js        background jobs: lost-job watch, tab heartbeat, upload size guard
  *   splineviz-7-playground.js  Playground glue: transport (play / step / chunks), drawing, replay
  *   splineviz-8-pages.js       MNIST slice and side-by-side panels (pruning, early-bird) glue
+ *   splineviz-8p-pruning.js    pruning while training: runs streamed, animated in step, replayed (both pages)
  *   splineviz-9-shell.js       routing between the pages
  *
  * Page glue is called from Dash through splineviz.call (see splineviz/web/wiring.py clientside): it gets

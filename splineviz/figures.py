@@ -361,15 +361,87 @@ def earlybird_heatmap(distances: np.ndarray, epochs: Sequence[int], ticket: int 
 
 
 def distance_to_previous(epochs: Sequence[int], distances: Sequence[float], ticket: int | None,
-                         threshold: float) -> go.Figure:
-    """Max distance to the previous epochs, the quantity the early-bird rule thresholds."""
-    fig = go.Figure(go.Scatter(x=list(epochs), y=list(distances), mode="lines+markers", name="distance",
-                               line={"color": STYLE["layer_line"][0], "width": 2}))
-    fig.add_hline(y=threshold, line={"color": "#999", "dash": "dot"}, annotation_text="threshold")
+                         threshold: float, rule_ticket: int | None = None, pruned_from: int | None = None,
+                         marker: int | None = None) -> go.Figure:
+    """The largest distance to the previous epochs: the curve the early-bird rule compares with ``threshold``.
+
+    ``ticket`` is where the run pruned; ``rule_ticket`` where the rule fires at ``threshold`` on these distances
+    (drawn when it differs, e.g. after the threshold was moved); epochs from ``pruned_from`` on are the pruned
+    ticket's own training, shaded. ``marker``: the epoch shown in the animation (see ``REPLAY_MARKER``).
+    """
+    ys = [None if d is None or not np.isfinite(d) else d for d in distances]
+    below = [d is not None and d < threshold for d in ys]
+    fig = go.Figure(go.Scatter(x=list(epochs), y=ys, mode="lines+markers", name="window maximum",
+                               line={"color": STYLE["layer_line"][0], "width": 2},
+                               marker={"color": [STYLE["class_point"][2] if b else STYLE["layer_line"][0]
+                                                 for b in below], "size": 6},
+                               hovertemplate="epoch %{x}: %{y:.4f}<extra></extra>"))
+    fig.add_hline(y=threshold, line={"color": "#555", "dash": "dot"}, annotation_text=f"threshold {threshold:g}",
+                  annotation_position="top left", name="threshold")
+    if pruned_from is not None and epochs:
+        fig.add_vrect(x0=pruned_from, x1=max(epochs), fillcolor="#d62728", opacity=0.06, line_width=0,
+                      annotation_text="pruned ticket", annotation_position="top right")
     if ticket is not None:
-        fig.add_vline(x=ticket, line={"color": "#d62728", "dash": "dash"}, annotation_text="ticket")
-    fig.update_layout(template=TEMPLATE, xaxis_title="epoch", yaxis_title="distance to previous epochs",
-                      margin={"l": 50, "r": 10, "t": 20, "b": 45}, showlegend=False)
+        fig.add_vline(x=ticket, line={"color": "#d62728", "dash": "dash"}, annotation_text=f"ticket {ticket}",
+                      annotation_position="top left")
+    if rule_ticket is not None and rule_ticket != ticket:
+        fig.add_vline(x=rule_ticket, line={"color": STYLE["class_point"][2], "dash": "dot"},
+                      annotation_text=f"rule fires at {rule_ticket}", annotation_position="bottom right")
+    if marker is not None:
+        _replay_marker(fig, marker)
+    fig.update_layout(template=TEMPLATE, xaxis_title="epoch", yaxis_title="max distance to previous epochs",
+                      margin={"l": 55, "r": 10, "t": 20, "b": 45}, showlegend=False, uirevision="eb-curve",
+                      yaxis={"rangemode": "tozero"})
+    return fig
+
+
+REPLAY_MARKER = "replay-marker"  # the shape a page moves to the epoch its animation shows (splineviz-8p-pruning.js)
+
+
+def _replay_marker(fig: go.Figure, epoch: float) -> None:
+    fig.add_shape(type="line", x0=epoch, x1=epoch, xref="x", y0=0, y1=1, yref="paper", name=REPLAY_MARKER,
+                  line={"color": "#222", "width": 1.5})
+
+
+def schedule_curves(runs: Sequence[Mapping[str, Any]], marker: float | None = None) -> go.Figure:
+    """Test accuracy, train loss, regions and sparsity against epoch for scheduled pruning runs (one colour per
+    run), with each pruning event (dotted) and early-bird ticket (dashed, red) marked, and ``REPLAY_MARKER``.
+
+    A run is ``{"label", "history": [{"epoch", "loss", "train_metric", "test_metric", "n_regions", "sparsity"}],
+    "events": [{"epoch", "achieved", "change"}], "ticket"}`` (``web.jobs.pruning.Recorder.payload``).
+    """
+    rows = [("test_metric", "test accuracy (%)", 100.0), ("loss", "train loss", 1.0), ("n_regions", "regions", 1.0),
+            ("sparsity", "sparsity (%)", 100.0)]
+    fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[title for _, title, _ in rows])
+    fig.update_annotations(font_size=12, x=0, xanchor="left")
+    for k, run in enumerate(runs):
+        colour = STYLE["layer_line"][k % len(STYLE["layer_line"])]
+        history = run.get("history") or []
+        epochs = [h["epoch"] for h in history]
+        for row, (key, _, scale) in enumerate(rows, start=1):
+            values = [None if h.get(key) is None else scale * h[key] for h in history]
+            fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines", connectgaps=True, name=run.get("label", ""),
+                                     legendgroup=str(k), showlegend=row == 1 and len(runs) > 1,
+                                     line={"color": colour, "width": 2, "shape": "hv" if key == "sparsity" else
+                                           "linear"}), row=row, col=1)
+        for event in run.get("events") or []:
+            change = "" if event.get("change") is None else f", boundary moved on {100 * event['change']:.1f} %"
+            fig.add_vline(x=event["epoch"], line={"color": colour, "width": 1, "dash": "dot"})
+            fig.add_trace(go.Scatter(x=[event["epoch"]], y=[100 * event["achieved"]], mode="markers",
+                                     marker={"color": colour, "size": 8, "symbol": "triangle-down"},
+                                     showlegend=False, legendgroup=str(k),
+                                     hovertemplate=f"pruned to %{{y:.0f}} % at epoch %{{x}}{change}<extra></extra>"),
+                          row=len(rows), col=1)
+        if run.get("ticket") is not None:
+            fig.add_vline(x=run["ticket"], line={"color": STYLE["decision_line"], "width": 1.5, "dash": "dash"},
+                          annotation_text="ticket", annotation_position="top left", row=1, col=1)
+    if marker is not None:
+        _replay_marker(fig, marker)
+    fig.update_xaxes(title_text="epoch", title_standoff=2, row=len(rows), col=1)
+    fig.update_yaxes(rangemode="tozero", row=len(rows), col=1)
+    fig.update_layout(template=TEMPLATE, margin={"l": 50, "r": 10, "t": 24, "b": 36}, uirevision="schedule",
+                      legend={"orientation": "h", "x": 0, "y": -0.12, "font": {"size": 11}})
     return fig
 
 

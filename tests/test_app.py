@@ -180,11 +180,12 @@ def test_finetune_and_sweep(trained_run: Run) -> None:
 
 
 def test_earlybird_finds_a_ticket_on_an_easy_problem() -> None:
-    result = eb_jobs.earlybird(start_run(SMALL), 25, threshold=0.2)
-    matrix = np.array(result["matrix"])
+    spec = pr_jobs.ScheduleSpec(kind="earlybird", epochs=25, threshold=0.2)
+    result = eb_jobs.earlybird_run(start_run(SMALL), spec)
+    matrix = eb_jobs.distance_matrix(result["rows"])
     assert matrix.shape == (26, 26) and np.allclose(matrix, matrix.T)
     assert result["ticket"] is not None and result["ticket"] >= 3
-    assert result["frames"][0]["stats"]["epoch"] == result["ticket"]
+    assert [e["epoch"] for e in result["events"]] == [result["ticket"]]
 
 
 def test_mnist_slice_and_hover_readout() -> None:

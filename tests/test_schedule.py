@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from splineviz.data import make_dataset
 from splineviz.earlybird import EarlyBirdRule, detect_ticket, distance_matrix
@@ -141,3 +143,70 @@ def test_a_scheduled_run_can_be_cancelled() -> None:
     assert len(calls) == 21 and 0 < len(seen) < 7
     with pytest.raises(ValueError, match="method"):
         train_with_schedule(mlp(2, (8,), 2), MOONS, CONFIG, OneShot(2, 0.5), "magic")
+
+
+# ---------------------------------------------------------------- what a page records of a run (issue 16)
+def _partition_of(model_or_state, hidden):
+    """Exact partition of the moons box, from a live model or a snapshot's stored weights."""
+    from splineviz.nets import to_ops
+    from splineviz.partition import trace
+
+    model = model_or_state
+    if isinstance(model_or_state, dict):
+        model = mlp(2, hidden, 2)
+        model.load_state_dict(model_or_state)
+    return trace(to_ops(model.eval()), MOONS.bounds)
+
+
+def test_recorded_partitions_match_a_fresh_trace_of_each_snapshot() -> None:
+    """The partition traced from the live model as each snapshot is recorded (what the app streams) equals a
+    fresh trace of the snapshot's stored weights, passes the brute-force oracle, and draws no line of a unit
+    pruned so far."""
+    from oracles import assert_consistent, grid
+
+    hidden = (8, 6)
+    live: list = []
+    model = mlp(2, hidden, 2, seed=6)
+    run = train_with_schedule(model, MOONS, CONFIG, Gradual(0.6, start=1, end=4), "node", "global",
+                              on_snapshot=lambda snap, r: live.append(_partition_of(model, hidden)))
+    assert len(live) == len(run.snapshots) and len(run.events) >= 2
+    xmin, xmax, ymin, ymax = MOONS.bounds
+    removed: list[set] = [set(), set()]
+    for snap, recorded in zip(run.snapshots, live):
+        fresh = _partition_of(snap.state, hidden)
+        assert recorded.n_regions == fresh.n_regions and recorded.layer_region_counts == fresh.layer_region_counts
+        np.testing.assert_allclose(recorded.decision_boundary, fresh.decision_boundary)
+        for layer in range(2):
+            np.testing.assert_allclose(recorded.segments(layer), fresh.segments(layer))
+        assert_consistent(fresh, (xmax - xmin) * (ymax - ymin), grid(MOONS.bounds, 120))
+        if snap.event is not None:
+            for layer, name in enumerate(("0", "2")):
+                removed[layer] |= set(snap.event.removed_units[name])
+        for layer in range(2):
+            assert not removed[layer] & set(fresh.segment_units(layer).tolist()), (snap.epoch, layer)
+    assert sum(map(len, removed)) == round(run.snapshots[-1].sparsity * 14)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(widths=st.lists(st.integers(2, 9), min_size=1, max_size=2), final=st.floats(0.1, 0.9),
+       start=st.integers(0, 2), steps=st.integers(1, 3), every=st.integers(1, 2))
+def test_layerwise_node_sparsity_is_the_rounded_cubic_target_at_every_snapshot(widths, final, start, steps,
+                                                                                every) -> None:
+    """Each snapshot's sparsity is what the latest pruning step's target gives when every layer loses
+    floor(target * width + 1/2) units (keeping at least one), counted by hand from the masks."""
+    schedule = Gradual(final, start=start, end=start + steps * every, every=every)
+    config = TrainConfig(epochs=start + steps * every + 1, lr=0.05, momentum=0.9, batch_size=64)
+    run = train_with_schedule(mlp(2, tuple(widths), 2, seed=7), MOONS, config, schedule, "node")
+
+    def expected(target: float) -> float:
+        return sum(min(int(np.floor(target * w + 0.5)), w - 1) for w in widths) / sum(widths)
+
+    latest = 0.0
+    for snap in run.snapshots:
+        if snap.event is not None:
+            latest = schedule.sparsity_at(snap.epoch)
+        assert snap.sparsity == pytest.approx(expected(latest))
+        if snap.masks is not None:  # the masks say the same: rows of zeros, counted here
+            zero_rows = sum(int((snap.masks[name].reshape(len(snap.masks[name]), -1) == 0).all(1).sum())
+                            for name in ("0.weight", "2.weight")[:len(widths)])
+            assert zero_rows / sum(widths) == pytest.approx(snap.sparsity)

@@ -158,6 +158,29 @@ class Pruning:
     EXPORT = export("pr")
     FINETUNE_JOB = job("pr")
     SWEEP_JOB = job("pr-sweep")
+    # pruning while training: a schedule run as a job, its frames streamed, then replayed
+    SCHEDULE = "pr-schedule"
+    RUN_EPOCHS = "pr-run-epochs"
+    AT = "pr-at"
+    START = "pr-start"
+    END = "pr-end"
+    EVERY = "pr-every"
+    EB_THRESHOLD = "pr-eb-threshold"
+    COMPARE = "pr-compare"
+    AT_ROW = "pr-at-row"  # the schedule's own fields, shown for that schedule only
+    GRADUAL_ROW = "pr-gradual-row"
+    EB_ROW = "pr-eb-row"
+    RUN = "pr-run"
+    RUN_CANCEL = "pr-run-cancel"
+    ANIM = "pr-anim"
+    STEP = "pr-step"
+    REPLAY = "pr-replay"
+    INFO = "pr-info"
+    ANIM_CURVES = "pr-anim-curves"
+    ANIM_EXPORT = export("pr-anim")
+    RUNS = "pr-runs"  # stores: the finished run(s), JSON (web.jobs.pruning.Recorder.payload) ...
+    LIVE = "pr-live"  # ... and the run in progress, streamed by its job
+    RUN_JOB = job("pr-run")
 
 
 class EarlyBird:
@@ -171,8 +194,14 @@ class EarlyBird:
     HEATMAP = "eb-heatmap"
     CURVE = "eb-curve"
     FRAMES = "eb-frames"
-    PANELS = "eb-panels"  # the frames at the ticket and at the end, painted on FRAMES
+    METHOD = "eb-method"
+    SPARSITY = "eb-sparsity"
+    STEP = "eb-step"
+    REPLAY = "eb-replay"
+    INFO = "eb-info"
     EXPORT = export("eb")
+    RUNS = "eb-runs"  # stores: the finished run (web.jobs.earlybird.DistanceRecorder.payload) ...
+    LIVE = "eb-live"  # ... and the run in progress, streamed by its job
     JOB = job("eb")
 
 
@@ -231,4 +260,4 @@ class Experiments:
 
 # What a Playground session file keeps of the other pages, as opaque JSON, and restores as it was: their stores.
 # A page that keeps more state in stores adds them here.
-SESSION_STORES = (Pruning.PANELS, EarlyBird.PANELS)
+SESSION_STORES = (Pruning.PANELS, Pruning.RUNS, EarlyBird.RUNS)  # saved and restored by session files

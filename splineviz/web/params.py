@@ -149,16 +149,33 @@ class Playground:
                  max_chars=3_010)
 
 
+PRUNE_SCHEDULES = {"oneshot": "One-shot", "gradual": "Gradual (cubic)", "earlybird": "Early-bird"}
+# a second run beside the first: the same net under another method, or another schedule
+PRUNE_COMPARE = {"none": "Nothing", **{f"method:{k}": f"{v} pruning" for k, v in PRUNE_METHODS.items()},
+                 **{f"schedule:{k}": f"{v} schedule" for k, v in PRUNE_SCHEDULES.items()}}
+
+
 class Pruning:
     METHOD = Param(ids.Pruning.METHOD, "method", "node", choices=PRUNE_METHODS)
     SCOPE = Param(ids.Pruning.SCOPE, "scope", "layerwise", choices=PRUNE_SCOPES)
     SPARSITY = Param(ids.Pruning.SPARSITY, "sparsity", 50, 0, 95, 5)
     EPOCHS = Param(ids.Pruning.EPOCHS, None, 30, 1, 500, 1)
+    # pruning while training
+    SCHEDULE = Param(ids.Pruning.SCHEDULE, "schedule", "gradual", choices=PRUNE_SCHEDULES)
+    RUN_EPOCHS = Param(ids.Pruning.RUN_EPOCHS, "pr_epochs", 40, 2, 300, 1)
+    AT = Param(ids.Pruning.AT, "prune_at", 10, 0, 300, 1)
+    START = Param(ids.Pruning.START, "g_start", 5, 0, 300, 1)
+    END = Param(ids.Pruning.END, "g_end", 25, 0, 300, 1)
+    EVERY = Param(ids.Pruning.EVERY, "g_every", 5, 1, 50, 1)
+    EB_THRESHOLD = Param(ids.Pruning.EB_THRESHOLD, "pr_threshold", 0.16, 0.02, 0.3, 0.01)
+    COMPARE = Param(ids.Pruning.COMPARE, "compare", "none", choices=PRUNE_COMPARE)
 
 
 class EarlyBird:
     EPOCHS = Param(ids.EarlyBird.EPOCHS, "eb_epochs", 60, 5, 500, 1)
     THRESHOLD = Param(ids.EarlyBird.THRESHOLD, "eb_threshold", 0.16, 0.02, 0.3, 0.01)
+    METHOD = Param(ids.EarlyBird.METHOD, "eb_method", "node", choices=PRUNE_METHODS)
+    SPARSITY = Param(ids.EarlyBird.SPARSITY, "eb_sparsity", 50, 0, 95, 5)
 
 
 class Mnist:
@@ -223,6 +240,8 @@ class Limits:
     own_csv_bytes: int = 1 * MiB  # a CSV of own data
     session_bytes: int = 12 * MiB  # a session file (bundle) the Playground opens: its upload fits request_bytes
     trace_bytes: int = 1024 * MiB  # the tracer's vertex-table cap on every web trace path (321k regions need 768)
+    # frames a pruning run keeps (Pruning, Early-bird pages): past this, fewer epochs get a frame (never a pruning step)
+    run_frame_bytes: int = 200 * MiB
     request_bytes: int = 16 * MiB  # any HTTP request (Flask MAX_CONTENT_LENGTH)
     model_bytes: int = 8 * MiB  # an uploaded file, or model weights read back from a browser store
     jobs_per_session: int = field(default_factory=lambda: _env_int("SPLINEVIZ_JOBS_PER_SESSION", 2))

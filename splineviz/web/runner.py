@@ -52,6 +52,8 @@ class JobContext:
         self.stopped: str | None = None  # why the job must stop, once it must
         self._send = set_progress
         self._last: tuple[str, str] = ("0", "starting")
+        self._stream: Any = None  # the latest partial result, for jobs registered with a stream output
+        self._streams = False
         self._beats = 0
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -85,6 +87,15 @@ class JobContext:
             self._last = (str(round(100 * min(max(fraction, 0.0), 1.0), 1)), message)
         self._emit()
 
+    def stream(self, payload: Any) -> None:
+        """Show ``payload`` (JSON) on the page before the job ends, in the job's ``stream`` output (see
+        ``wiring.job``). Latest wins: the page polls a few times a second and may miss an intermediate payload,
+        so each one should stand on its own (the whole state so far, or the newest item with its index); the
+        heartbeat re-sends the latest."""
+        with self._lock:
+            self._stream, self._streams = payload, True
+        self._emit()
+
     def part(self, lo: float, hi: float) -> Progress:
         """A progress function for a step that covers ``lo``..``hi`` of the job."""
         return lambda fraction, message: self.progress(lo + (hi - lo) * fraction, message)
@@ -100,7 +111,7 @@ class JobContext:
             return
         with self._lock:
             self._beats += 1
-            value = (*self._last, self._beats)
+            value = (*self._last, self._beats, self._stream) if self._streams else (*self._last, self._beats)
         self._send(value)
 
     def beat(self) -> None:

@@ -51,7 +51,7 @@ def callback(app: Dash, output: Mapping[str, Output], inputs: Deps, state: Deps 
 def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str, Output], inputs: Deps,
         state: Deps | None = None, start: str | None = None, cancel: str | None = None,
         cancel_on: list[Input] | None = None, retry: str | None = None, interval: int = 300,
-        hide_idle_progress: bool = True, watch: bool = True) -> Callable:
+        hide_idle_progress: bool = True, watch: bool = True, stream: Output | None = None) -> Callable:
     """A background job ``fn(ctx, **values) -> outputs``, with progress, quota, heartbeat and an error path.
 
     ``start`` is disabled while the job runs; the ``cancel`` button is enabled while it runs and stops it, as
@@ -60,6 +60,8 @@ def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str,
     "{what} failed: ..." (through the job's ``done`` store), as does a job its manager reports lost; one that
     ends without writing ``done``, or stops beating, is reported lost by the browser. Lost jobs' messages end
     with ``retry``. ``watch=False`` leaves all that to the page (the Playground's transport does it).
+    ``stream`` receives what the function passes to ``ctx.stream`` while it runs (partial results: frames as
+    training proceeds); the page sees ``None`` there until the first one, and again once the job has ended.
     """
     outputs = {**output, "done": Output(job_ids.done, "data")}
     shown, hidden = {"visibility": "visible"}, {"visibility": "hidden"}
@@ -75,7 +77,10 @@ def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str,
     def register(fn: Callable[..., Mapping[str, Any]]) -> Callable:
         @functools.wraps(fn)
         def run(set_progress: Callable, session: str, **values: Any) -> dict[str, Any]:
-            return run_job(fn, outputs, what, session, set_progress, values)
+            send = set_progress
+            if stream:  # progress before the first ctx.stream: nothing to stream yet
+                send = lambda value: set_progress(value if len(value) == 4 else (*value, None))  # noqa: E731
+            return run_job(fn, outputs, what, session, send, values)
 
         def lost(error: Exception) -> dict[str, Any]:
             """The job manager's answer for a job that can no longer finish (manager.lost_job_reason)."""
@@ -85,8 +90,9 @@ def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str,
                      state={**(state or {}), "session": State(ids.SESSION, "data")},
                      background=True, interval=interval, prevent_initial_call=True,
                      progress=[Output(job_ids.progress, "value"), Output(job_ids.label, "children"),
-                               Output(job_ids.beat, "data")],
-                     progress_default=["0", "", None], running=flags, cancel=stop or None, on_error=lost)(run)
+                               Output(job_ids.beat, "data"), *([stream] if stream else [])],
+                     progress_default=["0", "", None, *([None] if stream else [])], running=flags,
+                     cancel=stop or None, on_error=lost)(run)
         if watch:
             _watch(app, job_ids, what, alert, start, cancel, retry, hide_idle_progress)
         return fn

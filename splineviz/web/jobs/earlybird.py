@@ -1,36 +1,71 @@
-"""Early-bird work: train the shared model's architecture from scratch and find the early-bird ticket."""
+"""Early-bird work: train the shared model's architecture from scratch until the spline early-bird ticket fires,
+prune there, and train the pruned ticket on, recording the epoch-to-epoch partition distances as it goes."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
-from splineviz.earlybird import detect_ticket, distance_matrix, distances_to_previous, grid_probe
-from splineviz.train import fit
+import numpy as np
+
+from splineviz.earlybird import sign_patterns, window_maxima
+from splineviz.prune import ScheduledRun
+from splineviz.train import Snapshot
 from splineviz.web.jobs import Cancel, Progress, quiet
-from splineviz.web.state import Run, build, config_dataset, train_config
-from splineviz.web.tracing import trace_frame
+from splineviz.web.jobs.pruning import Recorder, ScheduleSpec, scheduled_run
+from splineviz.web.state import Run, build
 
 WINDOW = 3
 
 
-def earlybird(run: Run, epochs: int, threshold: float, progress: Progress = quiet,
-              cancel: Cancel | None = None) -> dict[str, Any]:
-    """Train ``run``'s architecture and data from scratch, compare all epochs' activation patterns on a grid,
-    and find the early-bird ticket: the partitions at the ticket and at the end, and the distance matrix."""
-    data = config_dataset(run.config)
-    model = build(run.arch)
-    result = fit(model, data, train_config(run.config, epochs), progress=lambda f, m: progress(0.6 * f, m),
-                 cancel=cancel)
-    states = [s.state for s in result.snapshots]
-    progress(0.6, "comparing activation patterns")
-    matrix = distance_matrix(states, lambda: build(run.arch), grid_probe(data.bounds, 100))
-    to_previous = [float(d.max()) if len(d) else 0.0 for d in distances_to_previous(matrix, WINDOW)]
-    ticket = detect_ticket(matrix, threshold, WINDOW)
-    shown = [ticket, len(states) - 1] if ticket is not None else [len(states) - 1]
-    frames = []
-    for i, e in enumerate(shown):
-        progress(0.8 + 0.2 * i / len(shown), f"tracing epoch {e}")
-        model.load_state_dict(states[e])
-        frames.append(trace_frame(model.eval(), data.bounds, cancel=cancel, epoch=e))
-    return {"matrix": matrix.round(4).tolist(), "epochs": [s.epoch for s in result.snapshots],
-            "to_previous": to_previous, "ticket": ticket, "threshold": threshold, "frames": frames,
-            "accuracy": [s.test_metric for s in result.snapshots]}
+class DistanceRecorder(Recorder):
+    """A scheduled run's record plus the spline distance between every two epochs' activation patterns on the
+    probe, filled in one row per epoch: the dense network's up to the ticket, the pruned ticket's after it."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.patterns: list[list[np.ndarray]] = []  # per epoch, per layer: packed signs
+        self.sizes: list[int] = []
+        self.rows: list[list[float]] = []  # row e: distances from epoch e to epochs 0 .. e
+
+    def observe(self, snap: Snapshot, live: ScheduledRun) -> bool:
+        if snap.event is None and snap.epoch == len(self.patterns):  # an epoch's first snapshot: the rule's
+            self._add(snap)
+        return super().observe(snap, live)
+
+    def _add(self, snap: Snapshot) -> None:
+        patterns = sign_patterns(snap.state, self.probe, lambda: build(self.arch))
+        self.sizes = [p.size for p in patterns]
+        self.patterns.append([np.packbits(p.reshape(-1)) for p in patterns])
+        newest = self.patterns[-1]
+        row = np.zeros(len(self.patterns))
+        for layer, size in enumerate(self.sizes):  # the same fractions distance_matrix computes
+            bits = np.unpackbits(np.stack([p[layer] for p in self.patterns]) ^ newest[layer], axis=1)
+            row += bits[:, :size].sum(axis=1) / size
+        self.rows.append((row / len(self.sizes)).round(5).tolist())
+
+    def payload(self, frames: Sequence[int] | None = None) -> dict[str, Any]:
+        return {**super().payload(frames), "rows": list(self.rows), "window": self.spec.window}
+
+
+def earlybird_run(run: Run, spec: ScheduleSpec, progress: Progress = quiet, cancel: Cancel | None = None,
+                  stream: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """The early-bird schedule on ``run``'s architecture and data (``pruning.scheduled_run``) with the distances."""
+    one = None if stream is None else lambda runs: stream(runs[0])
+    return scheduled_run(run, [spec], progress, cancel, one, DistanceRecorder)[0]
+
+
+def distance_matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    """The symmetric (E, E) matrix from the lower-triangular rows a run records."""
+    n = len(rows)
+    matrix = np.zeros((n, n))
+    for e, row in enumerate(rows):
+        matrix[e, :len(row)] = row[:n]
+    return np.maximum(matrix, matrix.T)
+
+
+def ticket_at(rows: Sequence[Sequence[float]], threshold: float, window: int, last: int | None = None) -> int | None:
+    """Where the rule with ``threshold`` fires on the recorded distances, looking at epochs up to ``last`` (the
+    dense network's: the run pruned after it)."""
+    maxima = window_maxima(distance_matrix(rows), window)[:None if last is None else last + 1]
+    below = np.flatnonzero(maxima < threshold)  # NaN (before a full window) compares False
+    return int(below[0]) if len(below) else None
+

@@ -1,20 +1,29 @@
-"""Pruning explorer: prune the shared model (the Playground's) and see which boundaries disappear.
+"""Pruning explorer: pruning as training proceeds, and the shared model (the Playground's) pruned now.
 
-One-shot pruning is cheap (prune + two exact traces, ~50 ms), so the sparsity slider redraws live while
-this page is shown; fine-tuning and the accuracy-vs-sparsity sweep train, so they run as background jobs.
+A schedule run (one-shot at an epoch, gradual, or at the early-bird ticket; node, weight or spline pruning) trains
+the Playground's network on its data from its initial weights as one background job; its frames stream to the
+page as they are traced (the job's ``stream`` output, the ``LIVE`` store), and the finished run lands in ``RUNS``
+and is copied to ``LIVE``, the JSON store the animation, its replay and the curves are drawn from
+(``assets/splineviz-8p-pruning.js``). Units
+a pruning step removed are drawn dashed for a few frames after it, and each step's decision change is measured
+exactly. A second run beside the first (another method or schedule, same initial weights) plays in step.
+
+One-shot pruning of the Playground's current model is cheap (prune + two exact traces, ~50 ms), so the sparsity
+slider redraws live while this page is shown; fine-tuning and the accuracy-vs-sparsity sweep run as jobs.
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from dash import Dash, Input, Output, State, dcc, html
 
-from splineviz.figures import empty_figure, sparsity_curves
+from splineviz.figures import empty_figure, schedule_curves, sparsity_curves
 from splineviz.nets import ModelLoadError
 from splineviz.partition import PartitionBudgetError
 from splineviz.web import ids
-from splineviz.web.components import (alert, button, card, export_buttons, field, graph, number, progress, radio,
-                                      slider)
+from splineviz.web.components import (alert, button, card, dropdown, export_buttons, field, graph, number, progress,
+                                      radio, slider, view_slider)
 from splineviz.web.ids import Pruning as ID
 from splineviz.web.jobs import pruning as work
 from splineviz.web.params import Pruning as P
@@ -29,14 +38,40 @@ SWEEP = [0.0, 0.2, 0.4, 0.6, 0.8, 0.9]
 NO_MODEL = "train a model in the Playground first"
 
 
+def _schedule_controls() -> list:
+    """The schedule's own controls: each kind's fields show only while it is chosen (``fields`` below)."""
+    return [
+        field("Schedule", radio(P.SCHEDULE),
+              "One-shot: prune once at an epoch. Gradual: prune every few epochs towards the final sparsity on "
+              "Zhu & Gupta's cubic curve. Early-bird: prune when the partition stops moving (the spline rule)."),
+        html.Div([field("Epochs", number(P.RUN_EPOCHS)),
+                  html.Div(field("Prune at epoch", number(P.AT)), id=ID.AT_ROW)], className="field-pair"),
+        html.Div([field("From epoch", number(P.START)), field("to", number(P.END)), field("every", number(P.EVERY))],
+                 id=ID.GRADUAL_ROW, className="field-pair"),
+        html.Div(field("Early-bird threshold", slider(P.EB_THRESHOLD, {0.05: "0.05", 0.16: "0.16", 0.3: "0.3"}),
+                       "Prune at the first epoch whose partition distance to each of the previous 3 is below it"),
+                 id=ID.EB_ROW),
+        field("Beside it", dropdown(P.COMPARE), "The same net from the same initial weights, pruned another way"),
+        html.Div([button("▶ Run", ID.RUN, "primary"), button("Cancel", ID.RUN_CANCEL, disabled=True)],
+                 className="button-row"),
+        progress(ID.RUN_JOB),
+    ]
+
+
 def layout() -> html.Div:
     controls = card("Pruning",
-                    html.P("Prunes the Playground's current model (train it there first).", className="hint"),
                     field("Method", radio(P.METHOD),
                           "Node: drop units with the smallest incoming weights. Weight: zero the smallest weights. "
                           "Spline: drop units whose boundaries nearly coincide with another unit's."),
                     field("Scope", radio(P.SCOPE)),
-                    field("Sparsity (%)", slider(P.SPARSITY, {i: str(i) for i in range(0, 96, 20)})),
+                    field("Sparsity (%)", slider(P.SPARSITY, {i: str(i) for i in range(0, 96, 20)}),
+                          "The final sparsity of a schedule; the one-shot sparsity of the model pruned now"),
+                    html.H4("While training", className="card-subtitle"),
+                    html.P("Trains the Playground's network on its data from its initial weights, pruning as "
+                           "scheduled.", className="hint"),
+                    *_schedule_controls(),
+                    html.H4("The Playground's model, now", className="card-subtitle"),
+                    html.P("Prunes the Playground's current model (train it there first).", className="hint"),
                     html.Div(id=ID.SUMMARY, className="summary"),
                     field("Fine-tune epochs", number(P.EPOCHS)),
                     html.Div([button("Fine-tune", ID.FINETUNE, "primary"),
@@ -48,12 +83,22 @@ def layout() -> html.Div:
                     progress(ID.SWEEP_JOB),
                     class_name="controls")
     figures = html.Div([
+        card("Pruning while training",
+             html.Div(id=ID.INFO, className="anim-info"),
+             graph(ID.ANIM, "470px", figure=empty_figure("press “Run”")),
+             html.Div([button("▶ Replay", ID.REPLAY, "ghost", title="Play back the recorded epochs"),
+                       html.Div(field("Epoch", view_slider(ID.STEP, 0, 0, 0)), className="grow")],
+                      className="slider-row"),
+             export_buttons(ID.ANIM_EXPORT, geojson=False)),
+        card("Accuracy, loss, regions and sparsity", graph(ID.ANIM_CURVES, "520px", modebar=False,
+                                                           figure=empty_figure("press “Run”"))),
         card("Before / after", graph(ID.GRAPH, "470px", figure=empty_figure(NO_MODEL)),
              export_buttons(ID.EXPORT, geojson=False)),
         card("Accuracy vs sparsity (after fine-tuning)", graph(ID.CURVES, "300px",
                                                                 figure=empty_figure("press “Compare methods”"))),
     ], className="stack")
-    return html.Div([dcc.Store(id=ID.PANELS), alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
+    stores = [dcc.Store(id=i) for i in (ID.PANELS, ID.RUNS, ID.LIVE)]
+    return html.Div([*stores, alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
 def _pct(value: float) -> str:
@@ -118,7 +163,78 @@ def register(app: Dash) -> None:
                                      P.SCOPE.clean(scope), ctx.progress, ctx.cancel)
         return {"figure": sparsity_curves(curves, current=P.SPARSITY.clean(sparsity) / 100)}
 
+    _schedule_run(app)
     clientside(app, "pages.panels", Output(ID.GRAPH, "figure"),
                {"panels": Input(ID.PANELS, "data"), "data": Input(ids.DATA, "data")}, {"style": State(ids.STYLE, "data")},
                config={"graph": ID.GRAPH, "points": True}, prevent_initial_call=True)
     export_images(app, ID.EXPORT, ID.GRAPH, "pages.describe", ID.ALERT, "splineviz-pruning")
+
+
+# -- pruning while training ---------------------------------------------------------------------------------------
+SPEC = {"kind": P.SCHEDULE, "method": P.METHOD, "scope": P.SCOPE, "epochs": P.RUN_EPOCHS, "at": P.AT,
+        "start": P.START, "end": P.END, "every": P.EVERY, "threshold": P.EB_THRESHOLD}
+
+
+def schedule_spec(values: dict[str, Any], sparsity: Any) -> work.ScheduleSpec:
+    """The schedule the controls describe, every value cleaned."""
+    return work.ScheduleSpec(sparsity=P.SPARSITY.clean(sparsity) / 100,
+                             **{name: param.clean(values.get(name)) for name, param in SPEC.items()})
+
+
+def _schedule_run(app: Dash) -> None:
+    @callback(app, output={"at": Output(ID.AT_ROW, "style"), "gradual": Output(ID.GRADUAL_ROW, "style"),
+                           "eb": Output(ID.EB_ROW, "style")}, inputs={"kind": Input(ID.SCHEDULE, "value")})
+    def fields(kind: Any) -> dict:
+        """Only the chosen schedule's own fields."""
+        kind = P.SCHEDULE.clean(kind)
+        return {name: None if name == {"oneshot": "at", "gradual": "gradual", "earlybird": "eb"}[kind]
+                else {"display": "none"} for name in ("at", "gradual", "eb")}
+
+    @job(app, ID.RUN_JOB, "The pruning run", ID.ALERT, output={"runs": Output(ID.RUNS, "data")},
+         inputs={"clicks": Input(ID.RUN, "n_clicks")},
+         state={**{name: State(param.id, "value") for name, param in SPEC.items()},
+                "sparsity": State(ID.SPARSITY, "value"), "compare": State(ID.COMPARE, "value"),
+                "model": State(ids.MODEL, "data")},
+         start=ID.RUN, cancel=ID.RUN_CANCEL, retry="Press Run to run it again.", stream=Output(ID.LIVE, "data"))
+    def run_schedule(ctx: JobContext, clicks: int, sparsity: Any, compare: Any, model: dict | None,
+                     **values: Any) -> dict:
+        """Train with the schedule (and the comparison beside it), streaming frames as they are traced."""
+        run, token = Run.from_json(model), uuid.uuid4().hex
+        specs = work.compare_specs(schedule_spec(values, sparsity), P.COMPARE.clean(compare))
+        runs = work.scheduled_run(run, specs, ctx.progress, ctx.cancel,
+                                  stream=lambda partial: ctx.stream(work.animation_store(run, partial, token)))
+        return {"runs": work.animation_store(run, runs, token)}
+
+    @callback(app, output={"figure": Output(ID.ANIM_CURVES, "figure")}, inputs={"shown": Input(ID.LIVE, "data")})
+    def curves(shown: dict | None) -> dict:
+        if not shown or not isinstance(shown.get("runs"), list):
+            return {}
+        epochs = [h["epoch"] for run in shown["runs"] for h in run.get("history") or []]
+        return {"figure": schedule_curves(shown["runs"], marker=max(epochs, default=0))}
+
+    animation(app, ID.ANIM, ID, [ID.ANIM_CURVES], points=True)
+    export_images(app, ID.ANIM_EXPORT, ID.ANIM, "pruning.describe", ID.ALERT, "splineviz-pruning-run")
+
+
+def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool) -> None:
+    """The browser side of a page's scheduled-run animation on ``graph`` (splineviz-8p-pruning.js): painting the
+    step the slider selects (following a run in progress), the replay, and the marker on ``curves``. ``page``
+    holds the ids STEP, REPLAY, INFO, RUNS and LIVE; LIVE is what is shown: the job streams into it, and the
+    finished run (RUNS) is copied there, marked ``final`` (splineviz-8p-pruning.js, land)."""
+    clientside(app, "pruning.land", Output(page.LIVE, "data", allow_duplicate=True), {"runs": Input(page.RUNS, "data")},
+               prevent_initial_call=True)
+    clientside(app, "pruning.render",
+               output={"figure": Output(graph, "figure"),
+                       "stepMax": Output(page.STEP, "max"), "stepMarks": Output(page.STEP, "marks"),
+                       "stepValue": Output(page.STEP, "value"), "info": Output(page.INFO, "children")},
+               inputs={"live": Input(page.LIVE, "data"), "step": Input(page.STEP, "value"),
+                       "data": Input(ids.DATA, "data")},
+               state={"style": State(ids.STYLE, "data")},
+               config={"graph": graph, "curves": curves, "points": points, "ghostFrames": GHOST_FRAMES},
+               prevent_initial_call=True)
+    clientside(app, "pruning.replay", Output(page.REPLAY, "children"), {"clicks": Input(page.REPLAY, "n_clicks")},
+               {"step": State(page.STEP, "value")},
+               config={"graph": graph, "step": page.STEP, "replay": page.REPLAY}, prevent_initial_call=True)
+
+
+GHOST_FRAMES = 4  # frames after a pruning step on which the removed units' lines stay, dashed

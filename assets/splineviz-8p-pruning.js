@@ -1,0 +1,241 @@
+/*
+ * Pruning while training (the Pruning and Early-bird pages): one or two scheduled runs animated in step.
+ *
+ * A page's store holds {token, runs, layout, title, classes} (splineviz/web/jobs/pruning.py, animation_store);
+ * each run is {label, spec, frames: {index: frame}, n_frames, history, events, ticket}. While the job runs, its
+ * streamed payloads carry each run's newest frames only: they are merged here by token and index, and the
+ * finished run replaces them. The runs share one timeline of steps, one per (epoch, before / after a pruning
+ * event); at each step every panel shows its run's newest frame so far, so two runs play in step. Units a
+ * pruning event removed stay on the following cfg.ghostFrames frames as dashed ghosts (weight pruning: every
+ * line of the partition before the event), and the step's epoch is marked on the page's curves.
+ */
+(function () {
+  "use strict";
+  const sv = window.splineviz;
+  const F = sv.frame;
+  const replayers = {};  // graph id -> sv.Replay
+  const shown = {};      // graph id -> {token, runs, steps, layout, title, classes, index, follow, ours, style, points, cfg}
+
+  /* One invisible point per panel of a side-by-side layout: plotly draws no axes that no trace uses (an empty
+     trace would do, but makes NaN paths while the graph is hidden). */
+  function anchors(layout) {
+    return Object.keys(layout).filter((k) => /^xaxis\d*$/.test(k)).map((k) => {
+      const xa = layout[k], y = xa.anchor || "y", ya = layout["yaxis" + y.slice(1)] || {};
+      const at = (axis) => (axis.range ? [axis.range[0]] : [0]);
+      return {type: "scatter", mode: "markers", x: at(xa), y: at(ya), xaxis: "x" + k.slice(5), yaxis: y,
+              marker: {opacity: 0}, hoverinfo: "skip", showlegend: false};
+    });
+  }
+
+  /* Merge a store's payload into what the graph shows (a new token starts afresh). */
+  function merge(graphId, payload) {
+    let s = shown[graphId];
+    if (!s || s.token !== payload.token) {
+      s = shown[graphId] = {token: payload.token, runs: [], index: null, fresh: true, follow: true,
+                            ours: new Set()};
+    }
+    Object.assign(s, {layout: payload.layout, title: payload.title, classes: payload.classes});
+    payload.runs.forEach((r, k) => {
+      const run = s.runs[k] || (s.runs[k] = {frames: []});
+      for (const [i, frame] of Object.entries(r.frames || {})) run.frames[Number(i)] = frame;
+      Object.assign(run, {label: r.label, spec: r.spec, history: r.history || [], events: r.events || [],
+                          ticket: r.ticket, n: r.n_frames});
+    });
+    s.steps = steps(s.runs);
+    return s;
+  }
+
+  /* A frame's place in time: 2 * epoch, plus 1 for the partition right after a pruning event. */
+  function stepKey(run, i) {
+    const after = run.events.some((e) => e.after === i);
+    return 2 * run.frames[i].stats.epoch + (after ? 1 : 0);
+  }
+
+  /* The common timeline: [{key, epoch, picks: [frame index per run, or -1 before its first frame]}]. */
+  function steps(runs) {
+    const keys = new Set();
+    runs.forEach((run) => run.frames.forEach((f, i) => { if (f) keys.add(stepKey(run, i)); }));
+    const sorted = [...keys].sort((a, b) => a - b);
+    return sorted.map((key) => ({
+      key: key, epoch: Math.floor(key / 2),
+      picks: runs.map((run) => {
+        let best = -1;
+        run.frames.forEach((f, i) => { if (f && stepKey(run, i) <= key) best = i; });
+        return best;
+      }),
+    }));
+  }
+
+  /* The event whose removed lines frame i still shows as ghosts, or null. */
+  function recentEvent(run, i, ghostFrames) {
+    let found = null;
+    for (const e of run.events) if (e.after <= i && i - e.after < ghostFrames && run.frames[e.before]) found = e;
+    return found;
+  }
+
+  function ghostsOf(run, event) {
+    if (!event) return [];
+    const before = run.frames[event.before];
+    const layers = F.lastLayer(before) + 1;
+    if (run.spec && run.spec.method === "weight") {  // every line of the partition before the step
+      return [...Array(layers).keys()].map((l) => ({frame: before, layer: l, units: null}));
+    }
+    return event.removed.map((units, l) => ({frame: before, layer: l, units: units}))
+      .filter((g) => g.units.length && g.layer < layers);
+  }
+
+  const pct = (x) => (x == null ? "–" : (100 * x).toFixed(x < 0.1 && x > 0 ? 1 : 0) + " %");
+
+  /* One line per panel: where it is, and what the last pruning step did. */
+  function describeStep(run, i, ghostFrames) {
+    const frame = run.frames[i], st = frame.stats || {}, s = F.stats(frame, null);
+    const parts = [run.label, "epoch " + st.epoch, "sparsity " + pct(st.sparsity), s.regions + " regions",
+                   "test accuracy " + s.accuracy];
+    const event = recentEvent(run, i, ghostFrames);
+    const notes = [];
+    if (event) {
+      const units = event.removed.reduce((n, u) => n + u.length, 0);
+      const what = units ? units + " unit" + (units === 1 ? "" : "s") + " removed (dashed)"
+        : event.weights + " weights zeroed (old lines dashed)";
+      const change = event.change == null ? "" : "; the decision moved on " + pct(event.change) + " of the box";
+      notes.push((event.ticket ? "early-bird ticket at epoch " : "pruned at epoch ") + event.epoch + " to " +
+                 pct(event.achieved) + ": " + what + change);
+    }
+    return {namespace: "dash_html_components", type: "Div",
+            props: {className: "anim-line" + (event && event.ticket ? " ticket" : event ? " event" : ""),
+                    children: parts.join(" · ") + (notes.length ? " — " + notes.join("") : "")}};
+  }
+
+  /* Move the "replay-marker" shape of each curves graph to `epoch` (and keep it there when the graph is redrawn). */
+  function mark(curves, epoch) {
+    for (const id of curves || []) {
+      const gd = sv.painter.graphDiv(id);
+      if (!gd || !gd.layout) continue;
+      gd.__svMarker = epoch;
+      if (!gd.__svMarkerHook) {
+        gd.__svMarkerHook = true;
+        gd.on("plotly_afterplot", () => moveMarker(gd));
+      }
+      moveMarker(gd);
+    }
+  }
+
+  function moveMarker(gd) {
+    const k = (gd.layout.shapes || []).findIndex((shape) => shape.name === "replay-marker");
+    const x = gd.__svMarker;
+    if (k < 0 || x == null || gd.layout.shapes[k].x0 === x) return;
+    window.Plotly.relayout(gd, {[`shapes[${k}].x0`]: x, [`shapes[${k}].x1`]: x});
+  }
+
+  /* Paint step i on every panel; resolves when all are painted. */
+  function paint(graphId, s, i, cfg) {
+    const step = s.steps[i];
+    s.index = i;
+    mark(cfg.curves, step.epoch);
+    const opts = (run, pick) => ({shade: "class", decision: true, points: s.points,
+                                  ghosts: ghostsOf(run, recentEvent(run, pick, cfg.ghostFrames))});
+    const done = [];
+    sv.painter.when(graphId, (g) => s.runs.forEach((run, k) => {
+      const pick = step.picks[k], painter = sv.painter.of(g, k, s.style);
+      if (pick >= 0 && painter) done.push(painter.show(run.frames[pick], opts(run, pick)));
+    }));
+    return Promise.all(done);
+  }
+
+  function info(s, i, cfg) {
+    const step = s.steps[i];
+    return s.runs.map((run, k) => (step.picks[k] >= 0 ? describeStep(run, step.picks[k], cfg.ghostFrames)
+      : {namespace: "dash_html_components", type: "Div", props: {className: "anim-line", children: run.label +
+         ": not started yet"}}));
+  }
+
+  /*
+   * The finished run (values.runs, the job's output) becomes what is shown (the live store, marked final). Dash
+   * holds back a callback whose inputs include a running job's outputs until the job ends, so render() listens
+   * to the live store alone, which the job streams into and this fills at the end (or from a restored session).
+   */
+  function land(v) {
+    return v.runs ? Object.assign({}, v.runs, {final: true}) : undefined;
+  }
+
+  /*
+   * values: live (the job's stream, or the finished run), step (slider), data, style.
+   * cfg: {graph, curves, points, ghostFrames}. Follows a run in progress on its newest step unless the user moved
+   * the slider back (a slider value this code set itself, arriving late, is not the user's).
+   */
+  function render(v, cfg) {
+    const fired = v.triggered;
+    let s = shown[cfg.graph];
+    if (v.live && (fired.has("live") || !s)) s = merge(cfg.graph, v.live);
+    if (!s || !s.steps || !s.steps.length) return {};
+    Object.assign(s, {style: v.style, cfg: cfg});
+    s.points = cfg.points && v.data ? v.data.points : null;
+    const replayer = replayers[cfg.graph];
+    const replaying = replayer && replayer.playing;
+    const last = s.steps.length - 1;
+    const out = {};
+    // a value set here or by the replay (arriving late, or echoed by the slider) is not the user's
+    const ours = fired.has("step") && (s.ours.has(v.step) || v.step === s.index);
+    if (fired.has("step") && !ours) {
+      s.follow = v.step >= last;
+      s.ours.clear();
+      if (replaying) replayer.stop(true);  // the user moved the slider: stop there
+    }
+    const i = s.follow ? last : sv.clamp(v.step, s.steps.length);
+    if (i !== v.step) {
+      out.stepValue = i;
+      s.ours.add(i);
+    }
+    out.stepMax = last;
+    const firstEpoch = s.steps[0].epoch, lastEpoch = s.steps[last].epoch;
+    out.stepMarks = {0: String(firstEpoch), [last]: String(lastEpoch)};
+    s.steps.forEach((step, j) => {  // a mark on each pruning step, so that it can be found
+      if (step.key % 2 && j < last) out.stepMarks[j] = "✂" + step.epoch;
+    });
+    if (s.fresh) {
+      s.fresh = false;
+      const layout = Object.assign({}, s.layout, {uirevision: s.token});
+      const traces = anchors(layout);
+      if (!sv.painter.axes(cfg.graph, layout, traces)) out.figure = {data: traces, layout: sv.painter.layout(layout)};
+      sv.painter.all(cfg.graph).forEach((p, k) => { if (k >= s.runs.length) p.hide(); });
+    }
+    out.info = info(s, i, cfg);
+    if (!(ours && replayer && replayer.playing)) paint(cfg.graph, s, i, cfg);  // the replay paints its own steps
+    return out;
+  }
+
+  /* Play the steps from the slider's position at up to 30 fps, each painted before the next. cfg: {graph, step,
+     replay}. */
+  function replay(v, cfg) {
+    const replayer = replayers[cfg.graph] || (replayers[cfg.graph] = new sv.Replay(30));
+    if (replayer.playing) {
+      replayer.stop(true);
+      return "▶ Replay";
+    }
+    const s = shown[cfg.graph];
+    if (!s || !s.steps || s.steps.length < 2) return undefined;
+    const show = (i) => {
+      const painted = paint(cfg.graph, s, i, s.cfg);
+      s.ours.add(i);
+      sv.setProps(cfg.step, {value: i});
+      return painted;
+    };
+    const stop = () => sv.setProps(cfg.replay, {children: "▶ Replay"});
+    s.follow = false;
+    replayer.start(sv.clamp(v.step, s.steps.length), s.steps.length, show, stop);
+    return "❚❚ Pause";
+  }
+
+  /* Title and legend of an export: the runs and the step shown. cfg: {graph}. */
+  function describe(cfg) {
+    const s = shown[cfg.graph];
+    if (!s || s.index == null) return {};
+    const step = s.steps[s.index];
+    const first = s.runs[0].frames[Math.max(0, step.picks[0])];
+    const title = s.title + " · " + s.runs.map((r) => r.label).join(" vs ") + " · epoch " + step.epoch;
+    return {title: title, legend: sv.exporter.legend(s.style, {classes: s.classes, layers: F.lastLayer(first) + 1,
+                                                               shade: "class", decision: true})};
+  }
+
+  sv.pruning = {land, render, replay, describe, anchors};
+})();
