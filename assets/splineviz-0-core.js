@@ -2,13 +2,15 @@
  * splineviz in the browser: one namespace, window.splineviz, split by job into files loaded in name order.
  *
  *   splineviz-0-core.js        this file: calling convention, alerts, small helpers
- *   splineviz-1-frame.js       frame decoding (the packed dict of figures.partition_frame)
- *   splineviz-2-render.js      one scene, two painters: a plotly figure and a canvas
- *   splineviz-3-replay.js      frame-by-frame playback at a capped rate
- *   splineviz-4-jobs.js        background jobs: lost-job watch, tab heartbeat, upload size guard
- *   splineviz-5-playground.js  Playground glue: transport (play / step / chunks), drawing, replay
- *   splineviz-6-mnist.js       MNIST slice glue
- *   splineviz-7-shell.js       routing between the pages
+ *   splineviz-1-frame.js       frames on the page: stats, sizes, thinning (the painter decodes them)
+ *   splineviz-2-gl.js          the painter's engine: WebGL2 drawing of packed frames, SVG paths, picking
+ *   splineviz-3-painter.js     painters under plotly's axes, their worker, latest-wins requests (the API)
+ *   splineviz-4-export.js      PNG / SVG exports with title, axes and legend
+ *   splineviz-5-replay.js      frame-by-frame playback at a capped rate
+ *   splineviz-6-jobs.js        background jobs: lost-job watch, tab heartbeat, upload size guard
+ *   splineviz-7-playground.js  Playground glue: transport (play / step / chunks), drawing, replay
+ *   splineviz-8-pages.js       MNIST slice and side-by-side panels (pruning, early-bird) glue
+ *   splineviz-9-shell.js       routing between the pages
  *
  * Page glue is called from Dash through splineviz.call (see splineviz/web/wiring.py clientside): it gets
  * its inputs by name and a config holding every component id it needs; no script names an id itself.

@@ -1,7 +1,7 @@
 """Command line: ``python -m splineviz trace MODEL_FILE --bounds ... --out FILE.{geojson,svg,png,html}``.
 
 Models load exactly as uploads do in the app (`splineviz.nets.load_model`: a ``.pt`` state dict read with
-``weights_only=True``, or ``.safetensors``), and fail with the same messages. Everything that can be checked
+``weights_only=True``, ``.safetensors`` or ``.onnx``), and fail with the same messages. Everything that can be checked
 before tracing (output format, PNG renderer, images, bounds) is checked first, so a long trace is never lost
 to a bad flag. Exit codes: 0 done, 2 bad input, 130 cancelled (Ctrl-C).
 """
@@ -11,15 +11,15 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 import numpy as np
 
+from splineviz import png
+
 FORMATS = (".geojson", ".svg", ".png", ".html")
-PNG_TIMEOUT_S = 60
 
 
 class CommandError(Exception):
@@ -167,35 +167,23 @@ def _write(result: Any, out: Path, suffix: str) -> None:
 
 def check_png_renderer() -> None:
     """Fail at once, naming the formats that work, where kaleido would find no Chromium to render with."""
-    from choreographer.browsers.chromium import Chromium
-
-    path = Chromium.find_browser(skip_local=False)
-    if not path or not os.access(path, os.X_OK):
+    if png.find_browser() is None:
         where = f" (BROWSER_PATH={os.environ['BROWSER_PATH']})" if "BROWSER_PATH" in os.environ else ""
         raise CommandError(f"PNG export needs Chromium or Chrome, which kaleido drives, and none was found{where}; "
                            "install it (apt-get install chromium) or write .svg, .html or .geojson, which need "
                            "no browser")
 
 
-def write_png(fig: Any, out: Path, timeout: float = PNG_TIMEOUT_S) -> None:
-    """``fig.write_image`` with a time limit: kaleido can wait forever on a browser that never answers."""
+def write_png(fig: Any, out: Path) -> None:
+    """kaleido in a child process that is killed if it overruns (a browser can wait forever)."""
     check_png_renderer()
-    failure: list[BaseException] = []
-
-    def render() -> None:
-        try:
-            fig.write_image(out, format="png", scale=2)
-        except BaseException as e:  # reported in the calling thread
-            failure.append(e)
-
-    worker = threading.Thread(target=render, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise CommandError(f"PNG export did not finish within {timeout:.0f} s; write .svg or .html instead")
-    if failure:
-        raise CommandError(f"PNG export failed ({type(failure[0]).__name__}: {failure[0]}); write .svg or .html "
-                           "instead")
+    exporter = png.KaleidoProcess()
+    try:
+        exporter.write(fig, out, int(fig.layout.width or 700), int(fig.layout.height or 700), scale=2)
+    except png.ExportError as e:
+        raise CommandError(f"PNG export failed ({e}); write .svg or .html instead") from e
+    finally:
+        exporter.close()
 
 
 class _ProgressBar:

@@ -5,12 +5,14 @@ all see the same points. Inputs are float32 rows; labels int64, regression targe
 """
 from __future__ import annotations
 
+import csv
 import functools
 import gzip
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import IO, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -30,6 +32,7 @@ class Dataset:
     n_classes: int  # 0 for regression
     bounds: tuple[float, float, float, float] | None  # (xmin, xmax, ymin, ymax) for plotting
     input_shape: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] | None = None  # the user's own labels, class i = class_names[i] (from_csv)
 
     @property
     def in_features(self) -> int:
@@ -170,13 +173,13 @@ def make_dataset(name: str, n: int | None = None, noise: float | None = None, se
 
 def _split(name: str, x: np.ndarray, y: np.ndarray, task: Task, n_classes: int,
            bounds: tuple[float, float, float, float] | None, rng: np.random.Generator, test_fraction: float,
-           input_shape: tuple[int, ...] | None = None) -> Dataset:
+           input_shape: tuple[int, ...] | None = None, class_names: tuple[str, ...] | None = None) -> Dataset:
     if not 0 <= test_fraction < 1:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     order = rng.permutation(len(x))
     n_test = int(round(test_fraction * len(x)))
     test, train = order[:n_test], order[n_test:]
-    return Dataset(name, x[train], y[train], x[test], y[test], task, n_classes, bounds, input_shape)
+    return Dataset(name, x[train], y[train], x[test], y[test], task, n_classes, bounds, input_shape, class_names)
 
 
 def _padded_bounds(points: np.ndarray, pad: float = 0.1) -> tuple[float, float, float, float]:
@@ -184,6 +187,159 @@ def _padded_bounds(points: np.ndarray, pad: float = 0.1) -> tuple[float, float, 
     lo, hi = points[:, :2].min(axis=0).astype(float), points[:, :2].max(axis=0).astype(float)
     margin = pad * np.maximum(hi - lo, 1e-6)
     return (float(lo[0] - margin[0]), float(hi[0] + margin[0]), float(lo[1] - margin[1]), float(hi[1] + margin[1]))
+
+
+# ----------------------------------------------------------------------------------------------- own data
+
+MAX_ROWS = 10_000
+MAX_CLASSES = 10
+_LABEL_COLUMNS = ("label", "class", "target")
+
+
+def from_points(points: np.ndarray | list, labels: np.ndarray | list, *, test_fraction: float = 0.2, seed: int = 0,
+                name: str = "points", class_names: Sequence[str] | None = None,
+                bounds: tuple[float, float, float, float] | None = None, max_rows: int = MAX_ROWS,
+                max_classes: int = MAX_CLASSES) -> Dataset:
+    """A 2-D classification dataset from points and class indices (e.g. clicked on a canvas), split at random.
+
+    ``labels`` are class indices 0, 1, ...; ``class_names`` names them. At least two classes must have points.
+    ``bounds`` defaults to the points' extent, widened by a tenth on each side.
+
+    Examples
+    --------
+    >>> d = from_points([[0, 0], [1, 1], [0, 1], [1, 0]], [0, 0, 1, 1], test_fraction=0)
+    >>> d.n_classes, d.x_train.shape
+    (2, (4, 2))
+    """
+    x = np.asarray(points, dtype=np.float64)
+    y = np.asarray(labels)
+    if x.ndim != 2 or x.shape[1] != 2 or y.shape != (len(x),):
+        raise ValueError(f"{name}: expected points shaped (n, 2) and one label each, got {x.shape} and {y.shape}")
+    if len(x) > max_rows:
+        raise ValueError(f"{name}: {len(x):,} points are over the limit of {max_rows:,}")
+    if not np.isfinite(x).all():
+        row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise ValueError(f"{name}: point {row + 1} has a missing or infinite coordinate {x[row].tolist()}")
+    if y.size and np.issubdtype(y.dtype, np.floating) and np.array_equal(y, np.round(y)):
+        y = y.astype(np.int64)  # 1.0 from JSON is class 1
+    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0):
+        raise ValueError(f"{name}: labels must be class indices 0, 1, ..., got {y[:5].tolist()}")
+    n_classes = max(int(y.max(initial=-1)) + 1, len(class_names or ()))
+    if n_classes > max_classes:
+        raise ValueError(f"{name}: {n_classes} classes are over the limit of {max_classes}")
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"{name}: points of at least two classes are needed to train a classifier, got "
+                         f"{'none' if not y.size else f'class {y[0]} only'}")
+    names = tuple(class_names) if class_names is not None else None
+    return _split(name, x.astype(np.float32), y.astype(np.int64), "classification", n_classes,
+                  bounds or _padded_bounds(x), np.random.default_rng(seed), test_fraction, class_names=names)
+
+
+def from_csv(file_or_text: str | bytes | os.PathLike | IO, *, test_fraction: float = 0.2, seed: int = 0,
+             name: str | None = None, max_rows: int = MAX_ROWS, max_classes: int = MAX_CLASSES) -> Dataset:
+    """A 2-D classification dataset from CSV: columns x, y, label (a header is optional; with one, columns are
+    found by name, ``label`` also as ``class`` or ``target``). Commas, semicolons or tabs separate values.
+
+    ``file_or_text``: a path, an open file, bytes, or CSV text (a str with a line break). Labels may be integers
+    (classes in numeric order) or strings (in sorted order); ``Dataset.class_names`` keeps them. Refused with a
+    message naming the row: wrong columns, numbers that are not numbers, NaN or infinity, more than ``max_rows``
+    rows, one class only, more than ``max_classes`` classes.
+
+    Examples
+    --------
+    >>> d = from_csv("x,y,label\\n0,0,cat\\n1,1,dog\\n0,1,cat\\n1,0,dog\\n", test_fraction=0)
+    >>> d.class_names, np.bincount(d.y_train).tolist()
+    (('cat', 'dog'), [2, 2])
+    """
+    text, name = _csv_text(file_or_text, name, max_rows)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"{name}: no rows")
+    delimiter = max(",;\t", key=lines[0].count)
+    rows = [[cell.strip() for cell in row] for row in csv.reader(lines, delimiter=delimiter)]
+    columns = (0, 1, 2)
+    if not _is_number(rows[0][0]) or (len(rows[0]) > 1 and not _is_number(rows[0][1])):
+        header = [cell.lower() for cell in rows.pop(0)]
+        label = next((c for c in _LABEL_COLUMNS if c in header), None)
+        if "x" not in header or "y" not in header or label is None:
+            raise ValueError(f"{name}: the header {', '.join(header)} lacks columns x, y and label")
+        columns = (header.index("x"), header.index("y"), header.index(label))
+    if len(rows) > max_rows:
+        raise ValueError(f"{name}: {len(rows):,} rows are over the limit of {max_rows:,}")
+    width = max(columns) + 1
+    points, labels = [], []
+    for i, row in enumerate(rows, start=len(lines) - len(rows) + 1):
+        if len(row) < width or (columns == (0, 1, 2) and len(row) != 3):
+            raise ValueError(f"{name}: row {i} has {len(row)} values; expected columns x, y, label")
+        try:
+            points.append((float(row[columns[0]]), float(row[columns[1]])))
+        except ValueError:
+            raise ValueError(f"{name}: row {i}: x and y must be numbers, got {row[columns[0]]!r}, "
+                             f"{row[columns[1]]!r}") from None
+        if not all(map(math.isfinite, points[-1])):
+            raise ValueError(f"{name}: row {i} has a missing or infinite coordinate ({row[columns[0]]}, "
+                             f"{row[columns[1]]})")
+        if not row[columns[2]]:
+            raise ValueError(f"{name}: row {i} has no label")
+        labels.append(row[columns[2]])
+    names, y = _classes(labels)
+    if len(names) > max_classes:
+        raise ValueError(f"{name}: {len(names)} classes are over the limit of {max_classes}")
+    if len(names) < 2:
+        raise ValueError(f"{name}: every row has label {names[0]!r}; a classifier needs at least two classes")
+    return from_points(np.array(points), y, test_fraction=test_fraction, seed=seed, name=name, class_names=names,
+                       max_rows=max_rows, max_classes=max_classes)
+
+
+def _csv_text(source: str | bytes | os.PathLike | IO, name: str | None, max_rows: int) -> tuple[str, str]:
+    """The CSV's text and a name for messages; reading stops well past what ``max_rows`` rows could need."""
+    limit = 200 * (max_rows + 2)  # characters: generous for three numbers a row
+    if hasattr(source, "read"):
+        raw = source.read(limit + 1)
+        name = name or getattr(source, "name", "the CSV file")
+    elif isinstance(source, (bytes, bytearray)):
+        raw, name = bytes(source), name or "the CSV file"
+    elif isinstance(source, str) and ("\n" in source or "\r" in source):
+        raw, name = source, name or "the CSV text"
+    else:
+        path = Path(source)
+        name = name or path.name
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(limit + 1)
+        except OSError as e:
+            raise ValueError(f"cannot read {path}: {e.strerror or e}") from e
+    if len(raw) > limit:
+        raise ValueError(f"{name} is over {limit:,} characters, too long for {max_rows:,} rows")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{name} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return raw.lstrip("\ufeff"), name
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _classes(labels: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
+    """Class names (integers in numeric order, else strings sorted) and each row's class index."""
+    try:
+        numeric = [int(label) for label in labels]
+    except ValueError:
+        numeric = None
+    if numeric is not None:
+        values = sorted(set(numeric))
+        index = {v: i for i, v in enumerate(values)}
+        return tuple(map(str, values)), np.array([index[v] for v in numeric], dtype=np.int64)
+    values = sorted(set(labels))
+    index = {v: i for i, v in enumerate(values)}
+    return tuple(values), np.array([index[v] for v in labels], dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------------------------- MNIST

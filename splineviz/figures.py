@@ -3,25 +3,23 @@
 The partition view is drawn from a `splineviz.frame.Frame`: packed class cells (regions cut along
 the decision boundary, so fills follow it exactly), a colour key per region and layer, boundary
 segments per layer and the decision boundary. ``partition_figure``, ``partition_traces`` and
-``side_by_side`` take a Frame (or its JSON, or the app's older frame dict, see ``as_frame``).
-``partition_frame`` still makes that older dict (``px``, ``py``, ``off``, ``cls``, ``code``, ``bnd``,
-``dec``), which ``assets/splineviz.js`` reads, with the same ``STYLE`` the app hands to it, so colours
-live in one place.
+``side_by_side`` take a Frame or its JSON. The app's browser painter (``assets/splineviz-2-gl.js``)
+draws the same Frame JSON with the same ``STYLE`` (handed to it through a store) on the axes that
+``partition_layout`` / ``side_by_side_layout`` make, so colours and axes live in one place; a browser
+test checks that both draw the same pixels.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.basedatatypes import BaseTraceType
 from plotly.subplots import make_subplots
 
-from splineviz.frame import N_CODE_COLOURS, Frame, colour_keys, pack, unpack
-from splineviz.partition import Partition
+from splineviz.frame import N_CODE_COLOURS, Frame
+from splineviz.partition.interval import IntervalPartition
 from splineviz.partition.geometry import nan_separated
-
-LegacyFrame = dict[str, Any]  # the app's frame dict (see partition_frame)
 
 # 11 code colours: a prime count makes neighbouring regions (codes differing in one unit) always differ,
 # because each unit adds a weight in 1..10 to the colour key modulo 11 (see splineviz.frame.colour_keys).
@@ -38,6 +36,9 @@ STYLE: dict[str, Any] = {
     "decision_width": 3.5,
     "border_line": "#444444",
     "fill_opacity": 0.75,
+    "background": "#ffffff",
+    "point_size": 5,
+    "point_line": 0.6,
 }
 assert len(STYLE["code_fill"]) == N_CODE_COLOURS
 # A tiny template instead of "plotly_white": plotly deep-copies templates on every figure, and the stock ones
@@ -53,57 +54,9 @@ TEMPLATE = go.layout.Template(layout={
 # --------------------------------------------------------------------------------------------------------------
 # frames
 # --------------------------------------------------------------------------------------------------------------
-def _polylines(segments: np.ndarray) -> tuple[dict, dict]:
-    """Segments (k, 2, 2) -> packed x and y with a NaN after each segment: one trace draws them all."""
-    x, y = nan_separated(segments)
-    return pack(x, "f4"), pack(y, "f4")
-
-
-def partition_frame(partition: Partition, bounds: Sequence[float], **stats: Any) -> LegacyFrame:
-    """The app's frame dict: region polygons (px, py, off), class (cls) and colour keys (code) per region,
-    boundary polylines per layer (bnd) and the decision boundary (dec), packed; ``stats`` ride along.
-
-    Built from the partition's own arrays (no forward pass, no per-region lists). Kept for
-    ``assets/splineviz.js``, which reads this form; new code should use ``Frame.from_partition``.
-    """
-    offsets, xy = partition.polygons
-    return {
-        "bounds": [float(b) for b in bounds],
-        "px": pack(xy[:, 0], "f4"),
-        "py": pack(xy[:, 1], "f4"),
-        "off": pack(offsets, "i4"),
-        "cls": pack(partition.region_classes, "i2"),
-        "code": [pack(k, "u1") for k in colour_keys(partition)],
-        "bnd": [list(_polylines(partition.segments(layer))) for layer in range(partition.n_layers)],
-        "dec": list(_polylines(partition.decision_boundary)),
-        "n_regions": int(partition.n_regions),
-        "layer_regions": [int(c) for c in partition.layer_region_counts],
-        **stats,
-    }
-
-
-_LEGACY_KEYS = {"bounds", "px", "py", "off", "cls", "code", "bnd", "dec", "n_regions", "layer_regions"}
-
-
 def as_frame(frame: Frame | Mapping[str, Any]) -> Frame:
-    """A Frame from a Frame, its JSON, or the app's frame dict (each region its own cell, units unknown)."""
-    if isinstance(frame, Frame):
-        return frame
-    if "schema" in frame:
-        return Frame.from_json(frame)
-    offsets = unpack(frame["off"]).astype(np.int32)
-
-    def segments(xy: Sequence[Mapping[str, str]]) -> np.ndarray:
-        x, y = (unpack(a).reshape(-1, 3)[:, :2] for a in xy)  # each segment: two points and a NaN
-        return np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=1).astype(np.float32)
-
-    lines = [segments(xy) for xy in frame["bnd"]]
-    return Frame(bounds=tuple(float(b) for b in frame["bounds"]), n_regions=int(frame["n_regions"]),  # type: ignore[arg-type]
-                 layer_regions=[int(c) for c in frame["layer_regions"]], cell_x=unpack(frame["px"]),
-                 cell_y=unpack(frame["py"]), cell_offsets=offsets, cell_class=unpack(frame["cls"]),
-                 cell_region=np.arange(len(offsets) - 1, dtype=np.int32), keys=[unpack(k) for k in frame["code"]],
-                 segments=lines, segment_units=[np.full(len(s), -1, dtype=np.int32) for s in lines],
-                 decision=segments(frame["dec"]), stats={k: v for k, v in frame.items() if k not in _LEGACY_KEYS})
+    """A Frame from a Frame or its JSON (``Frame.to_json``; extra keys such as the app's ``weights`` are ignored)."""
+    return frame if isinstance(frame, Frame) else Frame.from_json(frame)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -171,8 +124,9 @@ def point_traces(x: np.ndarray, y: np.ndarray) -> list[dict]:
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
     return [{"type": "scatter", "x": x[y == c, 0], "y": x[y == c, 1], "mode": "markers", "name": f"class {c}",
-             "hoverinfo": "skip", "marker": {"size": 5, "color": STYLE["class_point"][c % len(STYLE["class_point"])],
-                                             "line": {"width": 0.6, "color": "white"}}}
+             "hoverinfo": "skip", "marker": {"size": STYLE["point_size"],
+                                             "color": STYLE["class_point"][c % len(STYLE["class_point"])],
+                                             "line": {"width": STYLE["point_line"], "color": "white"}}}
             for c in np.unique(y).astype(int)]
 
 
@@ -188,6 +142,8 @@ def partition_traces(frame: Frame | Mapping[str, Any], up_to_layer: int | None =
     n_layers = frame.n_layers
     layer = n_layers - 1 if up_to_layer is None else max(0, min(int(up_to_layer), n_layers - 1))
     return _fill_traces(frame, shade, layer) + _boundary_traces(frame, layer, decision and layer == n_layers - 1)
+
+
 def _axes(bounds: Sequence[float], titles: tuple[str, str], anchor: str = "x") -> tuple[dict, dict]:
     xmin, xmax, ymin, ymax = bounds
     common = {"showgrid": False, "zeroline": False, "mirror": True, "showline": True,
@@ -201,6 +157,17 @@ _PARTITION_LAYOUT = {"template": TEMPLATE, "margin": {"l": 50, "r": 10, "t": 30,
                      "legend": {"orientation": "h", "y": -0.14, "x": 0}, "hovermode": "closest"}
 
 
+def partition_layout(bounds: Sequence[float], title: str | None = None,
+                     axis_titles: tuple[str, str] = ("x₁", "x₂")) -> dict[str, Any]:
+    """The axes, margins and title of a partition figure: what ``partition_figure`` draws on, and what the
+    browser's painter is handed to lay its canvas under (the same axes, so both put every point at the same pixel)."""
+    xaxis, yaxis = _axes(bounds, axis_titles)
+    layout = {**_PARTITION_LAYOUT, "xaxis": xaxis, "yaxis": yaxis}
+    if title:
+        layout["title"] = {"text": title, "x": 0.02, "font": {"size": 14}}
+    return layout
+
+
 def partition_figure(frame: Frame | Mapping[str, Any], up_to_layer: int | None = None, shade: str = "class", decision: bool = True,
                      extra: Iterable[Mapping | BaseTraceType] = (), title: str | None = None,
                      axis_titles: tuple[str, str] = ("x₁", "x₂")) -> go.Figure:
@@ -210,40 +177,109 @@ def partition_figure(frame: Frame | Mapping[str, Any], up_to_layer: int | None =
     otherwise cost ~30 ms per figure; tests check the result validates.
     """
     frame = as_frame(frame)
-    xaxis, yaxis = _axes(frame.bounds, axis_titles)
-    layout = {**_PARTITION_LAYOUT, "xaxis": xaxis, "yaxis": yaxis}
-    if title:
-        layout["title"] = {"text": title, "x": 0.02, "font": {"size": 14}}
     data = partition_traces(frame, up_to_layer, shade, decision) + [_as_dict(t) for t in extra]
-    return go.Figure(data=data, layout=layout, _validate=False)
+    return go.Figure(data=data, layout=partition_layout(frame.bounds, title, axis_titles), _validate=False)
 
 
 def _as_dict(trace: Mapping | BaseTraceType) -> dict:
     return trace.to_plotly_json() if isinstance(trace, BaseTraceType) else dict(trace)
 
 
-def side_by_side(frames: Sequence[Frame | Mapping[str, Any]], titles: Sequence[str], extra: Iterable[Mapping] = (),
-                 shade: str = "class") -> go.Figure:
-    """Several partitions in one row (before/after pruning); zooming one panel zooms all (matched axes)."""
-    n = len(frames)
+def panel_axes(i: int) -> tuple[str, str]:
+    """Plotly's names of panel i's axes in ``side_by_side_layout``: ("x", "y"), ("x2", "y2"), ..."""
+    suffix = "" if i == 0 else str(i + 1)
+    return f"x{suffix}", f"y{suffix}"
+
+
+def side_by_side_layout(bounds: Sequence[Sequence[float]], titles: Sequence[str]) -> dict[str, Any]:
+    """Axes for several partitions in one row (see ``panel_axes``); zooming one panel zooms all (matched axes)."""
+    n = len(bounds)
     gap = 0.04
     width = (1 - gap * (n - 1)) / n
     layout: dict[str, Any] = {**_PARTITION_LAYOUT, "margin": {"l": 50, "r": 10, "t": 36, "b": 45}, "annotations": []}
-    data: list[dict] = []
-    for i, (frame, title) in enumerate(zip(map(as_frame, frames), titles)):
-        suffix = "" if i == 0 else str(i + 1)
-        xaxis, yaxis = _axes(frame.bounds, ("x₁", "x₂" if i == 0 else ""), anchor=f"x{suffix}")
+    for i, (box, title) in enumerate(zip(bounds, titles)):
+        x, y = panel_axes(i)
+        xaxis, yaxis = _axes(box, ("x₁", "x₂" if i == 0 else ""), anchor=x)
         lo = i * (width + gap)
-        layout[f"xaxis{suffix}"] = {**xaxis, "domain": [lo, lo + width], "anchor": f"y{suffix}",
-                                    **({"matches": "x"} if i else {})}
-        layout[f"yaxis{suffix}"] = {**yaxis, "anchor": f"x{suffix}", **({"matches": "y"} if i else {})}
+        layout["xaxis" + x[1:]] = {**xaxis, "domain": [lo, lo + width], "anchor": y, **({"matches": "x"} if i else {})}
+        layout["yaxis" + y[1:]] = {**yaxis, "anchor": x, **({"matches": "y"} if i else {})}
         layout["annotations"].append({"text": f"<b>{title}</b>", "x": lo + width / 2, "y": 1.0, "xref": "paper",
                                       "yref": "paper", "yanchor": "bottom", "showarrow": False,
                                       "font": {"size": 13}})
+    return layout
+
+
+def side_by_side(frames: Sequence[Frame | Mapping[str, Any]], titles: Sequence[str], extra: Iterable[Mapping] = (),
+                 shade: str = "class") -> go.Figure:
+    """Several partitions in one row (before/after pruning) on ``side_by_side_layout``'s matched axes."""
+    frames = [as_frame(f) for f in frames]
+    data: list[dict] = []
+    for i, frame in enumerate(frames):
+        x, y = panel_axes(i)
         for trace in partition_traces(frame, shade=shade) + [dict(t) for t in extra]:
-            data.append({**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
-                         "showlegend": i == 0 and trace.get("showlegend", True)})
-    return go.Figure(data=data, layout=layout, _validate=False)
+            data.append({**trace, "xaxis": x, "yaxis": y, "showlegend": i == 0 and trace.get("showlegend", True)})
+    return go.Figure(data=data, layout=side_by_side_layout([f.bounds for f in frames], titles), _validate=False)
+
+
+def regression_figure(partition: IntervalPartition, data: Any = None, *, up_to_layer: int | None = None,
+                      target: Callable[[np.ndarray], np.ndarray] | None = None, output: int = 0,
+                      title: str | None = None) -> go.Figure:
+    """A one-input network's fit as it is: the exact piecewise-linear curve through its breakpoints, and its knots,
+    per layer (numbered from 1), as markers on the curve and dotted verticals; hovering a knot names its unit.
+
+    ``data``: a Dataset (or anything with x_train, y_train, x_test, y_test), drawn as train and test points;
+    ``target``: the function the net should fit, drawn dashed; ``up_to_layer`` (0-based) hides deeper layers' knots.
+
+    Examples
+    --------
+    >>> from splineviz.partition import Affine, ReLU
+    >>> from splineviz.partition.interval import trace_interval
+    >>> p = trace_interval([Affine([[1.0], [-1.0]], [0.0, 0.5]), ReLU(), Affine([[1.0, 1.0]], [0.0])], (-1, 1))
+    >>> [t.name for t in regression_figure(p).data]
+    ['fit', 'layer 1 knots', 'layer 1']
+    """
+    x, y = partition.breakpoints, partition.values[:, output]
+    lo, hi = float(y.min()), float(y.max())
+    traces: list[dict] = []
+    if data is not None:
+        for split, symbol in (("train", "circle"), ("test", "circle-open")):
+            px = np.asarray(getattr(data, f"x_{split}"), dtype=np.float64).reshape(-1)
+            if len(px):
+                py = np.asarray(getattr(data, f"y_{split}"), dtype=np.float64).reshape(len(px), -1)[:, output]
+                lo, hi = min(lo, float(py.min())), max(hi, float(py.max()))
+                traces.append({"type": "scatter", "x": px, "y": py, "mode": "markers", "name": f"{split} data",
+                               "hoverinfo": "skip", "marker": {"size": 5, "symbol": symbol, "color": "#777777"}})
+    if target is not None:
+        grid = np.linspace(*partition.bounds, 1001)
+        traces.append({"type": "scatter", "x": grid, "y": np.asarray(target(grid), dtype=np.float64).reshape(-1),
+                       "mode": "lines", "name": "target", "hoverinfo": "skip",
+                       "line": {"color": "#444444", "dash": "dash", "width": 1.5}})
+    traces.append({"type": "scatter", "x": x, "y": y, "mode": "lines", "name": "fit",
+                   "hovertemplate": "x = %{x:.4g}<br>f(x) = %{y:.4g}<extra>fit</extra>",
+                   "line": {"color": STYLE["decision_line"], "width": 2.5}})
+    pad = 0.06 * (hi - lo) if hi > lo else 1.0
+    lo, hi = lo - pad, hi + pad
+    last = partition.n_layers - 1 if up_to_layer is None else min(int(up_to_layer), partition.n_layers - 1)
+    for layer in range(last + 1):
+        at = partition.breakpoint_layer == layer
+        colour = STYLE["layer_line"][layer % len(STYLE["layer_line"])]
+        kx = x[at]
+        traces.append({"type": "scatter", "x": kx, "y": y[at], "mode": "markers", "name": f"layer {layer + 1} knots",
+                       "legendgroup": f"layer{layer}", "customdata": partition.breakpoint_unit[at] + 1,
+                       "hovertemplate": f"layer {layer + 1}, unit %{{customdata}}<br>knot at x = %{{x:.4g}}<extra></extra>",
+                       "marker": {"size": 8, "color": colour, "line": {"width": 1, "color": "white"}}})
+        vx = np.repeat(kx, 3)
+        vy = np.tile([lo, hi, np.nan], len(kx))
+        vx[2::3] = np.nan
+        traces.append({"type": "scatter", "x": vx, "y": vy, "mode": "lines", "name": f"layer {layer + 1}",
+                       "legendgroup": f"layer{layer}", "showlegend": False, "hoverinfo": "skip",
+                       "line": {"color": colour, "width": 1, "dash": "dot"}})
+    layout = {**_PARTITION_LAYOUT, "uirevision": "regression",
+              "title": {"text": title or f"{partition.n_regions:,} linear pieces", "x": 0.02, "font": {"size": 14}},
+              "xaxis": {"range": list(partition.bounds), "title": {"text": "x"}, "zeroline": False},
+              "yaxis": {"range": [lo, hi], "title": {"text": f"output {output}" if partition.values.shape[1] > 1
+                                                     else "f(x)"}, "zeroline": False}}
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def empty_figure(message: str = "") -> go.Figure:
@@ -338,7 +374,7 @@ def distance_to_previous(epochs: Sequence[int], distances: Sequence[float], tick
 
 
 # --------------------------------------------------------------------------------------------------------------
-# MNIST slice (the slice itself is a partition figure; the browser draws it, see assets/splineviz.js)
+# MNIST slice (the slice itself is a partition; the browser paints it, see assets/splineviz-8-pages.js)
 # --------------------------------------------------------------------------------------------------------------
 def image_figure(image: np.ndarray, title: str = "") -> go.Figure:
     """A grey-scale image (e.g. the MNIST input at a point of the plane)."""

@@ -11,6 +11,7 @@ import copy
 import io
 import math
 import os
+import re
 import threading
 import zipfile
 from contextlib import contextmanager
@@ -81,6 +82,9 @@ def mlp(in_features: int = 2, hidden: Sequence[int] = (16, 16), out_features: in
             if i < len(widths) - 2:
                 layers.append(_activation(activation, negative_slope))
     return nn.Sequential(*layers)
+
+
+PAPER_CNN_INPUT = (1, 28, 28)
 
 
 def paper_cnn(n_classes: int = 10, seed: int = 0) -> nn.Sequential:
@@ -460,19 +464,69 @@ def build_model(architecture: Mapping, limits: ModelLimits | None = None) -> nn.
         raise ValueError(f"bad parameters for {kind}: {e}") from e
 
 
-def load_model(path_or_bytes: str | os.PathLike | bytes, architecture: Mapping | None = None, *,
-               limits: ModelLimits | None = None, max_bytes: int | None = None) -> nn.Sequential:
-    """Build a model from a saved state dict (.pt via torch.save, or .safetensors); never unpickles code.
+MODEL_FORMATS = ("pt", "safetensors", "onnx")
 
-    ``architecture`` is as for ``build_model``; for an MLP the layer widths may be left out and are
-    then read from the weights (keys ``0.weight``, ``2.weight``, ...), as is everything when it is None.
-    ``max_bytes`` bounds the file and what it unpacks to, checked before any tensor is read; ``limits``
-    bound the model, checked before it is built.
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model read from a file, with what the file says about it, for a UI to show next to the upload.
+
+    ``activation_from_file`` is False for state dicts, which hold weights only: their activation is the
+    caller's choice (``activation=``), not something the file proved.
     """
-    state = _read_state(path_or_bytes, max_bytes)
+
+    model: nn.Sequential
+    description: str  # e.g. "2-16-16-2 ReLU", see describe_model
+    architecture: dict | None  # a build_model description of the same model, when there is one
+    input_shape: tuple[int, ...] | None  # one sample's shape, when a Linear layer or the file fixes it
+    format: str  # one of MODEL_FORMATS
+    activation_from_file: bool
+
+
+def load_model(path_or_bytes: str | os.PathLike | bytes, architecture: Mapping | None = None, *,
+               activation: str | None = None, negative_slope: float | None = None,
+               limits: ModelLimits | None = None, max_bytes: int | None = None) -> nn.Sequential:
+    """Build a model from a saved file; never unpickles code. ``read_model(...).model``: see there."""
+    return read_model(path_or_bytes, architecture, activation=activation, negative_slope=negative_slope,
+                      limits=limits, max_bytes=max_bytes).model
+
+
+def read_model(path_or_bytes: str | os.PathLike | bytes, architecture: Mapping | None = None, *,
+               activation: str | None = None, negative_slope: float | None = None,
+               limits: ModelLimits | None = None, max_bytes: int | None = None) -> LoadedModel:
+    """A model and its description from a ``.pt`` state dict (read with ``weights_only=True``), ``.safetensors``
+    or ``.onnx`` file (path or bytes; the format is read from the content, not the name).
+
+    State dicts: any whose Linear layers form a chain, whatever the key names (``fc1.weight``, ``layers.0.weight``,
+    ``W0``/``b0``, ``torch.nn.utils.prune``'s ``weight_orig``/``weight_mask``), inside ``{"state_dict": ...}``,
+    ``{"model_state_dict": ...}`` or ``{"model": ...}`` checkpoints and with DataParallel's ``module.`` prefix.
+    The layers are chained in key order when that order is a chain, else in the one order their shapes allow;
+    several orders or none are refused, naming the keys. A state dict cannot say its activation: it is
+    ``activation`` (``"relu"`` or ``"leaky_relu"`` with ``negative_slope``), default ReLU. With ``architecture``
+    (as for ``build_model``; e.g. ``{"type": "paper_cnn"}``) the keys must be that model's own.
+
+    ONNX files: a chain of Gemm, MatMul(+Add), Relu, LeakyRelu, Conv, BatchNormalization, MaxPool, AveragePool,
+    Flatten and Reshape-as-flatten (Identity and Dropout are skipped, a final Softmax, LogSoftmax or Sigmoid is
+    dropped: the model gives logits, with the same predicted classes); activations come from the file.
+
+    ``max_bytes`` bounds the file and what it unpacks to, checked before any tensor is read; ``limits`` bound the
+    model (widths, hidden layers, parameters), checked before it is built.
+    """
+    raw, name = _read_bytes(path_or_bytes, max_bytes)
+    if _looks_like_onnx(raw):
+        from splineviz.onnx_io import read_onnx  # onnx is only imported for ONNX files
+        model, shape = read_onnx(raw, name, limits)
+        return _loaded(model, shape, "onnx", True)
+    if max_bytes is not None:
+        check_saved_size(raw, max_bytes, name)
+    fmt = "safetensors" if _looks_like_safetensors(raw) else "pt"
+    state = _parse_state(raw, name)
     arch = dict(architecture or {})
-    if arch.get("type", "mlp") == "mlp" and not {"in_features", "hidden", "out_features"} & set(arch):
-        widths = _mlp_widths(state)
+    if arch.get("type", "mlp") == "mlp":  # other architectures fix their activations
+        for key, value in (("activation", activation), ("negative_slope", negative_slope)):
+            if value is not None and arch.setdefault(key, value) != value:
+                raise ModelLoadError(f"{key} is given twice, as {value!r} and as {arch[key]!r} in the architecture")
+        state, widths = _mlp_state(state, arch, key_order=fmt == "pt")
         arch.update(in_features=widths[0], hidden=tuple(widths[1:-1]), out_features=widths[-1])
     try:
         model = build_model(arch, limits)
@@ -480,7 +534,7 @@ def load_model(path_or_bytes: str | os.PathLike | bytes, architecture: Mapping |
         raise
     except ValueError as e:
         raise ModelLoadError(str(e)) from e
-    return model_from_state(state, model)
+    return _loaded(model_from_state(state, model), None, fmt, False)
 
 
 def model_from_state(state: Mapping[str, torch.Tensor], like_model: nn.Module) -> nn.Module:
@@ -493,7 +547,130 @@ def model_from_state(state: Mapping[str, torch.Tensor], like_model: nn.Module) -
     return model.eval()
 
 
-def _read_state(source: str | os.PathLike | bytes, max_bytes: int | None = None) -> dict[str, torch.Tensor]:
+def _loaded(model: nn.Sequential, shape: tuple[int, ...] | None, fmt: str, activation_from_file: bool
+            ) -> LoadedModel:
+    architecture = architecture_of(model)
+    if shape is None and architecture is not None and architecture["type"] == "paper_cnn":
+        shape = PAPER_CNN_INPUT
+    try:
+        shape = input_shape_for(model, shape)
+    except ValueError:
+        shape = None
+    return LoadedModel(model, describe_model(model, shape), architecture, shape, fmt, activation_from_file)
+
+
+def save_model(model: nn.Module, target: str | os.PathLike | None = None, format: str | None = None, *,
+               input_shape: int | Sequence[int] | None = None) -> bytes:
+    """``model`` as a ``.pt`` state dict, ``.safetensors`` or ``.onnx`` file: its bytes, also written to ``target``.
+
+    The format is ``format``, else ``target``'s suffix, else ``"pt"``. ONNX is written without torch.onnx (see
+    ``splineviz.onnx_io.write_onnx``: the layers ``to_ops`` takes; ``input_shape`` for models that start with a
+    convolution). Every format loads back with ``load_model`` (an MLP's state dict needs only its activation).
+    """
+    if format is None:
+        suffix = os.path.splitext(os.fspath(target))[1].lstrip(".").lower() if target is not None else ""
+        format = suffix if suffix in MODEL_FORMATS else "pt"
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    if format == "pt":
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        raw = buffer.getvalue()
+    elif format == "safetensors":
+        from safetensors.torch import save
+        raw = save(state)
+    elif format == "onnx":
+        from splineviz.onnx_io import write_onnx
+        raw = write_onnx(model, input_shape)
+    else:
+        raise ValueError(f"unknown model format {format!r}; choose one of {', '.join(MODEL_FORMATS)}")
+    if target is not None:
+        with open(target, "wb") as f:
+            f.write(raw)
+    return raw
+
+
+def describe_model(model: nn.Module, input_shape: int | Sequence[int] | None = None) -> str:
+    """The architecture in words: ``"2-16-16-2 ReLU"`` for an MLP, else its layers in order.
+
+    Examples
+    --------
+    >>> describe_model(mlp(2, (16, 8), 3, activation="leaky_relu", negative_slope=0.2))
+    '2-16-8-3 Leaky ReLU (slope 0.2)'
+    >>> describe_model(paper_cnn(), (1, 28, 28))
+    '1×28×28 → Conv 16@21×21 → BatchNorm → ReLU → Conv 16@5×5 → BatchNorm → ReLU → Flatten → Linear 256→10'
+    """
+    layers = [m for m in flat_layers(model) if not isinstance(m, _IGNORED)]
+    arch = _mlp_description(layers)
+    if arch is not None:
+        widths = [arch["in_features"], *arch["hidden"], arch["out_features"]]
+        act = "linear" if not arch["hidden"] else "ReLU" if arch["activation"] == "relu" else \
+            f"Leaky ReLU (slope {arch['negative_slope']:g})"
+        return f"{'-'.join(map(str, widths))} {act}"
+    words = [_layer_words(m) for m in layers]
+    if input_shape is not None and not isinstance(input_shape, (int, np.integer)) and len(input_shape) > 1:
+        words.insert(0, "×".join(map(str, input_shape)))  # images; a first Linear layer says its input width
+    return " → ".join(words)
+
+
+def _layer_words(layer: nn.Module) -> str:
+    if isinstance(layer, nn.Linear):
+        return f"Linear {layer.in_features}→{layer.out_features}"
+    if isinstance(layer, nn.Conv2d):
+        return f"Conv {layer.out_channels}@{'×'.join(map(str, _pair(layer.kernel_size)))}"
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+        return f"{'Max' if isinstance(layer, nn.MaxPool2d) else 'Avg'}Pool {'×'.join(map(str, _pair(layer.kernel_size)))}"
+    if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+        return "BatchNorm"
+    if isinstance(layer, nn.LeakyReLU):
+        return f"Leaky ReLU ({layer.negative_slope:g})"
+    return type(layer).__name__
+
+
+def _mlp_description(layers: Sequence[nn.Module]) -> dict | None:
+    """The ``mlp`` description of Linear, activation, Linear, ... layers (one activation throughout), else None."""
+    linears, acts = layers[::2], layers[1::2]
+    if not linears or not all(type(m) is nn.Linear and m.bias is not None for m in linears) or \
+            len(acts) != len(linears) - 1 or any(type(a) is not type(acts[0]) for a in acts) or \
+            not all(type(a) in (nn.ReLU, nn.LeakyReLU) for a in acts) or \
+            any(b.in_features != a.out_features for a, b in zip(linears, linears[1:])):
+        return None
+    arch = {"type": "mlp", "in_features": linears[0].in_features,
+            "hidden": [m.out_features for m in linears[:-1]], "out_features": linears[-1].out_features,
+            "activation": "leaky_relu" if acts and isinstance(acts[0], nn.LeakyReLU) else "relu"}
+    if arch["activation"] == "leaky_relu":
+        slopes = {float(a.negative_slope) for a in acts}
+        if len(slopes) > 1:
+            return None
+        arch["negative_slope"] = slopes.pop()
+    return arch
+
+
+def architecture_of(model: nn.Module) -> dict | None:
+    """A ``build_model`` description whose model has ``model``'s structure (so its state dict fits), else None.
+
+    Examples
+    --------
+    >>> architecture_of(mlp(2, (4,), 3))
+    {'type': 'mlp', 'in_features': 2, 'hidden': [4], 'out_features': 3, 'activation': 'relu'}
+    """
+    layers = flat_layers(model)
+    if isinstance(model, nn.Sequential) and all(type(m) in (nn.Linear, nn.ReLU, nn.LeakyReLU) for m in model):
+        arch = _mlp_description(layers)
+        if arch is not None:
+            return arch
+    last = layers[-1] if layers else None
+    if isinstance(model, nn.Sequential) and isinstance(last, nn.Linear) and len(model) == 8:
+        arch = {"type": "paper_cnn", "n_classes": last.out_features}
+        if _structure(build_model(arch)) == _structure(model):
+            return arch
+    return None
+
+
+def _structure(model: nn.Module) -> list[tuple[str, str]]:
+    return [(name, type(m).__name__ + m.extra_repr()) for name, m in model.named_modules()]
+
+
+def _read_bytes(source: str | os.PathLike | bytes, max_bytes: int | None) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw, name = bytes(source), "uploaded data"
     else:
@@ -507,13 +684,17 @@ def _read_state(source: str | os.PathLike | bytes, max_bytes: int | None = None)
             raise ModelLoadError(f"cannot read {name}: {e.strerror or e}") from e
     if not raw:
         raise ModelLoadError(f"{name} is empty")
-    if max_bytes is not None:
-        check_saved_size(raw, max_bytes, name)
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise ModelTooLargeError(f"{name} is {_mb(len(raw))}, over the limit of {_mb(max_bytes)}")
+    return raw, name
+
+
+def _parse_state(raw: bytes, name: str) -> dict[str, torch.Tensor]:
     try:
         state = _parse_safetensors(raw) if _looks_like_safetensors(raw) else \
             torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # torch/safetensors raise many unrelated types for corrupt input
-        raise ModelLoadError(f"{name} is not a readable PyTorch state dict or safetensors file "
+        raise ModelLoadError(f"{name} is not a readable PyTorch state dict, safetensors or ONNX file "
                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no details'})") from e
     return _check_state(state, name)
 
@@ -531,16 +712,26 @@ def check_saved_size(raw: bytes, max_bytes: int, name: str = "the file") -> None
     if _looks_like_safetensors(raw):
         return
     if not zipfile.is_zipfile(io.BytesIO(raw)):
-        raise ModelLoadError(f"{name} is not a readable PyTorch state dict or safetensors file (expected the zip "
-                             "format that torch.save writes since PyTorch 1.6, or safetensors)")
+        raise ModelLoadError(f"{name} is not a readable PyTorch state dict, safetensors or ONNX file (expected the "
+                             "zip format that torch.save writes since PyTorch 1.6, safetensors or ONNX)")
+    zip_members(raw, max_bytes, name)
+
+
+def zip_members(raw: bytes, max_bytes: int, name: str = "the file", max_members: int | None = None
+                ) -> list[zipfile.ZipInfo]:
+    """The members of a zip, refused before anything is unpacked when they declare more than ``max_bytes`` in all
+    or are more than ``max_members``. Readers must read a member only up to its declared ``file_size``."""
     try:
         members = zipfile.ZipFile(io.BytesIO(raw)).infolist()
     except (zipfile.BadZipFile, ValueError) as e:
-        raise ModelLoadError(f"{name} is not a readable PyTorch state dict ({e})") from e
+        raise ModelLoadError(f"{name} is not a readable zip file ({e})") from e
+    if max_members is not None and len(members) > max_members:
+        raise ModelTooLargeError(f"{name} holds {len(members):,} files, over the limit of {max_members:,}")
     unpacked = sum(m.file_size for m in members)
     if unpacked > max_bytes:
         raise ModelTooLargeError(f"{name} unpacks to {_mb(unpacked)} ({_mb(len(raw))} packed), over the limit "
                                  f"of {_mb(max_bytes)}")
+    return members
 
 
 def _mb(n: int) -> str:
@@ -557,11 +748,22 @@ def _parse_safetensors(raw: bytes) -> dict[str, torch.Tensor]:
     return load(raw)
 
 
+def _looks_like_onnx(raw: bytes) -> bool:
+    """An ONNX file is a protobuf ModelProto, whose first field (ir_version, field 1, varint) starts with 0x08.
+
+    Checked after the zip and safetensors signatures; anything else that starts so fails in the ONNX parser.
+    """
+    return raw[:1] == b"\x08" and not _looks_like_safetensors(raw) and not raw.startswith(b"PK")
+
+
+_WRAPPERS = ("state_dict", "model_state_dict", "model")
+_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
+
+
 def _check_state(state: object, name: str) -> dict[str, torch.Tensor]:
-    if isinstance(state, Mapping):
-        for wrapper in ("state_dict", "model_state_dict"):
-            if isinstance(state.get(wrapper), Mapping):
-                state = state[wrapper]
+    """The named tensors of a state dict, unwrapped from training checkpoints and parallel wrappers."""
+    while isinstance(state, Mapping) and any(isinstance(state.get(w), Mapping) for w in _WRAPPERS):
+        state = next(state[w] for w in _WRAPPERS if isinstance(state.get(w), Mapping))
     if not isinstance(state, Mapping) or not state:
         raise ModelLoadError(f"{name} holds a {type(state).__name__}, not a state dict of named tensors "
                              "(save with torch.save(model.state_dict(), path))")
@@ -571,27 +773,169 @@ def _check_state(state: object, name: str) -> dict[str, torch.Tensor]:
     nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if nonfinite:
         raise ModelLoadError(f"{name}: NaN or infinite values in {', '.join(nonfinite[:5])}")
-    if all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
     return dict(state)
 
 
-def _mlp_widths(state: Mapping[str, torch.Tensor]) -> list[int]:
-    """[in, hidden..., out] from keys 0.weight, 0.bias, 2.weight, ... as written by ``mlp``."""
-    n_linear = len(state) // 2
-    expected = [f"{2 * i}.{p}" for i in range(n_linear) for p in ("weight", "bias")]
-    if sorted(state) != sorted(expected):
+# ------------------------------------------------------------------------------- state dicts of Linear chains
+
+@dataclass(frozen=True)
+class _Linear:
+    name: str  # the key prefix, e.g. "fc1"
+    weight: torch.Tensor  # (out, in)
+    bias: torch.Tensor | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.weight.shape[1]), int(self.weight.shape[0])  # (in, out)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.shape[0]}→{self.shape[1]})"
+
+
+_FLAT_KEY = re.compile(r"^(?P<role>W|w|weight|b|bias)_?(?P<group>\d+)$")  # W0, b0, weight_1, ...
+_ROLES = {"weight": "weight", "W": "weight", "w": "weight", "bias": "bias", "b": "bias",
+          "weight_orig": "weight_orig", "weight_mask": "weight_mask"}  # the last two: torch.nn.utils.prune
+
+
+def _mlp_state(state: Mapping[str, torch.Tensor], arch: Mapping, key_order: bool = True
+               ) -> tuple[dict[str, torch.Tensor], list[int]]:
+    """``state`` re-keyed as ``mlp`` names it (0.weight, 0.bias, 2.weight, ...) and its widths [in, hidden, out]."""
+    chain = _linear_chain(state, key_order)
+    widths = [chain[0].shape[0], *(layer.shape[1] for layer in chain)]
+    if {"in_features", "hidden", "out_features"} & set(arch):
+        try:
+            want = architecture_size({**arch, "type": "mlp"})[0]
+        except ValueError as e:
+            raise ModelLoadError(str(e)) from e
+        if want != widths:
+            raise ModelLoadError(f"the weights have layer widths {'-'.join(map(str, widths))} but the architecture "
+                                 f"says {'-'.join(map(str, want))}")
+    out: dict[str, torch.Tensor] = {}
+    for i, layer in enumerate(chain):
+        out[f"{2 * i}.weight"] = layer.weight
+        out[f"{2 * i}.bias"] = layer.bias if layer.bias is not None else torch.zeros(layer.shape[1])
+    return out, widths
+
+
+def _linear_chain(state: Mapping[str, torch.Tensor], key_order: bool = True) -> list[_Linear]:
+    """The state's Linear layers in forward order: key order (as stored, when ``key_order``; safetensors files sort
+    their keys, so their stored order means nothing), else natural order of the names ('layers.10' after
+    'layers.2') when either chains, else the one order the shapes allow."""
+    layers = _linear_layers(state)
+    if not layers:
+        raise ModelLoadError("the state dict holds no Linear layer weights")
+    natural = sorted(layers, key=lambda layer: _natural_key(layer.name))
+    layers = layers if key_order else natural
+    for order in (layers, natural):
+        if _chains(order):
+            return order
+    sequences = _shape_orders([layer.shape for layer in layers])
+    listing = ", ".join(map(str, layers))
+    if not sequences:
+        a, b = next((a, b) for a, b in zip(layers, layers[1:]) if a.shape[1] != b.shape[0])
         raise ModelLoadError(
-            "cannot infer an MLP: expected exactly the keys 0.weight, 0.bias, 2.weight, 2.bias, ... "
-            f"(Linear layers of nn.Sequential with an activation between them), got {', '.join(sorted(state)[:8])}; "
-            "pass an architecture for other models")
-    weights = [state[f"{2 * i}.weight"] for i in range(n_linear)]
-    for i, w in enumerate(weights):
-        b = state[f"{2 * i}.bias"]
-        if w.ndim != 2 or b.shape != (w.shape[0],):
-            raise ModelLoadError(f"layer {2 * i}: weight {tuple(w.shape)} and bias {tuple(b.shape)} "
-                                 "are not a Linear layer's (out, in) and (out,)")
-        if i and w.shape[1] != weights[i - 1].shape[0]:
-            raise ModelLoadError(f"layer {2 * i} expects {w.shape[1]} inputs but layer {2 * i - 2} "
-                                 f"has {weights[i - 1].shape[0]} outputs")
-    return [weights[0].shape[1], *(w.shape[0] for w in weights)]
+            f"the Linear layers {listing} do not form a chain in any order (in key order, {b.name} expects "
+            f"{b.shape[0]} inputs but {a.name} has {a.shape[1]} outputs; branches, skip connections and missing "
+            "layers cannot be read from a state dict): pass the whole model as an ONNX file")
+    if len(sequences) > 1:
+        raise ModelLoadError(
+            f"the Linear layers {listing} are not in forward order by key, and their shapes chain in more than one "
+            f"order (e.g. {_arrows(sequences[0])} and {_arrows(sequences[1])}): save them in forward order "
+            "(model.state_dict() does) or as an ONNX file")
+    by_shape: dict[tuple[int, int], list[_Linear]] = {}
+    for layer in layers:
+        by_shape.setdefault(layer.shape, []).append(layer)
+    return [by_shape[shape].pop(0) for shape in sequences[0]]  # same-shape layers keep their key order
+
+
+def _linear_layers(state: Mapping[str, torch.Tensor]) -> list[_Linear]:
+    """Group keys into Linear layers (weight, optional bias), in the order their keys first appear."""
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    others = []
+    for key, value in state.items():
+        prefix, _, last = key.rpartition(".")
+        match = _FLAT_KEY.match(key) if not prefix else None
+        group, role = (match["group"], _ROLES[match["role"]]) if match else (prefix, _ROLES.get(last))
+        if role is None:
+            others.append(key)
+            continue
+        groups.setdefault(group, {})[role] = value
+    if others:
+        raise ModelLoadError(
+            f"the state dict holds entries that are not Linear weights or biases ({', '.join(others[:6])}"
+            f"{', …' if len(others) > 6 else ''}): BatchNorm, convolutions and other layers cannot be placed from "
+            'names alone; pass architecture={"type": "paper_cnn"} for the paper\'s CNN, or an ONNX file')
+    layers = []
+    for group, params in groups.items():
+        if "weight_orig" in params:  # pruned with torch.nn.utils.prune: the weight is orig * mask
+            params["weight"] = params.pop("weight_orig") * params.pop("weight_mask", 1.0)
+        weight, bias = params.get("weight"), params.get("bias")
+        label = group or "(top level)"
+        if weight is None or set(params) - {"weight", "bias"}:
+            raise ModelLoadError(f"layer {label} has {', '.join(sorted(params))} but not a Linear layer's weight "
+                                 "and optional bias")
+        if weight.ndim != 2 or (bias is not None and bias.shape != (weight.shape[0],)):
+            raise ModelLoadError(
+                f"layer {label}: weight {tuple(weight.shape)}" + (f" and bias {tuple(bias.shape)}" if bias is not None
+                                                                  else "") +
+                " are not a Linear layer's (out, in) and (out,); convolutions need an architecture or an ONNX file")
+        layers.append(_Linear(label, weight, bias))
+    return layers
+
+
+def _natural_key(name: str) -> list:
+    """'layers.10' after 'layers.2'."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
+def _chains(layers: Sequence[_Linear]) -> bool:
+    return all(a.shape[1] == b.shape[0] for a, b in zip(layers, layers[1:]))
+
+
+def _arrows(shapes: Sequence[tuple[int, int]]) -> str:
+    return "-".join(map(str, [shapes[0][0], *(s[1] for s in shapes)]))
+
+
+_MAX_SHAPE_SEARCH = 256
+
+
+def _shape_orders(shapes: Sequence[tuple[int, int]], want: int = 2, budget: int = 100_000) -> list[list]:
+    """Up to ``want`` distinct orders of ``shapes`` (in, out) that chain: trails through a multigraph of widths.
+
+    Same-shape layers are interchangeable, so orders are counted as sequences of shapes. A search over more than
+    ``budget`` steps is refused (it only happens for many layers of few widths).
+    """
+    if len(shapes) > _MAX_SHAPE_SEARCH:  # the search recurses once per layer
+        raise ModelLoadError(f"{len(shapes)} Linear layers are not in forward order by key, too many to order by "
+                             "their shapes: save them in forward order or as an ONNX file")
+    counts: dict[tuple[int, int], int] = {}
+    for s in shapes:
+        counts[s] = counts.get(s, 0) + 1
+    found: list[list] = []
+    steps = 0
+
+    def extend(path: list) -> None:
+        nonlocal steps
+        steps += 1
+        if steps > budget:
+            raise ModelLoadError(f"{len(shapes)} Linear layers of few distinct shapes are not in forward order by key, "
+                                 "and there are too many ways to chain them to find the one: save them in forward "
+                                 "order (model.state_dict() does) or as an ONNX file")
+        if len(found) >= want:
+            return
+        if len(path) == len(shapes):
+            found.append(list(path))
+            return
+        for s in counts:
+            if counts[s] and (not path or s[0] == path[-1][1]):
+                counts[s] -= 1
+                path.append(s)
+                extend(path)
+                path.pop()
+                counts[s] += 1
+
+    extend([])
+    return found

@@ -50,7 +50,7 @@ def trace_image_slice(model: nn.Module, images: Sequence[np.ndarray], bounds=(0.
     else:
         raise ValueError(f"a slice is spanned by 2 images (plane through the origin) or 3, got {len(images)}")
     ops = to_ops(model, input_shape_for(model, images[0].shape))
-    partition = trace(ops, domain=bounds, plane=plane, budget=budget, decision_classes=classes,
+    partition = trace(ops, bounds=bounds, plane=plane, budget=budget, decision_classes=classes,
                       progress=progress, cancel=cancel, max_bytes=max_bytes)
     return partition, plane
 

@@ -37,7 +37,8 @@ class TrainConfig:
     batch_size: int = 256
     optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = 0.0
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # L2, torch's: on every parameter, biases included
+    l1: float = 0.0  # L1 penalty l1 * sum |w| added to the loss, on weight matrices and kernels only (not biases)
     seed: int = 0
     snapshot_every: int | None = None  # extra snapshots every this many steps; one per epoch always
 
@@ -47,7 +48,7 @@ class TrainConfig:
             (not self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.batch_size < 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.optimizer not in ("sgd", "adam"), f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}"),
-            (self.momentum < 0 or self.weight_decay < 0, "momentum and weight_decay must be >= 0"),
+            (self.momentum < 0 or self.weight_decay < 0 or self.l1 < 0, "momentum, weight_decay and l1 must be >= 0"),
             (self.snapshot_every is not None and self.snapshot_every < 1,
              f"snapshot_every must be None or >= 1, got {self.snapshot_every}"),
         ] if bad]
@@ -125,6 +126,7 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progress
         _apply_masks(model, masks)
         record(0, 0)
     loss_fn = _loss_fn(data.task)
+    penalised = [p for p in model.parameters() if p.ndim >= 2]
     first_epoch, step = snapshots[-1].epoch, snapshots[-1].step
     with torch.random.fork_rng(devices=[]):
         for epoch in range(first_epoch, first_epoch + config.epochs):
@@ -134,7 +136,10 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progress
                 if cancel is not None and cancel():
                     raise Cancelled(f"training cancelled in epoch {epoch + 1} after {step} steps")
                 optimizer.zero_grad()
-                loss_fn(model(x[batch]), y[batch]).backward()
+                loss = loss_fn(model(x[batch]), y[batch])
+                if config.l1:
+                    loss = loss + config.l1 * sum(w.abs().sum() for w in penalised)
+                loss.backward()
                 optimizer.step()
                 _apply_masks(model, masks)
                 step += 1
@@ -151,13 +156,14 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, progress: Progress
 def _epoch_batches(n: int, config: TrainConfig, epoch: int) -> list[torch.Tensor]:
     """This epoch's shuffled index batches; also seeds dropout. Both depend only on (seed, epoch).
 
-    A trailing batch of one sample joins the previous batch: BatchNorm cannot train on a single sample.
+    A trailing batch of one sample joins the previous batch (BatchNorm cannot train on a single sample), unless
+    every batch is one sample.
     """
     order_seed, dropout_seed = np.random.SeedSequence([config.seed, epoch]).generate_state(2)
     torch.manual_seed(int(dropout_seed))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(int(order_seed)))
     batches = list(order.split(config.batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
+    if config.batch_size > 1 and len(batches) > 1 and len(batches[-1]) == 1:
         batches[-2:] = [torch.cat(batches[-2:])]
     return batches
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from splineviz.figures import unpack
+from splineviz.frame import Frame, unpack
 from splineviz.nets import ModelLoadError, mlp
 from splineviz.web.codec import BlobError, decode_blob, encode_blob
 from splineviz.web.jobs import earlybird as eb_jobs, experiments as ex_jobs, mnist as mn_jobs, \
@@ -49,28 +49,49 @@ def test_config_from_strings_and_out_of_range_values() -> None:
 
 def test_start_run_gives_a_traced_first_frame_and_points() -> None:
     run, frame = pg_jobs.start_run(SMALL)
-    assert frame["epoch"] == 0 and frame["n_regions"] > 1 and len(frame["bnd"]) == 2
+    assert frame["stats"]["epoch"] == 0 and frame["n_regions"] > 1 and len(frame["lines"]) == 2
+    assert frame["stats"]["trace_s"] > 0
+    typed = Frame.from_json(frame)  # the frame the page gets is the typed Frame's JSON, plus the model's weights
+    assert typed.n_regions == frame["n_regions"] and typed.n_cells >= typed.n_regions
+    model = mlp(2, (8, 8), 2)
+    model.load_state_dict(decode_blob(frame["weights"], MIB))
+    x = torch.randn(5, 2)
+    assert torch.allclose(model(x), run.model()(x))
     payload = session_payload(run, frame, config_dataset(SMALL))
     assert len(unpack(payload["data"]["points"]["x"])) == len(config_dataset(SMALL).x_train)
     assert payload["layout"]["xaxis"]["range"] == list(config_dataset(SMALL).bounds[:2])
+    assert payload["estimate"] is None  # a small run starts without asking
     again = Run.from_json(payload["run"])
     assert again.config == SMALL and again.decode()[1].snapshots[-1].epoch == 0
+
+
+def test_a_large_run_is_estimated_before_it_starts() -> None:
+    """Thresholds by hand: 10,000 regions, or 60 s of tracing over the run's frames (150 at most)."""
+    _, frame = pg_jobs.start_run(SMALL)
+    small = {**frame, "n_regions": 9_999, "stats": {**frame["stats"], "trace_s": 0.5}}
+    assert pg_jobs.run_estimate(PlaygroundConfig(epochs=100), small) is None  # 100 frames x 0.5 s = 50 s
+    slow = pg_jobs.run_estimate(PlaygroundConfig(epochs=130), small)  # 130 frames x 0.5 s = 65 s
+    assert slow["frames"] == 130 and slow["seconds"] == pytest.approx(65.0)
+    assert "9,999 regions" in slow["message"] and "130 epochs (130 frames)" in slow["message"]
+    big = pg_jobs.run_estimate(PlaygroundConfig(epochs=600), {**small, "n_regions": 12_050})
+    assert big["frames"] == 150 and big["seconds"] == pytest.approx(75.0)  # every 4th epoch is kept
+    assert "12,050 regions" in big["message"] and "at least 75 s" in big["message"]
 
 
 def test_chunks_continue_the_same_run() -> None:
     run = start_run(SMALL)
     first, frames1 = pg_jobs.train_chunk(run, 3)
     second, frames2 = pg_jobs.train_chunk(first, 3)
-    assert [f["epoch"] for f in frames1 + frames2] == [1, 2, 3, 4, 5, 6]
+    assert [f["stats"]["epoch"] for f in frames1 + frames2] == [1, 2, 3, 4, 5, 6]
     assert second.id == run.id and second.epoch == 6
-    assert frames2[-1]["loss"] < pg_jobs.start_run(SMALL)[1]["loss"]
+    assert frames2[-1]["stats"]["loss"] < pg_jobs.start_run(SMALL)[1]["stats"]["loss"]
 
 
 def test_frame_stride_caps_the_number_of_frames() -> None:
     assert pg_jobs.frame_stride(100) == 1 and pg_jobs.frame_stride(1000) * pg_jobs.MAX_FRAMES >= 1000
     run = start_run(PlaygroundConfig(layers=1, width=4, epochs=600))
     _, frames = pg_jobs.train_chunk(run, 9)
-    assert [f["epoch"] for f in frames] == [4, 8, 9]  # every 4th epoch, plus the chunk's last
+    assert [f["stats"]["epoch"] for f in frames] == [4, 8, 9]  # every 4th epoch, plus the chunk's last
 
 
 def test_overrides_change_the_learning_rate_from_the_next_chunk() -> None:
@@ -97,7 +118,7 @@ def test_encoded_state_refuses_code(tmp_path) -> None:
 def test_upload_of_a_valid_state_dict_becomes_the_session_model() -> None:
     model = mlp(2, (12, 6), 2, seed=3)
     run, frame, shape = pg_jobs.upload_run(_saved(model.state_dict()), PlaygroundConfig())
-    assert run.arch["hidden"] == [12, 6] and shape == "2-12-6-2 ReLU" and frame["epoch"] == 0
+    assert run.arch["hidden"] == [12, 6] and shape == "2-12-6-2 ReLU" and frame["stats"]["epoch"] == 0
     x = torch.randn(5, 2)
     assert torch.allclose(run.model()(x), model.eval()(x))
 
@@ -114,7 +135,7 @@ def test_upload_without_hidden_layers_is_drawn() -> None:
     model = mlp(2, (), 2, seed=0)
     run, frame, shape = pg_jobs.upload_run(_saved(model.state_dict()), PlaygroundConfig())
     assert shape == "2-2 ReLU" and run.arch["hidden"] == []
-    assert frame["n_regions"] == 1 and frame["bnd"] == [] and len(unpack(frame["dec"][0])) == 3  # 1 segment + NaN
+    assert frame["n_regions"] == 1 and frame["lines"] == [] and len(unpack(frame["decision"])) == 4  # 1 segment
     trained, frames = pg_jobs.train_chunk(run, 2)
     assert trained.epoch == 2 and [f["n_regions"] for f in frames] == [1, 1]
 
@@ -124,7 +145,7 @@ def test_upload_without_hidden_layers_is_drawn() -> None:
     (_saved([1, 2, 3]), ModelLoadError, "not a state dict"),
     (_saved({"0.weight": torch.full((4, 2), float("nan")), "0.bias": torch.zeros(4),
              "2.weight": torch.zeros(2, 4), "2.bias": torch.zeros(2)}), ModelLoadError, "NaN"),
-    (_saved({"conv.weight": torch.zeros(4, 1, 3, 3)}), ModelLoadError, "cannot infer"),
+    (_saved({"conv.weight": torch.zeros(4, 1, 3, 3)}), ModelLoadError, "convolutions need an architecture"),
     (_saved(mlp(3, (4,), 2).state_dict()), pg_jobs.UploadError, "3 inputs"),
     (_saved(mlp(2, (4,), 5).state_dict()), pg_jobs.UploadError, "5 outputs"),
 ])
@@ -163,7 +184,7 @@ def test_earlybird_finds_a_ticket_on_an_easy_problem() -> None:
     matrix = np.array(result["matrix"])
     assert matrix.shape == (26, 26) and np.allclose(matrix, matrix.T)
     assert result["ticket"] is not None and result["ticket"] >= 3
-    assert result["frames"][0]["epoch"] == result["ticket"]
+    assert result["frames"][0]["stats"]["epoch"] == result["ticket"]
 
 
 def test_mnist_slice_and_hover_readout() -> None:
@@ -222,7 +243,7 @@ def _session_trajectory(config: PlaygroundConfig) -> list[tuple[int, int, float]
     for _ in range(3):
         run, chunk = pg_jobs.train_chunk(run, 2)
         frames += chunk
-    return [(f["epoch"], f["n_regions"], round(f["loss"], 6)) for f in frames]
+    return [(f["stats"]["epoch"], f["n_regions"], round(f["stats"]["loss"], 6)) for f in frames]
 
 
 def test_simultaneous_sessions_do_not_mix() -> None:

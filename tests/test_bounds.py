@@ -210,7 +210,7 @@ def test_runs_read_back_from_the_browser_are_checked() -> None:
 def test_chunk_epochs_are_clamped() -> None:
     run = pg_jobs.start_run(PlaygroundConfig(layers=1, width=4, epochs=5))[0]
     _, frames = pg_jobs.train_chunk(run, 0)  # asks for nothing: trains the minimum of one epoch
-    assert [f["epoch"] for f in frames] == [1]
+    assert [f["stats"]["epoch"] for f in frames] == [1]
 
 
 def test_every_web_trace_uses_the_app_budget(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,7 +219,7 @@ def test_every_web_trace_uses_the_app_budget(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(tracing, "trace", lambda *a, **k: seen.append(k) or real(*a, **k))
     run = pg_jobs.start_run(PlaygroundConfig(layers=1, width=4))[0]
     pg_jobs.geojson(run, encode_blob(run.model().state_dict()))
-    assert seen and all(k["budget"] == 200_000 and k["max_bytes"] == 512 * MIB for k in seen)
+    assert seen and all(k["budget"] == 400_000 and k["max_bytes"] == 1024 * MIB for k in seen)
 
 
 def test_the_mnist_slice_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,7 +231,7 @@ def test_the_mnist_slice_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     model = mn_jobs.mnist_train("mlp", 1)
     result = mn_jobs.mnist_slice("mlp", model["blob"], 0, 3, extent=50)  # extent clamped to the slider's 2
     assert result["frame"]["bounds"] == [0.0, 2.0, 0.0, 2.0]
-    assert seen[-1]["budget"] == 200_000 and seen[-1]["max_bytes"] == 512 * MIB
+    assert seen[-1]["budget"] == 400_000 and seen[-1]["max_bytes"] == 1024 * MIB
     with pytest.raises(ValueError, match="unknown MNIST network"):
         mn_jobs.mnist_slice("vgg", model["blob"], 0, 3)
 

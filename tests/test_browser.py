@@ -22,13 +22,21 @@ PAGES = {"playground": "/", "pruning": "/pruning", "earlybird": "/earlybird", "m
 
 
 def graph_signature(driver, graph_id: str) -> str:
-    """Names and sizes of a graph's traces and shapes: changes whenever it is redrawn with new data."""
+    """What a graph shows: its plotly traces (names, sizes) and, for painted graphs, each panel's frame,
+    shading and the layers it draws ("layer 1", ...), once painted. Changes whenever it is redrawn with new data."""
     return driver.execute_script(f"""
         const gd = document.querySelector('#{graph_id} .js-plotly-plot');
         if (!gd || !gd.data) return '';
         const size = x => !x ? 0 : (x.bdata ? x.bdata.length : x.length);  // server figures send typed arrays
-        const shapes = (gd.layout.shapes || []).map(s => s.name + ':' + (s.path || '').length);
-        return gd.data.map(t => t.name + ':' + size(t.x)).concat(shapes).join('|');""")
+        const traces = gd.data.map(t => t.name + ':' + size(t.x));
+        const sv = window.splineviz, painters = sv && sv.painter ? sv.painter.all('{graph_id}') : [];
+        if (painters.some(p => p.frame && (p.busy || p.pending || !p.painted))) return '';  // a paint under way
+        const panels = painters.filter(p => p.frame).map(p => {{
+          const shown = sv.frame.shownLayer(p.frame, p.view.layer == null ? null : p.view.layer);
+          const layers = Array.from({{length: shown + 1}}, (_, l) => 'layer ' + (l + 1));
+          return ['frame ' + sv.painter.keyOf(p.frame), p.view.shade || 'class'].concat(layers).join(',');
+        }});
+        return traces.concat(panels).join('|');""")
 
 
 def show_page(driver, name: str) -> None:
@@ -195,7 +203,7 @@ def test_pruning_earlybird_and_experiments_run_from_the_browser(driver, app_url:
         "return gd && gd.layout ? JSON.stringify(gd.layout.annotations) : ''"), 30, message="before/after panels")
     before = graph_signature(driver, "pr-graph")
     set_slider(driver, "pr-sparsity", Keys.ARROW_RIGHT, 6)
-    wait_for(lambda: graph_signature(driver, "pr-graph") != before, 20, message="the sparsity slider to redraw")
+    wait_for(lambda: graph_signature(driver, "pr-graph") != before, 60, message="the sparsity slider to redraw")
     driver.find_element(By.ID, "pr-finetune").click()
     wait_for(lambda: "fine-tuned" in text(driver, "pr-summary"), 60, message="fine-tuning")
     driver.find_element(By.ID, "pr-sweep").click()

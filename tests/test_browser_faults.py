@@ -108,8 +108,11 @@ def test_an_upload_without_hidden_layers_is_drawn(driver, served_app, tmp_path: 
     assert text(driver, "pg-stat-regions") == "1"
     wait_for(lambda: "decision boundary" in text(driver, "pg-legend") and "layer 1" not in text(driver, "pg-legend"),
              30, message="a legend without layers")
-    assert driver.execute_script("const gd = document.querySelector('#pg-graph .js-plotly-plot');"
-                                 "return gd.layout.shapes.map(s => s.name).join(',')") == "decision"
+    lines, decision = wait_for(lambda: driver.execute_script(
+        "const p = window.splineviz.painter.all('pg-graph')[0];"
+        "return p && p.frame && p.painted ? [p.frame.lines.length, atob(p.frame.decision.bdata).length / 16] : null"),
+        30, message="the painted frame")
+    assert lines == 0 and decision >= 1  # no layer lines, one decision line (f4 x0 y0 x1 y1 per segment)
     driver.find_element(By.ID, "pg-step").click()
     wait_for(lambda: epoch(driver) == 1, 60, message="a training step of the linear model")
     shot(driver, "fault-upload-linear")

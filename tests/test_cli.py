@@ -123,7 +123,7 @@ def test_errors(saved, tmp_path, args, message):
 
 @pytest.mark.parametrize("model,message", [
     ("junk", "is not a readable PyTorch state dict"),
-    ("conv", "cannot infer an MLP"),  # the app's loader, the app's message
+    ("conv", "convolutions need an architecture or an ONNX file"),  # the app's loader, the app's message
     ("missing", "cannot read"),
 ])
 def test_model_errors_are_the_apps(saved, tmp_path, model, message):

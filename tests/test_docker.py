@@ -172,7 +172,7 @@ def test_the_image_serves_the_app_healthy_with_a_celery_worker(image: str, conta
                                                 ["pg-tick.data"]), limit=300)
         assert outcome.kind == "result", outcome
         chunk = outcome.value["pg-chunk"]["data"]
-        assert [f["epoch"] for f in chunk["frames"]] == [1, 2]  # trained by the worker in its container
+        assert [f["stats"]["epoch"] for f in chunk["frames"]] == [1, 2]  # trained by the worker in its container
     finally:
         redis.stop()
 

@@ -195,13 +195,31 @@ def test_jobs_survive_redis_down_for_10_s_and_back_empty(celery_web, workers, re
     pool, futures = run_all(url, tags, 8.0)
     wait_for(lambda: all(jobs.starts()[t] for t in tags), 60, message="all six jobs to start")
     redis.stop()
-    os.kill(web.children()[0].pid, signal.SIGKILL)  # gunicorn starts a fresh worker while Redis is down
+    # a web worker restarts while Redis is down (SIGTERM: it ends its requests in flight, so that no poll is cut
+    # off -- a browser whose poll is cut off reports the job lost, which is the killed-process case below)
+    os.kill(web.children()[0].pid, signal.SIGTERM)
     time.sleep(10)  # the outage itself
     redis.start()
     answers = [answer(f.result()) for f in futures]
     pool.shutdown()
     assert answers == [f"done {t}" for t in tags]
     assert [jobs.starts()[t] for t in tags] == [1] * 6 and [jobs.ends()[t] for t in tags] == [1] * 6
+
+
+def test_a_job_started_while_redis_is_down_is_reported_lost(celery_web, workers, redis: Redis,
+                                                            jobs: JobLog) -> None:
+    """The queue refuses the job: the page is told so (not an HTTP 500 it never shows), and the job never runs."""
+    _, url = celery_web
+    workers("w1", 1)
+    redis.stop()
+    try:
+        outcome = start_job(url, "refused", 1.0, limit=60.0)
+    finally:
+        redis.start()
+    assert answer(outcome).startswith("lost: the job queue (Redis) was unreachable, so it could not start"), \
+        answer(outcome)
+    assert answer(start_job(url, "after", 1.0)) == "done after"  # the queue works again once Redis is back
+    assert jobs.starts()["refused"] == 0
 
 
 def test_queued_jobs_wiped_from_redis_are_reported_lost(celery_web, workers, redis: Redis, jobs: JobLog) -> None:

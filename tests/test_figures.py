@@ -1,4 +1,7 @@
-"""figures.py: frames are compact and faithful, figures validate, build fast, and respect the layer filter."""
+"""figures.py: figures of a Frame validate, build fast, respect the layer filter and shade exact class cells.
+
+That the browser's painter draws the same pixels as these figures is tested in test_browser_painter.py.
+"""
 from __future__ import annotations
 
 import json
@@ -8,6 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from splineviz import figures as F
+from splineviz.frame import Frame, pack, unpack
 from splineviz.partition import Affine, Partition, ReLU, trace
 
 
@@ -23,31 +27,46 @@ def four_squares() -> Partition:
 
 
 @pytest.fixture
-def frame() -> F.LegacyFrame:
-    return F.partition_frame(four_squares(), (0, 2, 0, 2), epoch=3, loss=0.5)
+def frame() -> dict:
+    """The app's form of a frame: Frame JSON."""
+    return Frame.from_partition(four_squares(), (0, 2, 0, 2), epoch=3, loss=0.5).to_json()
+
+
+def cell_at(frame: Frame, x: float, y: float) -> int:
+    """The class cell containing (x, y), by shapely (an oracle independent of the painter's own test)."""
+    from shapely.geometry import Point, Polygon
+
+    off = frame.cell_offsets
+    hits = [i for i in range(frame.n_cells)
+            if Polygon(np.c_[frame.cell_x[off[i]:off[i + 1]], frame.cell_y[off[i]:off[i + 1]]]).contains(Point(x, y))]
+    assert len(hits) == 1, (x, y, hits)
+    return hits[0]
 
 
 def test_pack_roundtrip() -> None:
     a = np.array([1.5, np.nan, -2.25])
-    np.testing.assert_array_equal(F.unpack(F.pack(a, "f4")), a.astype(np.float32))
+    np.testing.assert_array_equal(unpack(pack(a, "f4")), a.astype(np.float32))
 
 
-def test_frame_is_json_and_keeps_stats(frame: F.LegacyFrame) -> None:
-    assert json.loads(json.dumps(frame))["epoch"] == 3
-    assert frame["n_regions"] == 4 and frame["layer_regions"] == [2, 4]
-    assert F.unpack(frame["off"]).tolist() == [0, 4, 8, 12, 16]
-    regions = four_squares().locate(np.array(SQUARES))
-    assert F.unpack(frame["cls"])[regions].tolist() == [1, 1, 0, 0]  # the lower squares' centres lie below 1.25
+def test_frame_json_keeps_stats_and_shades_class_cells(frame: dict) -> None:
+    assert json.loads(json.dumps(frame))["stats"] == {"epoch": 3, "loss": 0.5}
+    typed = F.as_frame(frame)
+    assert typed.n_regions == 4 and typed.layer_regions == [2, 4]
+    assert typed.n_cells == 6  # the decision line y = 1.25 cuts both upper squares
+    # the lower squares' centres lie below 1.25 (class 1); above the line the upper squares are class 0
+    assert [typed.cell_class[cell_at(typed, x, y)] for x, y in SQUARES] == [1, 1, 0, 0]
+    assert [typed.cell_class[cell_at(typed, x, 1.1)] for x in (0.5, 1.5)] == [1, 1]  # below the line, upper squares
 
 
-def test_code_colours_differ_between_neighbours(frame: F.LegacyFrame) -> None:
+def test_code_colours_differ_between_neighbours(frame: dict) -> None:
     # regions differing in one unit never share a colour (prime palette, unit weights in 1..K-1)
+    typed = F.as_frame(frame)
     lower_left, lower_right, upper_left, upper_right = four_squares().locate(np.array(SQUARES))
-    final = F.unpack(frame["code"][1])
+    final = typed.keys[1]
     for a, b in [(lower_left, lower_right), (lower_left, upper_left), (lower_right, upper_right),
                  (upper_left, upper_right)]:
         assert final[a] != final[b]
-    first = F.unpack(frame["code"][0])
+    first = typed.keys[0]
     assert first[lower_left] == first[upper_left] and first[lower_right] == first[upper_right]
     assert first[lower_left] != first[lower_right]
 
@@ -60,7 +79,7 @@ def test_closed_outlines_close_each_polygon_and_separate_with_nan() -> None:
     assert np.isnan(x[4]) and np.isnan(x[-1]) and len(x) == 10
 
 
-def test_partition_figure_validates_and_filters_layers(frame: F.LegacyFrame) -> None:
+def test_partition_figure_validates_and_filters_layers(frame: dict) -> None:
     full = F.partition_figure(frame, shade="class")
     go.Figure(full.to_dict())  # raises if any property is invalid (the fast path skips validation)
     names = [t.name for t in full.data]
@@ -72,14 +91,14 @@ def test_partition_figure_validates_and_filters_layers(frame: F.LegacyFrame) -> 
     assert [t.name for t in F.partition_figure(frame, shade="none").data][0] == "layer 1"
 
 
-def test_a_frame_its_json_and_the_app_dict_draw_the_same_lines() -> None:
-    """Timing lives in bench/frames.py; here: every form of a realistic frame draws the same boundaries."""
+def test_a_frame_and_its_json_draw_the_same_lines() -> None:
+    """Timing lives in bench/frames.py; here: both forms of a realistic frame draw the same boundaries."""
     rng = np.random.default_rng(0)
     ops = [Affine(rng.normal(size=(16, 2)), rng.normal(size=16)), ReLU(), Affine(rng.normal(size=(16, 16)) / 4, rng.normal(size=16)),
            ReLU(), Affine(rng.normal(size=(2, 16)), rng.normal(size=2))]
     p = trace(ops, bounds=(-3, 3, -3, 3))
     typed = F.Frame.from_partition(p, (-3, 3, -3, 3))
-    figures = [F.partition_figure(f, shade="code") for f in (typed, typed.to_json(), F.partition_frame(p, (-3, 3, -3, 3)))]
+    figures = [F.partition_figure(f, shade="code") for f in (typed, json.loads(json.dumps(typed.to_json())))]
     for fig in figures:
         go.Figure(fig.to_dict())
     lines = [{t.name: np.asarray(t.x, dtype=float) for t in fig.data if not t.name.startswith("code")} for fig in figures]
@@ -89,11 +108,19 @@ def test_a_frame_its_json_and_the_app_dict_draw_the_same_lines() -> None:
             np.testing.assert_array_equal(other[name], lines[0][name])
 
 
-def test_side_by_side_has_one_panel_per_frame(frame: F.LegacyFrame) -> None:
+def test_side_by_side_has_one_panel_per_frame(frame: dict) -> None:
     fig = F.side_by_side([frame, frame], ["before", "after"])
     go.Figure(fig.to_dict())
-    assert {t.xaxis for t in fig.data} == {"x", "x2"}
-    assert fig.layout.xaxis2.matches == "x"
+    assert {t.xaxis for t in fig.data} == {"x", "x2"} and F.panel_axes(1) == ("x2", "y2")
+    assert fig.layout.xaxis2.matches == "x" and fig.layout.xaxis2.anchor == "y2"
+    # the browser paints on these axes alone: the layout is the figure's, whatever the traces
+    assert go.Figure(layout=F.side_by_side_layout([(0, 2, 0, 2)] * 2, ["before", "after"])).layout == fig.layout
+
+
+def test_partition_layout_is_the_figures_axes(frame: dict) -> None:
+    fig = F.partition_figure(frame, title="t", axis_titles=("a", "b"))
+    assert go.Figure(layout=F.partition_layout((0, 2, 0, 2), "t", ("a", "b"))).layout == fig.layout
+    assert list(fig.layout.xaxis.range) == [0, 2] and fig.layout.yaxis.scaleanchor == "x"
 
 
 def test_curves_and_other_figures_validate() -> None:

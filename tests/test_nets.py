@@ -213,7 +213,7 @@ class NotAStateDict:
     (saved({"0.weight": torch.tensor([[float("nan"), 1.0]]), "0.bias": torch.zeros(1)}), "NaN"),
     (saved({"0.weight": torch.zeros(3, 2), "0.bias": torch.zeros(3), "2.weight": torch.zeros(1, 4),
             "2.bias": torch.zeros(1)}), "expects 4 inputs"),
-    (saved({"0.weight": torch.zeros(3, 2), "1.weight": torch.zeros(3)}), "cannot infer an MLP"),
+    (saved({"0.weight": torch.zeros(3, 2), "1.weight": torch.zeros(3)}), "layer 1: weight \\(3,\\) are not a Linear"),
     (saved({"0.weight": torch.zeros(3), "0.bias": torch.zeros(3)}), "not a Linear"),
     (saved({"0.weight": torch.zeros(3, 2), "0.bias": torch.zeros(3)}), "weights do not fit"),
     (saved({"w": "text"}), "not named tensors"),
@@ -250,7 +250,7 @@ def test_model_from_state_copies_and_checks():
 def assert_regions_affine_in_torch(model: nn.Module, shape: tuple[int, ...], domain, plane=None) -> int:
     """Fit each traced region's affine map from its vertices; torch must agree inside the region."""
     model = model.double().eval()
-    p = trace(to_ops(model, shape), domain=domain, plane=plane)
+    p = trace(to_ops(model, shape), bounds=domain, plane=plane)
     rng = np.random.default_rng(0)
     points, predicted = [], []
     for poly in p.regions:

@@ -9,7 +9,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from splineviz.experiments import _plots
+from splineviz import png as _plots
 from splineviz.web.testing import REPO
 
 RED, BLUE = (214, 39, 40), (31, 119, 180)

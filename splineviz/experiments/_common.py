@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from splineviz.experiments._plots import write_png
+from splineviz.png import write_png
 from splineviz.partition.errors import Cancelled
 
 EXECUTORS = ("local", "celery")

@@ -7,7 +7,8 @@ kinks). Methods: node pruning (incoming weight norm), random units, weight pruni
 tensor), and spline pruning. Spline pruning here runs *without* its decision-change tolerance (the experiment needs
 every net at exactly 4 units, which the tolerance would refuse); it merges units by decreasing similarity of their
 pre-activations and folds positive duplicates, and may still stop short when no positively similar pair is left —
-the table reports the width it reached. 10 seeds per ratio.
+the table reports the width it reached. 10 seeds per ratio. The figure draws each fit exactly, from the 1-D trace
+of the pruned net (``splineviz.trace``: its breakpoints and knots), not from samples on a grid.
 """
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ SOLVED = 0.01  # rmse below which a net counts as fitting the sawtooth
 def task(seed: int, ratio: int, quick: bool, progress: Callable | None = None,
          cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
     """One seed at one overparametrisation: train wide, prune to FINAL_WIDTH units with each method, fine-tune."""
-    import torch
-
+    from splineviz import trace
     from splineviz.data import make_dataset
     from splineviz.nets import mlp
     from splineviz.prune import prune_and_finetune
@@ -50,8 +50,8 @@ def task(seed: int, ratio: int, quick: bool, progress: Callable | None = None,
                          wide_train_l2=evaluate(wide, data, "train"),
                          pruned_train_l2=evaluate(result.pruned_model, data, "train"),
                          train_l2=evaluate(result.model, data, "train")))
-        with torch.no_grad():
-            curves[method] = result.model(torch.as_tensor(probe))[:, 0].numpy().round(5).tolist()
+        traced = trace(result.model, bounds=(-1, 1))  # the exact fit: its breakpoints, the two ends and every knot
+        curves[method] = {"x": traced.breakpoints.tolist(), "y": traced.values[:, 0].tolist()}
         if progress is not None:
             progress((i + 1) / len(METHODS), f"{method}: l2 {rows[-1]['train_l2']:.4f}")
     return {"rows": rows, "curves": curves}
@@ -88,14 +88,18 @@ def _figure(ctx: Context, rows: list[dict], raw: list[dict], curves: dict, ratio
 
     from splineviz.data import sawtooth
 
-    probe = np.linspace(-1, 1, 1001)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("target and pruned fits (node pruning, first seed)",
+    corners = np.linspace(-1, 1, 5)  # the target's own breakpoints: drawn exactly, like the fits
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("target and exact pruned fits with their knots (node "
+                                                        "pruning, first seed)",
                                                         f"l2 training error after pruning + fine-tuning ({n_seeds} "
                                                         "seeds each)"))
-    fig.add_trace(go.Scatter(x=probe, y=sawtooth(probe), name="target", line=dict(color="black")), row=1, col=1)
-    for ratio in (ratios[0], ratios[-1]):
-        fig.add_trace(go.Scatter(x=probe, y=curves[ratio]["node"], name=f"node, start {ratio}x wider",
-                                 line=dict(dash="dash")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=corners, y=sawtooth(corners), name="target", line=dict(color="black")), row=1, col=1)
+    for ratio, colour in zip((ratios[0], ratios[-1]), ("#1f77b4", "#ff7f0e")):
+        curve = curves[ratio]["node"]  # breakpoints of the traced net: its two ends, then every knot
+        fig.add_trace(go.Scatter(x=curve["x"], y=curve["y"], name=f"node, start {ratio}x wider",
+                                 mode="lines", line=dict(dash="dash", color=colour)), row=1, col=1)
+        fig.add_trace(go.Scatter(x=curve["x"][1:-1], y=curve["y"][1:-1], name=f"its {len(curve['x']) - 2} knots",
+                                 mode="markers", marker=dict(color=colour, size=7)), row=1, col=1)
     for k, method in enumerate(METHODS):
         colour = METHOD_COLOURS[method]
         sel = [r for r in rows if r["method"] == method]

@@ -11,7 +11,7 @@ from typing import NamedTuple
 # -- app level (shell) ----------------------------------------------------------------------------------------
 URL = "url"
 SESSION = "session-id"  # one per browser tab (page load): quotas, heartbeats, job cache keys
-STYLE = "style"  # figures.STYLE plus browser settings, for the scripts
+STYLE = "style"  # figures.STYLE, for the painter (colours and widths in one place)
 COPY_LINK = "copy-link"
 MODEL = "model"  # the current model as state.Run JSON; written by the Playground, read by every page
 DATA = "data"  # the current dataset: {"dataset", "noise", "seed", "bounds", "points"}; written by the Playground
@@ -76,6 +76,9 @@ class Playground:
     PLAY = "pg-play"
     STEP = "pg-step"
     RESET = "pg-reset"
+    CONFIRM = "pg-confirm"  # "Train anyway" after a large-run warning
+    CONFIRM_ROW = "pg-confirm-row"
+    CONFIRM_TEXT = "pg-confirm-text"
     GRAPH = "pg-graph"
     REPLAY = "pg-replay"
     EPOCH = "pg-epoch"
@@ -117,6 +120,7 @@ class Pruning:
     SWEEP = "pr-sweep"
     SWEEP_CANCEL = "pr-sweep-cancel"
     GRAPH = "pr-graph"
+    PANELS = "pr-panels"  # the before / after frames the graph paints
     CURVES = "pr-curves"
     EXPORT = export("pr")
     FINETUNE_JOB = job("pr")
@@ -134,6 +138,8 @@ class EarlyBird:
     HEATMAP = "eb-heatmap"
     CURVE = "eb-curve"
     FRAMES = "eb-frames"
+    PANELS = "eb-panels"  # the frames at the ticket and at the end, painted on FRAMES
+    EXPORT = export("eb")
     JOB = job("eb")
 
 
@@ -168,6 +174,7 @@ class Mnist:
     GRAPH = "mn-graph"
     LAYER = "mn-layer"
     SHADE = "mn-shade"
+    EXPORT = export("mn")
     HOVER_IMAGE = "mn-hover-image"
     HOVER_TEXT = "mn-hover-text"
     LEGEND = "mn-legend"

@@ -36,6 +36,8 @@ HEARTBEAT_S = 1.0  # a running queue job rewrites its record this often ...
 HEARTBEAT_TTL_S = 3  # ... and the record expires this long after its worker died
 VISIBILITY_TIMEOUT_S = 120  # a message taken but not started by a worker that died is queued again after this
 UNREACHABLE_LIMIT_S = 60.0  # a job whose backend stays unreachable this long is reported lost
+RESTART_GRACE_S = 20.0  # after Redis comes back empty, running jobs' workers get this long to write their records
+UNSTARTED = "unstarted-"  # job ids handed out for a job the queue refused: its first poll reports it lost
 
 
 def broker_url() -> str | None:
@@ -184,13 +186,21 @@ class QueueJobManager(CeleryManager):
         return self.handle.backend.client
 
     def call_job_fn(self, key: str, job_fn: Any, args: Any, context: Any) -> str:
+        """Queue the job. With Redis down, an id that the first poll reports lost: the page says why at once
+        (an exception here would be an HTTP 500 that the page never shows)."""
+        from kombu.exceptions import OperationalError
+
         job = uuid.uuid4().hex
-        self._client.set(job_key(job), QUEUED, ex=RESULT_EXPIRY_S)
-        job_fn.apply_async((key, self._make_progress_key(key), args, context), task_id=job)
+        try:
+            self._client.set(job_key(job), QUEUED, ex=RESULT_EXPIRY_S)
+            job_fn.apply_async((key, self._make_progress_key(key), args, context), task_id=job,
+                               retry_policy={"max_retries": 1, "interval_start": 0.5})
+        except (*_connection_errors(), OperationalError):
+            return UNSTARTED + job
         return job
 
     def terminate_job(self, job: Any) -> None:
-        if job is None:
+        if job is None or str(job).startswith(UNSTARTED):
             return
         try:
             self._client.set(job_key(job), CANCELLED, ex=RESULT_EXPIRY_S)
@@ -206,7 +216,7 @@ class QueueJobManager(CeleryManager):
     def job_running(self, job: Any) -> bool:
         # "done" counts as running until its result is read (get_result may have looked a moment too early);
         # a record that is gone is decided by get_result, which waits for a surviving job's next heartbeat.
-        if job is None:
+        if job is None or str(job).startswith(UNSTARTED):
             return False
         try:
             return self.job_state(job) != CANCELLED
@@ -226,6 +236,8 @@ class QueueJobManager(CeleryManager):
             return {}
 
     def get_result(self, key: str, job: Any) -> Any:
+        if str(job).startswith(UNSTARTED):
+            return lost_payload("the job queue (Redis) was unreachable, so it could not start; try again shortly")
         try:
             result = self._decide(key, job)
         except _connection_errors():
@@ -242,7 +254,9 @@ class QueueJobManager(CeleryManager):
         if result is not self.UNDEFINED or job is None:
             return result
         state = self.job_state(job)
-        if state is None:  # a job that survived a Redis restart writes its record again within one heartbeat
+        if state is None:  # a job that survived a Redis restart writes its record again within one heartbeat ...
+            if self._emptied_lately():
+                return self.UNDEFINED  # ... once its worker has reconnected, which can take seconds on a busy machine
             time.sleep(1.5 * HEARTBEAT_S)
             state = self.job_state(job)
         if state in (QUEUED, RUNNING, CANCELLED):
@@ -253,6 +267,19 @@ class QueueJobManager(CeleryManager):
         if state == DONE:
             return lost_payload("it finished but its result has expired or was already read")
         return lost_payload("its worker stopped or the job queue (Redis) lost it")
+
+
+    def _emptied_lately(self) -> bool:
+        """Whether Redis lost its data less than RESTART_GRACE_S ago: a marker key written at first contact is gone
+        (or was written since). A missing job record then says nothing yet; otherwise it means a dead worker."""
+        now = time.time()
+        if self._client.set(_MARKER, now, nx=True):
+            return True
+        since = self._client.get(_MARKER)
+        return since is None or now - float(since) < RESTART_GRACE_S
+
+
+_MARKER = "splineviz-redis-since"
 
 
 def celery_app(broker: str | None = None) -> Any:

@@ -138,8 +138,10 @@ class Limits:
 
     model: ModelLimits = field(default_factory=lambda: ModelLimits(max_width=1024, max_hidden_layers=12,
                                                                   max_params=300_000))
-    regions: int = 200_000  # per traced frame: keeps a frame's JSON and the browser's drawing interactive
-    trace_bytes: int = 512 * MiB  # the tracer's vertex-table cap on every web trace path
+    # per traced frame: the paper CNN's full MNIST slice (318k-321k regions) fits; a job tracing it peaks at about
+    # 1.3 GB resident (bench/app_latency.py) and its frame is about 36 MB of JSON, which the painter draws smoothly
+    regions: int = 400_000
+    trace_bytes: int = 1024 * MiB  # the tracer's vertex-table cap on every web trace path (321k regions need 768)
     request_bytes: int = 16 * MiB  # any HTTP request (Flask MAX_CONTENT_LENGTH)
     model_bytes: int = 8 * MiB  # an uploaded file, or model weights read back from a browser store
     jobs_per_session: int = field(default_factory=lambda: _env_int("SPLINEVIZ_JOBS_PER_SESSION", 2))

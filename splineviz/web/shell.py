@@ -23,9 +23,6 @@ from splineviz.web.runner import use_one_thread
 from splineviz.web.wiring import callback, clientside
 
 PAGES: list[ModuleType] = [playground, pruning, earlybird, mnist, experiments]
-# WebGL traces in the browser: redrawing a frame costs ~50 ms instead of ~170 ms with SVG (headless, software
-# GL); exports and server-side figures stay SVG.
-BROWSER_STYLE = {**STYLE, "trace_type": "scattergl"}
 
 
 def _name(page: ModuleType) -> str:
@@ -38,7 +35,7 @@ def layout() -> html.Div:
     return html.Div([
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         dcc.Store(id=ids.SESSION, data=uuid.uuid4().hex),
-        dcc.Store(id=ids.STYLE, data=BROWSER_STYLE),
+        dcc.Store(id=ids.STYLE, data=STYLE),
         dcc.Store(id=ids.MODEL),
         dcc.Store(id=ids.DATA),
         html.Header([

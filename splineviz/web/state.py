@@ -19,7 +19,7 @@ from splineviz.data import Dataset, make_dataset
 from splineviz.nets import ModelLoadError, build_model, check_architecture
 from splineviz.train import Snapshot, TrainConfig, TrainResult, evaluate
 from splineviz.web.codec import decode_blob, encode_blob
-from splineviz.web.params import LIMITS, Playground as P
+from splineviz.web.params import DATASETS, LIMITS, Playground as P
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,13 @@ class Run:
 
     def model(self) -> nn.Module:
         return self.decode()[0]
+
+    @property
+    def title(self) -> str:
+        """Data and network in words, for exported figures: "Two moons · 2-8-8-2 ReLU"."""
+        sizes = [self.arch.get("in_features", 2), *self.arch.get("hidden", []), self.arch.get("out_features", 2)]
+        act = "Leaky ReLU" if self.arch.get("activation") == "leaky_relu" else "ReLU"
+        return f"{DATASETS.get(self.config.dataset, self.config.dataset)} · {'-'.join(map(str, sizes))} {act}"
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "config": self.config.to_dict(), "arch": self.arch, "epoch": self.epoch,

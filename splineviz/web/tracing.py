@@ -3,16 +3,24 @@
 Every web path that traces (frames, pruning views, GeoJSON export, the MNIST slice) goes through here
 or passes ``TRACE_BOUNDS``, so that no request can make the server trace with the library's defaults
 (2M regions, 6 GiB).
+
+What the browser receives for a partition is a frame: ``splineviz.frame.Frame.to_json()`` (packed cells,
+colour keys, segments per layer, decision boundary, ``stats``), which the page's painter draws as is
+(``assets/splineviz-2-gl.js``). The app adds one key beside the Frame's own: ``weights``, the encoded state
+dict of the model it shows, so that any shown frame can be exported (GeoJSON) or reused. ``stats`` carry the
+epoch's numbers and ``trace_s``, the seconds the trace and frame took, from which the page sizes its
+training chunks and the Playground estimates large runs.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Sequence
 
 from torch import nn
 
 from splineviz.data import Dataset
-from splineviz.figures import LegacyFrame, partition_frame
-from splineviz.frame import pack
+from splineviz.figures import empty_figure, side_by_side_layout
+from splineviz.frame import Frame, pack
 from splineviz.nets import to_ops
 from splineviz.partition import Partition, trace
 from splineviz.train import Snapshot
@@ -20,22 +28,23 @@ from splineviz.web.codec import encode_blob
 from splineviz.web.params import LIMITS
 
 TRACE_BOUNDS = {"budget": LIMITS.regions, "max_bytes": LIMITS.trace_bytes}
+AppFrame = dict[str, Any]  # Frame.to_json() plus "weights" (see the module docstring)
 
 
 def trace_model(model: nn.Module, bounds: Sequence[float], progress: Callable | None = None,
                 cancel: Callable | None = None) -> Partition:
     """Exact partition of a 2-input model over ``bounds`` (xmin, xmax, ymin, ymax)."""
-    return trace(to_ops(model), domain=tuple(bounds), progress=progress, cancel=cancel, **TRACE_BOUNDS)
+    return trace(to_ops(model), bounds=tuple(bounds), progress=progress, cancel=cancel, **TRACE_BOUNDS)
 
 
 def trace_frame(model: nn.Module, bounds: Sequence[float], progress: Callable | None = None,
-                cancel: Callable | None = None, **stats: Any) -> LegacyFrame:
-    """The model's partition as a frame (see figures.partition_frame).
-
-    The frame carries its weights so that any shown frame can be exported (GeoJSON) or reused.
-    """
+                cancel: Callable | None = None, **stats: Any) -> AppFrame:
+    """The model's partition as a frame carrying its weights, and in ``stats`` how long it took (``trace_s``)."""
+    start = time.perf_counter()
     partition = trace_model(model, bounds, progress, cancel)
-    return partition_frame(partition, bounds, weights=encode_blob(model.state_dict()), **stats)
+    frame = Frame.from_partition(partition, bounds, **stats)
+    frame.stats["trace_s"] = round(time.perf_counter() - start, 4)
+    return {**frame.to_json(), "weights": encode_blob(model.state_dict())}
 
 
 def snapshot_stats(snapshot: Snapshot) -> dict[str, Any]:
@@ -44,6 +53,18 @@ def snapshot_stats(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def points(data: Dataset) -> dict[str, Any]:
-    """Training points, packed for the browser's renderer."""
+    """Training points, packed for the browser's painter."""
     return {"x": pack(data.x_train[:, 0], "f4"), "y": pack(data.x_train[:, 1], "f4"),
             "c": pack(data.y_train, "i2")}
+
+
+def panels(frames: Sequence[AppFrame], titles: Sequence[str], title: str, classes: int) -> dict[str, Any]:
+    """Frames side by side for the browser's painters (splineviz-8-pages.js, panels): the frames, the axes of
+    ``figures.side_by_side_layout``, and the export's title and number of classes."""
+    return {"frames": list(frames), "layout": side_by_side_layout([f["bounds"] for f in frames], titles),
+            "title": title, "classes": classes}
+
+
+def message(text: str) -> dict[str, Any]:
+    """What panels show instead of frames: a message on an empty figure."""
+    return {"figure": empty_figure(text)}

@@ -150,3 +150,12 @@ def clientside(app: Dash, function: str, output: Mapping[str, Output] | Output |
     js = (f"function(...args) {{ return window.splineviz.call({json.dumps(function)}, {json.dumps(list(deps))}, "
           f"{json.dumps(props)}, {json.dumps(out_names)}, {json.dumps(config)}, args); }}")
     app.clientside_callback(js, *outs, *inputs.values(), *(state or {}).values(), **options)
+
+
+def export_images(app: Dash, buttons: ids.Export, graph: str, describe: str, alert: str, name: str) -> None:
+    """PNG and SVG buttons of a painted graph (splineviz-4-export.js): ``describe`` names the page function
+    that titles the export and lists its legend."""
+    for fmt, button_id in (("png", buttons.png), ("svg", buttons.svg)):
+        clientside(app, "exporter.download", None, {"clicks": Input(button_id, "n_clicks")},
+                   config={"graph": graph, "format": fmt, "describe": describe, "alert": alert, "name": name},
+                   prevent_initial_call=True)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from splineviz.data import Dataset, mnist
-from splineviz.figures import partition_frame
+from splineviz.frame import Frame
 from splineviz.slices import dataset_slice, predicted_classes
 from splineviz.train import TrainConfig, fit
 from splineviz.web.jobs import Cancel, Progress, quiet
@@ -79,7 +79,7 @@ def mnist_slice(arch_key: str, blob: str, index0: int, index1: int, extent: floa
     grid = np.linspace(0, extent, HOVER_GRID)
     a, b = np.meshgrid(grid, grid)
     predicted = predicted_classes(model, cut.plane, np.c_[a.ravel(), b.ravel()], cut.images[0].shape)
-    return {"frame": partition_frame(cut.partition, bounds), "grid": predicted.reshape(a.shape).tolist(),
+    return {"frame": Frame.from_partition(cut.partition, bounds).to_json(), "grid": predicted.reshape(a.shape).tolist(),
             "labels": cut.labels, "indices": [index0, index1]}
 
 

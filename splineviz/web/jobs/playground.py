@@ -9,17 +9,20 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from splineviz.figures import LegacyFrame
 from splineviz.nets import ModelLoadError, load_model
 from splineviz.train import TrainConfig, fit
 from splineviz.web.jobs import Cancel, Progress, quiet
 from splineviz.web.params import LIMITS, Playground as P
 from splineviz.web.state import PlaygroundConfig, Run, architecture, build, config_dataset, load_weights, \
     train_config
-from splineviz.web.tracing import snapshot_stats, trace_frame, trace_model
+from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame, trace_model
 
 MAX_FRAMES = 150  # snapshots kept per run (the epoch slider's resolution)
 CHUNK_FRAMES = 10  # frames per background job while playing: ~0.5 s of work for a 2-16-16-16-2 net
+CHUNK_SECONDS = 2.0  # ... and fewer when frames are slow: about this much tracing per job (the page decides)
+FRAME_BYTES = 400 * 2**20  # packed frames a page keeps per run; beyond it every second frame goes (sv.frame.thin)
+LARGE_REGIONS = 10_000  # a first frame this large, or a run whose frames take LARGE_SECONDS, is confirmed first
+LARGE_SECONDS = 60.0
 
 
 def frame_stride(epochs: int) -> int:
@@ -28,7 +31,7 @@ def frame_stride(epochs: int) -> int:
 
 
 def start_run(config: PlaygroundConfig, model: nn.Module | None = None, arch: Mapping[str, Any] | None = None,
-              cancel: Cancel | None = None) -> tuple[Run, LegacyFrame]:
+              cancel: Cancel | None = None) -> tuple[Run, AppFrame]:
     """A new run (fresh weights, or an uploaded model and its architecture) and its first frame."""
     data = config_dataset(config)
     arch = architecture(config, data) if arch is None else dict(arch)
@@ -39,7 +42,7 @@ def start_run(config: PlaygroundConfig, model: nn.Module | None = None, arch: Ma
 
 
 def train_chunk(run: Run, epochs: int, overrides: Mapping[str, Any] | None = None, progress: Progress = quiet,
-                cancel: Cancel | None = None) -> tuple[Run, list[LegacyFrame]]:
+                cancel: Cancel | None = None) -> tuple[Run, list[AppFrame]]:
     """Continue training ``run`` for ``epochs`` epochs; the new run and a frame per kept epoch.
 
     The Playground plays by chaining short chunks, so pausing is just not starting the next one and
@@ -62,6 +65,30 @@ def train_chunk(run: Run, epochs: int, overrides: Mapping[str, Any] | None = Non
     return Run.encode(config, run.arch, result, run.id), frames
 
 
+def run_estimate(config: PlaygroundConfig, frame: AppFrame) -> dict[str, Any] | None:
+    """What a large run will cost, told before it starts (None for a small one).
+
+    The first frame was traced at initialisation: its regions and trace time are known. Training usually
+    adds regions (a 6 x 64 net on Spirals goes from 12k to 85k in 30 epochs), so both are lower bounds.
+    """
+    regions = int(frame["n_regions"])
+    per_frame = float(frame["stats"].get("trace_s", 0.0))
+    frames = math.ceil(config.epochs / frame_stride(config.epochs))
+    total = per_frame * frames
+    if regions < LARGE_REGIONS and total < LARGE_SECONDS:
+        return None
+    mib = len(json.dumps([frame[k] for k in ("cells", "keys", "lines", "decision")])) / 2**20
+    message = (f"A large run: {regions:,} regions at initialisation, and training usually adds more. Each frame "
+               f"takes about {per_frame:.1f} s to trace and {mib:.1f} MiB to send, so {config.epochs} epochs "
+               f"({frames} frames) take at least {_duration(total)}. Fewer layers or units make it faster.")
+    return {"regions": regions, "seconds_per_frame": per_frame, "frames": frames, "seconds": total,
+            "mib_per_frame": mib, "message": message}
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 class UploadError(ModelLoadError):
     """An uploaded model the Playground cannot show; the message is meant for the user."""
 
@@ -78,7 +105,7 @@ def read_upload(contents: Any) -> bytes:
         raise UploadError(f"the upload is not valid base64 ({e})") from e
 
 
-def upload_run(raw: bytes, config: PlaygroundConfig, cancel: Cancel | None = None) -> tuple[Run, LegacyFrame, str]:
+def upload_run(raw: bytes, config: PlaygroundConfig, cancel: Cancel | None = None) -> tuple[Run, AppFrame, str]:
     """A run around an uploaded MLP state dict (see nets.load_model for accepted files): run, first frame, and
     the architecture in words. Size, widths and parameters are checked before the model is built."""
     model = load_model(raw, limits=LIMITS.model, max_bytes=LIMITS.model_bytes)

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import Dash, Input, Output, State, html
+from dash import Dash, Input, Output, State, dcc, html
 
-from splineviz.figures import distance_to_previous, earlybird_heatmap, empty_figure, side_by_side
+from splineviz.figures import distance_to_previous, earlybird_heatmap, empty_figure
 from splineviz.web import ids
-from splineviz.web.components import alert, button, card, field, graph, number, progress, slider
+from splineviz.web.components import alert, button, card, export_buttons, field, graph, number, progress, slider
 from splineviz.web.ids import EarlyBird as ID
 from splineviz.web.jobs.earlybird import WINDOW, earlybird
 from splineviz.web.params import EarlyBird as P
 from splineviz.web.runner import JobContext
 from splineviz.web.state import Run
-from splineviz.web.wiring import job
+from splineviz.web.tracing import panels
+from splineviz.web.wiring import clientside, export_images, job
 
 PATH = "/earlybird"
 TITLE = "Early-bird"
@@ -40,24 +41,25 @@ def layout() -> html.Div:
         html.Div([card("Partition distance between epochs", graph(ID.HEATMAP, "430px", modebar=False, figure=hint)),
                   card("Distance to the previous epochs", graph(ID.CURVE, "430px", figure=hint))],
                  className="pair"),
-        card("Partition at the ticket vs at the end", graph(ID.FRAMES, "420px", figure=hint)),
+        card("Partition at the ticket vs at the end", graph(ID.FRAMES, "420px", figure=hint),
+             export_buttons(ID.EXPORT, geojson=False)),
     ], className="stack")
-    return html.Div([alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
+    return html.Div([dcc.Store(id=ID.PANELS), alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
 def register(app: Dash) -> None:
     @job(app, ID.JOB, "The early-bird run", ID.ALERT,
          output={"heatmap": Output(ID.HEATMAP, "figure"), "curve": Output(ID.CURVE, "figure"),
-                 "frames": Output(ID.FRAMES, "figure"), "summary": Output(ID.SUMMARY, "children")},
+                 "panels": Output(ID.PANELS, "data"), "summary": Output(ID.SUMMARY, "children")},
          inputs={"clicks": Input(ID.RUN, "n_clicks")},
          state={"epochs": State(ID.EPOCHS, "value"), "threshold": State(ID.THRESHOLD, "value"),
                 "model": State(ids.MODEL, "data")},
          start=ID.RUN, cancel=ID.CANCEL, retry="Press Run to run it again.")
     def run(ctx: JobContext, clicks: int, epochs: Any, threshold: Any, model: dict | None) -> dict:
-        result = earlybird(Run.from_json(model), P.EPOCHS.clean(epochs), P.THRESHOLD.clean(threshold),
-                           ctx.progress, ctx.cancel)
+        run = Run.from_json(model)
+        result = earlybird(run, P.EPOCHS.clean(epochs), P.THRESHOLD.clean(threshold), ctx.progress, ctx.cancel)
         ticket = result["ticket"]
-        titles = [f"epoch {f['epoch']} · {f['n_regions']} regions" for f in result["frames"]]
+        titles = [f"epoch {f['stats']['epoch']} · {f['n_regions']:,} regions" for f in result["frames"]]
         if ticket is not None:
             titles[0] = "ticket: " + titles[0]
         last = len(result["epochs"]) - 1
@@ -66,4 +68,12 @@ def register(app: Dash) -> None:
                    else f"No ticket within {last} epochs.")
         return {"heatmap": earlybird_heatmap(result["matrix"], result["epochs"], ticket, result["threshold"]),
                 "curve": distance_to_previous(result["epochs"], result["to_previous"], ticket, result["threshold"]),
-                "frames": side_by_side(result["frames"], titles), "summary": summary}
+                "panels": panels(result["frames"], titles, f"{run.title} · early-bird "
+                                 + (f"ticket at epoch {ticket}" if ticket is not None else "run without a ticket"),
+                                 run.arch.get("out_features", 2)),
+                "summary": summary}
+
+    clientside(app, "pages.panels", Output(ID.FRAMES, "figure"), {"panels": Input(ID.PANELS, "data")},
+               {"style": State(ids.STYLE, "data")}, config={"graph": ID.FRAMES, "points": False},
+               prevent_initial_call=True)
+    export_images(app, ID.EXPORT, ID.FRAMES, "pages.describe", ID.ALERT, "splineviz-earlybird")

@@ -10,16 +10,16 @@ from typing import Any
 import dash
 from dash import ALL, Dash, Input, Output, State, dcc, html
 
-from splineviz.figures import empty_figure, image_figure, partition_figure
+from splineviz.figures import empty_figure, image_figure, partition_layout
 from splineviz.web import ids
-from splineviz.web.components import (alert, button, card, field, graph, legend_items, number, progress, radio,
-                                      slider, view_slider)
+from splineviz.web.components import (alert, button, card, export_buttons, field, graph, legend_items, number,
+                                      progress, radio, slider, view_slider)
 from splineviz.web.ids import Mnist as ID
 from splineviz.web.jobs import mnist as work
 from splineviz.web.images import png_data_uri
 from splineviz.web.params import MNIST_ARCHS, Mnist as P
 from splineviz.web.runner import JobContext
-from splineviz.web.wiring import callback, clientside, job
+from splineviz.web.wiring import callback, clientside, export_images, job
 
 PATH = "/mnist"
 TITLE = "MNIST slice"
@@ -42,8 +42,8 @@ def _picker(picker: ids.Picker, label: str, index: Any) -> html.Div:
 def layout() -> html.Div:
     controls = card("Classifier",
                     field("Network", radio(P.ARCH),
-                          "The paper's CNN draws hundreds of thousands of regions on the full square; "
-                          "use a small extent with it"),
+                          "The paper's CNN draws about 320,000 regions on the full square (about 30 s to "
+                          "trace); a smaller extent is quicker"),
                     field("Epochs", number(P.EPOCHS)),
                     html.Div([button("Train classifier", ID.TRAIN, "primary"),
                               button("Cancel", ID.CANCEL, disabled=True)], className="button-row"),
@@ -60,6 +60,7 @@ def layout() -> html.Div:
                       clear_on_unhover=False),
                 html.Div([field("Partition up to layer", view_slider(ID.LAYER, 0, 1, 1)),
                           field("Shade regions by", radio(P.SHADE))], className="field-pair"),
+                export_buttons(ID.EXPORT, geojson=False),
                 class_name="view")
     hover = card("At the pointer",
                  graph(ID.HOVER_IMAGE, "260px", modebar=False, figure=empty_figure("hover the slice")),
@@ -97,9 +98,10 @@ def register(app: Dash) -> None:
         result = work.mnist_slice(model.get("key"), model.get("blob"), index_a, index_b, extent,
                                   ctx.progress, ctx.cancel)
         frame = result["frame"]
-        figure = partition_figure(frame, axis_titles=("a (image A)", "b (image B)"))
-        result["layout"] = figure.to_plotly_json()["layout"]
-        n_layers = len(frame["bnd"])
+        result["layout"] = partition_layout(frame["bounds"], axis_titles=("a (image A)", "b (image B)"))
+        (i, j), (a, b) = result["indices"], result["labels"]
+        result["title"] = f"MNIST slice · {MNIST_ARCHS[model['key']]} · a·image {i} (a {a}) + b·image {j} (a {b})"
+        n_layers = len(frame["lines"])
         return {"slice": result, "layer_max": n_layers - 1, "layer": n_layers - 1,
                 "marks": {i: str(i + 1) for i in range(n_layers)}}
 
@@ -108,9 +110,10 @@ def register(app: Dash) -> None:
     def legend(max_layer: int | None, shade: str) -> dict:
         return {"items": legend_items((max_layer or 0) + 1, shade, n_classes=10)}
 
-    clientside(app, "mnist.render", Output(ID.GRAPH, "figure"),
+    clientside(app, "pages.mnist", Output(ID.GRAPH, "figure"),
                {"slice": Input(ID.SLICE, "data"), "layer": Input(ID.LAYER, "value"), "shade": Input(ID.SHADE, "value")},
-               {"style": State(ids.STYLE, "data")}, prevent_initial_call=True)
+               {"style": State(ids.STYLE, "data")}, config={"graph": ID.GRAPH}, prevent_initial_call=True)
+    export_images(app, ID.EXPORT, ID.GRAPH, "pages.describe", ID.ALERT, "splineviz-mnist-slice")
 
     @callback(app, output={"image": Output(ID.HOVER_IMAGE, "figure"), "text": Output(ID.HOVER_TEXT, "children")},
               inputs={"hover": Input(ID.GRAPH, "hoverData")},

@@ -13,7 +13,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, dcc, html
 
 from splineviz.data import Dataset
-from splineviz.figures import LegacyFrame, empty_figure, partition_figure, training_curves
+from splineviz.figures import empty_figure, partition_layout, training_curves
 from splineviz.nets import ModelLoadError, UnsupportedLayerError
 from splineviz.partition import PartitionBudgetError
 from splineviz.web import ids
@@ -21,11 +21,11 @@ from splineviz.web.components import (alert, button, card, dropdown, export_butt
                                       number, progress, radio, slider, stat, view_slider)
 from splineviz.web.ids import Playground as ID
 from splineviz.web.jobs import playground as work
-from splineviz.web.params import LIMITS, Playground as P
+from splineviz.web.params import DATASETS, LIMITS, Playground as P
 from splineviz.web.runner import JobContext, user_message
 from splineviz.web.state import PlaygroundConfig, Run, config_dataset
-from splineviz.web.tracing import points
-from splineviz.web.wiring import callback, clientside, job
+from splineviz.web.tracing import AppFrame, points
+from splineviz.web.wiring import callback, clientside, export_images, job
 
 PATH = "/playground"
 TITLE = "Playground"
@@ -63,9 +63,16 @@ def _transport() -> html.Div:
     ], className="transport")
 
 
+def _confirm() -> html.Div:
+    """Shown instead of training when a run will be large (see jobs.playground.run_estimate)."""
+    return html.Div([html.Span(id=ID.CONFIRM_TEXT), button("Train anyway", ID.CONFIRM, "primary")],
+                    id=ID.CONFIRM_ROW, className="alert alert-info confirm", style={"display": "none"})
+
+
 def _view() -> html.Div:
     return card(None,
                 _transport(),
+                _confirm(),
                 html.Div(graph(ID.GRAPH, "520px"), className="graph-box"),
                 html.Div([
                     html.Div([button("▶ Replay", ID.REPLAY, "ghost", title="Play back the recorded epochs"),
@@ -107,12 +114,14 @@ def layer_marks(n_layers: int) -> dict[int, str]:
 
 
 # -- server side (thin: the work is in jobs/playground.py) ----------------------------------------------------------
-def session_payload(run: Run, frame: LegacyFrame, data: Dataset, notice: str | None = None) -> dict[str, Any]:
-    """What the browser needs to start showing a run (see splineviz-5-playground.js, control)."""
-    view = {**partition_figure(frame).to_plotly_json()["layout"], "showlegend": False}  # legend: its own card
+def session_payload(run: Run, frame: AppFrame, data: Dataset, notice: str | None = None) -> dict[str, Any]:
+    """What the browser needs to start showing a run (see splineviz-7-playground.js, control): the run, its
+    first frame, the axes the painter draws under, the shared data, and the cost of a large run."""
+    view = {**partition_layout(frame["bounds"]), "showlegend": False}  # legend: its own card
     shared = {"dataset": run.config.dataset, "noise": run.config.noise, "seed": run.config.seed,
               "bounds": list(data.bounds), "points": points(data)}
-    return {"run": run.to_json(), "frames": [frame], "layout": view, "data": shared, "notice": notice}
+    return {"run": run.to_json(), "frames": [frame], "layout": view, "data": shared, "notice": notice,
+            "estimate": work.run_estimate(run.config, frame)}
 
 
 def register(app: Dash) -> None:
@@ -202,14 +211,16 @@ def _browser(app: Dash) -> None:
                 "playClass": Output(ID.PLAY, "className"), "pumpDisabled": Output(ID.PUMP, "disabled"),
                 "stepDisabled": Output(ID.STEP, "disabled")},
         inputs={"session": Input(ID.SESSION, "data"), "play": Input(ID.PLAY, "n_clicks"),
-                "step": Input(ID.STEP, "n_clicks"), "pump": Input(ID.PUMP, "n_intervals")},
+                "step": Input(ID.STEP, "n_clicks"), "confirm": Input(ID.CONFIRM, "n_clicks"),
+                "pump": Input(ID.PUMP, "n_intervals")},
         state={"chunk": State(ID.CHUNK, "data"), "done": State(job_ids.done, "data"),
                "busy": State(job_ids.busy, "data"), "beat": State(job_ids.beat, "data"),
                "transport": State(ID.TRANSPORT, "data"), "model": State(ids.MODEL, "data"),
                "frames": State(ID.FRAMES, "data"), "history": State(ID.HISTORY, "data"),
                "target": State(ID.EPOCHS, "value"), "epochIndex": State(ID.EPOCH, "value")},
-        config={"alert": ID.ALERT, "job": job_ids._asdict(), "maxFrames": work.MAX_FRAMES,
-                "chunkFrames": work.CHUNK_FRAMES, "timing": LIMITS.browser_timing},
+        config={"alert": ID.ALERT, "confirm": {"row": ID.CONFIRM_ROW, "text": ID.CONFIRM_TEXT},
+                "job": job_ids._asdict(), "maxFrames": work.MAX_FRAMES, "chunkFrames": work.CHUNK_FRAMES,
+                "chunkSeconds": work.CHUNK_SECONDS, "frameBytes": work.FRAME_BYTES, "timing": LIMITS.browser_timing},
         prevent_initial_call=True)
     clientside(
         app, "playground.render",
@@ -222,15 +233,13 @@ def _browser(app: Dash) -> None:
                 "data": Input(ids.DATA, "data")},
         state={"layout": State(ID.LAYOUT, "data"), "model": State(ids.MODEL, "data"),
                "style": State(ids.STYLE, "data")},
-        config={"graph": ID.GRAPH, "replay": ID.REPLAY})
+        config={"graph": ID.GRAPH, "replay": ID.REPLAY, "datasets": DATASETS})
     clientside(app, "playground.replay", Output(ID.REPLAY, "children"), {"clicks": Input(ID.REPLAY, "n_clicks")},
                {"epoch": State(ID.EPOCH, "value")},
                config={"graph": ID.GRAPH, "epoch": ID.EPOCH, "replay": ID.REPLAY,
                        "stats": {"epoch": ID.STAT_EPOCH, "regions": ID.STAT_REGIONS, "loss": ID.STAT_LOSS,
                                  "accuracy": ID.STAT_ACC}},
                prevent_initial_call=True)
-    for fmt, button_id in (("png", ID.EXPORT.png), ("svg", ID.EXPORT.svg)):
-        clientside(app, "render.download", None, {"clicks": Input(button_id, "n_clicks")},
-                   config={"graph": ID.GRAPH, "format": fmt}, prevent_initial_call=True)
+    export_images(app, ID.EXPORT, ID.GRAPH, "playground.describe", ID.ALERT, "splineviz-partition")
     clientside(app, "jobs.guardUpload", None, {"upload": Input(ID.UPLOAD, "id")},
                config={"upload": ID.UPLOAD, "alert": ID.ALERT, "maxBytes": LIMITS.model_bytes})

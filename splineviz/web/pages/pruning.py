@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from dash import Dash, Input, Output, State, html
+from dash import Dash, Input, Output, State, dcc, html
 
-from splineviz.figures import empty_figure, point_traces, side_by_side, sparsity_curves, unpack
+from splineviz.figures import empty_figure, sparsity_curves
 from splineviz.nets import ModelLoadError
 from splineviz.partition import PartitionBudgetError
 from splineviz.web import ids
@@ -21,7 +20,8 @@ from splineviz.web.jobs import pruning as work
 from splineviz.web.params import Pruning as P
 from splineviz.web.runner import JobContext, user_message
 from splineviz.web.state import Run
-from splineviz.web.wiring import callback, clientside, job
+from splineviz.web.tracing import message, panels
+from splineviz.web.wiring import callback, clientside, export_images, job
 
 PATH = "/pruning"
 TITLE = "Pruning"
@@ -53,81 +53,72 @@ def layout() -> html.Div:
         card("Accuracy vs sparsity (after fine-tuning)", graph(ID.CURVES, "300px",
                                                                 figure=empty_figure("press “Compare methods”"))),
     ], className="stack")
-    return html.Div([alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
-
-
-def _points(data: dict | None) -> list[dict]:
-    """The shared dataset's training points (packed for the browser) as point traces."""
-    if not data or not data.get("points"):
-        return []
-    p = data["points"]
-    return point_traces(np.c_[unpack(p["x"]), unpack(p["y"])], unpack(p["c"]))
+    return html.Div([dcc.Store(id=ID.PANELS), alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f} %"
 
 
-def _figure(before: dict, after: dict, after_title: str, data: dict | None) -> Any:
-    return side_by_side([before, after], [f"before · {before['n_regions']} regions",
-                                          f"{after_title} · {after['n_regions']} regions"], _points(data))
+def _panels(run: Run, before: dict, after: dict, after_title: str, sparsity: float) -> dict:
+    return panels([before, after], [f"before · {before['n_regions']:,} regions",
+                                    f"{after_title} · {after['n_regions']:,} regions"],
+                  f"{run.title} · epoch {run.epoch} · {after_title} at {100 * sparsity:.0f} % sparsity", run.arch.get("out_features", 2))
 
 
 def register(app: Dash) -> None:
     choice = {"method": State(ID.METHOD, "value"), "scope": State(ID.SCOPE, "value"),
               "sparsity": State(ID.SPARSITY, "value"), "epochs": State(ID.EPOCHS, "value")}
-    shared = {"model": State(ids.MODEL, "data"), "data": State(ids.DATA, "data")}
 
-    @callback(app, output={"figure": Output(ID.GRAPH, "figure"), "summary": Output(ID.SUMMARY, "children"),
+    @callback(app, output={"panels": Output(ID.PANELS, "data"), "summary": Output(ID.SUMMARY, "children"),
                            "alert": Output(ID.ALERT, "children")},
               inputs={"method": Input(ID.METHOD, "value"), "scope": Input(ID.SCOPE, "value"),
                       "sparsity": Input(ID.SPARSITY, "value"), "model": Input(ids.MODEL, "data"),
-                      "path": Input(ids.URL, "pathname")},
-              state={"data": State(ids.DATA, "data")})
-    def preview(method: Any, scope: Any, sparsity: Any, model: dict | None, path: str | None,
-                data: dict | None) -> dict:
+                      "path": Input(ids.URL, "pathname")})
+    def preview(method: Any, scope: Any, sparsity: Any, model: dict | None, path: str | None) -> dict:
         """Before/after partitions for one-shot pruning at the slider's sparsity (only while this page shows)."""
         if (path or "").rstrip("/") != PATH:
             return {}
         if not model:
-            return {"figure": empty_figure(NO_MODEL), "summary": "", "alert": None}
-        method = P.METHOD.clean(method)
+            return {"panels": message(NO_MODEL), "summary": "", "alert": None}
+        method, sparsity = P.METHOD.clean(method), P.SPARSITY.clean(sparsity) / 100
         try:
             run = Run.from_json(model)
-            view = work.prune_view(run, method, P.SPARSITY.clean(sparsity) / 100, P.SCOPE.clean(scope))
+            view = work.prune_view(run, method, sparsity, P.SCOPE.clean(scope))
         except (PartitionBudgetError, ModelLoadError, ValueError) as exc:
             return {"alert": f"Cannot prune: {user_message(exc)}", "summary": ""}
         summary = [html.Div(f"accuracy {_pct(view['acc_before'])} → {_pct(view['acc_after'])}"),
                    html.Div(f"achieved sparsity {_pct(view['achieved'])} (epoch {run.epoch})", className="hint")]
-        return {"figure": _figure(view["before"], view["after"], f"after {method} pruning", data),
+        return {"panels": _panels(run, view["before"], view["after"], f"after {method} pruning", sparsity),
                 "summary": summary, "alert": None}
 
     @job(app, ID.FINETUNE_JOB, "Fine-tuning", ID.ALERT,
-         output={"figure": Output(ID.GRAPH, "figure", allow_duplicate=True),
+         output={"panels": Output(ID.PANELS, "data", allow_duplicate=True),
                  "summary": Output(ID.SUMMARY, "children", allow_duplicate=True)},
-         inputs={"clicks": Input(ID.FINETUNE, "n_clicks")}, state={**choice, **shared},
+         inputs={"clicks": Input(ID.FINETUNE, "n_clicks")}, state={**choice, "model": State(ids.MODEL, "data")},
          start=ID.FINETUNE, cancel=ID.CANCEL, retry="Press Fine-tune to run it again.")
     def finetune(ctx: JobContext, clicks: int, method: Any, scope: Any, sparsity: Any, epochs: Any,
-                 model: dict | None, data: dict | None) -> dict:
+                 model: dict | None) -> dict:
         """Prune then fine-tune with the mask held; the right panel shows the fine-tuned partition."""
-        method = P.METHOD.clean(method)
-        result = work.finetune(Run.from_json(model), method, P.SPARSITY.clean(sparsity) / 100,
-                               P.EPOCHS.clean(epochs), P.SCOPE.clean(scope), ctx.progress, ctx.cancel)
+        method, sparsity, run = P.METHOD.clean(method), P.SPARSITY.clean(sparsity) / 100, Run.from_json(model)
+        result = work.finetune(run, method, sparsity, P.EPOCHS.clean(epochs), P.SCOPE.clean(scope), ctx.progress,
+                               ctx.cancel)
         summary = [html.Div(f"after pruning {_pct(result['acc_pruned'])} → fine-tuned {_pct(result['acc_after'])}"),
                    html.Div(f"achieved sparsity {_pct(result['achieved'])}", className="hint")]
-        return {"figure": _figure(result["before"], result["after"], f"{method} pruned + fine-tuned", data),
+        return {"panels": _panels(run, result["before"], result["after"], f"{method} pruned + fine-tuned", sparsity),
                 "summary": summary}
 
     @job(app, ID.SWEEP_JOB, "Comparing methods", ID.ALERT, output={"figure": Output(ID.CURVES, "figure")},
-         inputs={"clicks": Input(ID.SWEEP, "n_clicks")}, state={**choice, **shared},
+         inputs={"clicks": Input(ID.SWEEP, "n_clicks")}, state={**choice, "model": State(ids.MODEL, "data")},
          start=ID.SWEEP, cancel=ID.SWEEP_CANCEL, retry="Press Compare methods to run it again.")
     def sweep(ctx: JobContext, clicks: int, method: Any, scope: Any, sparsity: Any, epochs: Any,
-              model: dict | None, data: dict | None) -> dict:
+              model: dict | None) -> dict:
         """Node vs weight vs spline pruning: accuracy after fine-tuning at each sparsity."""
         curves = work.sparsity_sweep(Run.from_json(model), SWEEP, P.EPOCHS.clean(epochs), list(P.METHOD.choices),
                                      P.SCOPE.clean(scope), ctx.progress, ctx.cancel)
         return {"figure": sparsity_curves(curves, current=P.SPARSITY.clean(sparsity) / 100)}
 
-    for fmt, button_id in (("png", ID.EXPORT.png), ("svg", ID.EXPORT.svg)):
-        clientside(app, "render.download", None, {"clicks": Input(button_id, "n_clicks")},
-                   config={"graph": ID.GRAPH, "format": fmt}, prevent_initial_call=True)
+    clientside(app, "pages.panels", Output(ID.GRAPH, "figure"),
+               {"panels": Input(ID.PANELS, "data"), "data": Input(ids.DATA, "data")}, {"style": State(ids.STYLE, "data")},
+               config={"graph": ID.GRAPH, "points": True}, prevent_initial_call=True)
+    export_images(app, ID.EXPORT, ID.GRAPH, "pages.describe", ID.ALERT, "splineviz-pruning")

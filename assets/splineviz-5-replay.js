@@ -1,6 +1,7 @@
 /*
- * Playback of recorded frames: one frame per 1000/fps ms at most, and never faster than the browser paints,
- * so a slow machine drops to its own pace instead of queueing frames. What a frame looks like is the
+ * Playback of recorded frames: one frame per 1000/fps ms at most, and never faster than the frames are
+ * painted: show(i) may return a promise (the painter's), and the next frame waits for it, so a slow machine
+ * or a large partition plays at its own pace instead of queueing frames. What a frame looks like is the
  * caller's business (show); the player only keeps time.
  */
 (function () {
@@ -26,14 +27,18 @@
       this.stop(false);
       this.index = from >= count - 1 ? 0 : from;
       this.onStop = onStop;
-      let last = 0;
+      let last = 0, busy = false;
       const step = (now) => {
         if (this.handle === null) return;
-        if (now - last >= this.interval) {
+        if (!busy && now - last >= this.interval) {
           last = now;
           if (this.index >= count - 1) { this.stop(true); return; }
           this.index += 1;
-          show(this.index);
+          const shown = show(this.index);
+          if (shown && typeof shown.then === "function") {
+            busy = true;
+            shown.then(() => { busy = false; }, () => { busy = false; });
+          }
         }
         this.handle = requestAnimationFrame(step);
       };

@@ -1,0 +1,604 @@
+/*
+ * The painter's engine: draws a frame's packed arrays (splineviz/frame.py, Frame.to_json) with WebGL2.
+ * splineviz-3-painter.js runs it in a Worker on an OffscreenCanvas, built from this function's source, so
+ * that decoding, triangulation, uploads and drawing never hold up the page; where a worker cannot draw it
+ * runs on the page instead, behind the same messages. It must stay self-contained (no outer names).
+ *
+ * What it draws, in order: class cells as triangle fans from the CSR arrays (cells.offsets), coloured by
+ * class or by keys[layer][region[cell]] ("code"); training points; ghost segments (dashed, e.g. pruned units);
+ * each layer's boundary segments up to the shown layer, instanced quads straight from lines[l].segments, with
+ * per-unit alpha (fade); the decision boundary; one highlighted unit on top. Colours blend fill_opacity over
+ * the background exactly as plotly does in figures.partition_figure.
+ *
+ * Messages in:  init {canvas?, style}              (canvas: an OffscreenCanvas, or a canvas on the page)
+ *               draw {seq, view, frames}            (frames: {key: Frame JSON} this worker may not hold yet)
+ *               svg {id, view, frames, size}        -> reply {id, svg}    vector paths of the view
+ *               png {id, view, frames, scale}       -> reply {id, blob}   the view drawn at scale
+ *               pick {id, view, frames, x, y}       -> reply {id, hit}    the cell under a data point
+ * Messages out: painted {seq, ms, cells, segments}; reply {id, ...}; error {seq?, id?, message}.
+ * A view: {key, range: [x0, x1, y0, y1], size: [w, h] (CSS px), dpr, layer (null: last), shade, decision,
+ *          points: key|null, highlight: {layer, unit}|null, fade: {layer, units: [...], alpha}|null,
+ *          ghosts: [{key, layer, units|null}], region: id|null}.
+ */
+(function () {
+  "use strict";
+  const sv = (window.splineviz = window.splineviz || {});
+
+  sv.glEngine = function glEngine(port) {
+    "use strict";
+    const TYPES = {f4: Float32Array, f8: Float64Array, i1: Int8Array, u1: Uint8Array, i2: Int16Array,
+                   u2: Uint16Array, i4: Int32Array, u4: Uint32Array};
+    const CELL_ROW = 2048, UNIT_ROW = 1024, KEEP = 6;  // texture row widths; decoded frames kept
+    let gl = null, canvas = null, style = null, programs = null, corner = null, blank = null;
+    const cache = new Map();  // key -> decoded frame and its GPU buffers, least recently used first
+
+    /* ------------------------------------------------------------------------------------------- decoding */
+    function unpack(spec) {
+      let bytes;
+      if (Uint8Array.fromBase64) {
+        bytes = Uint8Array.fromBase64(spec.bdata);
+      } else {
+        const bin = atob(spec.bdata);
+        bytes = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      }
+      const T = TYPES[spec.dtype];
+      return new T(bytes.buffer, bytes.byteOffset, bytes.byteLength / T.BYTES_PER_ELEMENT);
+    }
+
+    /* Fan triangles of every cell and each corner's cell: one pass over the CSR offsets. */
+    function triangulate(off, nCorners) {
+      const nCells = off.length - 1;
+      const cellOf = new Int32Array(nCorners);
+      const index = new Uint32Array(3 * Math.max(0, nCorners - 2 * nCells));
+      let n = 0;
+      for (let c = 0; c < nCells; c++) {
+        const a = off[c], b = off[c + 1];
+        cellOf.fill(c, a, b);
+        for (let j = a + 1; j < b - 1; j++) { index[n++] = a; index[n++] = j; index[n++] = j + 1; }
+      }
+      return {cellOf, index: n === index.length ? index : index.subarray(0, n)};
+    }
+
+    function decode(json) {
+      const t0 = performance.now();
+      const cells = json.cells;
+      const f = {bounds: json.bounds, x: unpack(cells.x), y: unpack(cells.y), off: unpack(cells.offsets),
+                 cls: unpack(cells.class), region: unpack(cells.region), keys: json.keys.map(unpack),
+                 lines: json.lines.map((l) => ({seg: unpack(l.segments), unit: unpack(l.unit)})),
+                 decision: unpack(json.decision), gpu: null, bbox: null};
+      f.nCells = f.off.length - 1;
+      f.decodeMs = performance.now() - t0;
+      return f;
+    }
+
+    function remember(key, json) {
+      let f = cache.get(key);
+      if (f) {
+        cache.delete(key);
+      } else {
+        if (!json) throw new Error("frame " + key + " was never sent");
+        f = decode(json);
+      }
+      cache.set(key, f);
+      while (cache.size > KEEP) {
+        const [oldest, old] = cache.entries().next().value;
+        release(old);
+        cache.delete(oldest);
+      }
+      return f;
+    }
+
+    function take(frames) {
+      for (const [key, json] of Object.entries(frames || {})) remember(Number(key), json);
+    }
+
+    /* ------------------------------------------------------------------------------------------- WebGL */
+    const VS_CELLS = `#version 300 es
+      in float a_x; in float a_y; in int a_cell;
+      uniform vec2 u_scale; uniform vec2 u_offset; uniform highp sampler2D u_colours;
+      flat out vec4 v_colour;
+      void main() {
+        gl_Position = vec4(vec2(a_x, a_y) * u_scale + u_offset, 0.0, 1.0);
+        v_colour = texelFetch(u_colours, ivec2(a_cell % ${CELL_ROW}, a_cell / ${CELL_ROW}), 0);
+      }`;
+    const FS_FLAT = `#version 300 es
+      precision highp float; flat in vec4 v_colour; out vec4 o;
+      void main() { o = v_colour; }`;
+    const VS_LINES = `#version 300 es
+      in vec2 a_corner; in vec4 a_seg; in int a_unit;
+      uniform vec2 u_scale; uniform vec2 u_offset; uniform vec2 u_half; uniform float u_width;
+      uniform int u_only; uniform bool u_styled; uniform highp sampler2D u_units;
+      out float v_across; out float v_along; out float v_alpha;
+      void main() {
+        float alpha = 1.0;
+        if (u_styled && a_unit >= 0) alpha = texelFetch(u_units, ivec2(a_unit % ${UNIT_ROW}, a_unit / ${UNIT_ROW}), 0).a;
+        if ((u_only >= 0 && a_unit != u_only) || alpha <= 0.0) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); return; }
+        vec2 p0 = (a_seg.xy * u_scale + u_offset) * u_half;
+        vec2 p1 = (a_seg.zw * u_scale + u_offset) * u_half;
+        vec2 d = p1 - p0;
+        float len = length(d);
+        vec2 dir = len > 1e-6 ? d / len : vec2(1.0, 0.0);
+        vec2 n = vec2(-dir.y, dir.x);
+        float h = 0.5 * u_width + 1.0;
+        float t = a_corner.x, cap = (2.0 * t - 1.0) * 0.5 * u_width;
+        vec2 p = mix(p0, p1, t) + dir * cap + n * a_corner.y * h;
+        v_across = a_corner.y * h;
+        v_along = t * len + cap;
+        v_alpha = alpha;
+        gl_Position = vec4(p / u_half, 0.0, 1.0);
+      }`;
+    const FS_LINES = `#version 300 es
+      precision highp float;
+      in float v_across; in float v_along; in float v_alpha;
+      uniform vec4 u_colour; uniform float u_width; uniform float u_dash; out vec4 o;
+      void main() {
+        if (u_dash > 0.0 && mod(v_along, u_dash) > 0.55 * u_dash) discard;
+        float cover = clamp(0.5 * u_width + 0.5 - abs(v_across), 0.0, 1.0);
+        o = vec4(u_colour.rgb, u_colour.a * cover * v_alpha);
+      }`;
+    const VS_POINTS = `#version 300 es
+      in float a_x; in float a_y; in int a_class;
+      uniform vec2 u_scale; uniform vec2 u_offset; uniform float u_size; uniform vec3 u_palette[16];
+      uniform int u_colours;
+      flat out vec3 v_colour;
+      void main() {
+        gl_Position = vec4(vec2(a_x, a_y) * u_scale + u_offset, 0.0, 1.0);
+        gl_PointSize = u_size + 2.0;
+        v_colour = u_palette[((a_class % u_colours) + u_colours) % u_colours];
+      }`;
+    const FS_POINTS = `#version 300 es
+      precision highp float;
+      flat in vec3 v_colour; uniform float u_size; uniform float u_line; out vec4 o;
+      void main() {
+        float r = length(gl_PointCoord - 0.5) * (u_size + 2.0), outer = 0.5 * u_size + 0.5 * u_line;
+        float a = clamp(outer + 0.5 - r, 0.0, 1.0);
+        vec3 c = mix(v_colour, vec3(1.0), clamp(r - (outer - u_line) + 0.5, 0.0, 1.0));
+        o = vec4(c, a);
+      }`;
+
+    function compile(vs, fs) {
+      const p = gl.createProgram();
+      for (const [type, src] of [[gl.VERTEX_SHADER, vs], [gl.FRAGMENT_SHADER, fs]]) {
+        const s = gl.createShader(type);
+        gl.shaderSource(s, src);
+        gl.compileShader(s);
+        if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error("shader: " + gl.getShaderInfoLog(s));
+        gl.attachShader(p, s);
+      }
+      gl.linkProgram(p);
+      if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error("program: " + gl.getProgramInfoLog(p));
+      const at = {}, un = {};
+      for (let i = 0; i < gl.getProgramParameter(p, gl.ACTIVE_ATTRIBUTES); i++) {
+        const name = gl.getActiveAttrib(p, i).name;
+        at[name] = gl.getAttribLocation(p, name);
+      }
+      for (let i = 0; i < gl.getProgramParameter(p, gl.ACTIVE_UNIFORMS); i++) {
+        const name = gl.getActiveUniform(p, i).name.replace(/\[0\]$/, "");
+        un[name] = gl.getUniformLocation(p, name);
+      }
+      return {p, at, un};
+    }
+
+    function setup() {
+      gl = canvas.getContext("webgl2", {alpha: false, antialias: false, depth: false, stencil: false,
+                                        preserveDrawingBuffer: false, premultipliedAlpha: false});
+      if (!gl) throw new Error("WebGL2 is not available in this browser");
+      programs = {cells: compile(VS_CELLS, FS_FLAT), lines: compile(VS_LINES, FS_LINES),
+                  points: compile(VS_POINTS, FS_POINTS)};
+      corner = buffer(gl.ARRAY_BUFFER, new Float32Array([0, -1, 1, -1, 1, 1, 0, -1, 1, 1, 0, 1]));
+      blank = texture(1, 1, new Uint8Array([255, 255, 255, 255]));
+      gl.enable(gl.BLEND);
+      gl.blendFuncSeparate(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA, gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
+    }
+
+    function buffer(target, data) {
+      const b = gl.createBuffer();
+      gl.bindBuffer(target, b);
+      gl.bufferData(target, data, gl.STATIC_DRAW);
+      return b;
+    }
+
+    /* RGBA8 texture of `width` texels per row (data: 4 bytes per texel, padded to whole rows). */
+    function texture(width, rows, data, old) {
+      const t = old || gl.createTexture();
+      gl.bindTexture(gl.TEXTURE_2D, t);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, width, rows, 0, gl.RGBA, gl.UNSIGNED_BYTE, data);
+      return t;
+    }
+
+    /* GPU buffers of a decoded frame, made on first draw. */
+    function upload(f) {
+      if (f.gpu) return f.gpu;
+      const t0 = performance.now();
+      const {cellOf, index} = triangulate(f.off, f.x.length);
+      f.gpu = {x: buffer(gl.ARRAY_BUFFER, f.x), y: buffer(gl.ARRAY_BUFFER, f.y), cell: buffer(gl.ARRAY_BUFFER, cellOf),
+               index: buffer(gl.ELEMENT_ARRAY_BUFFER, index), nIndex: index.length,
+               lines: f.lines.map((l) => ({seg: buffer(gl.ARRAY_BUFFER, l.seg), unit: buffer(gl.ARRAY_BUFFER, l.unit),
+                                           n: l.unit.length})),
+               decision: {seg: buffer(gl.ARRAY_BUFFER, f.decision), unit: null, n: f.decision.length / 4},
+               colours: null, colourKey: null, units: new Map()};
+      f.buildMs = performance.now() - t0;
+      return f.gpu;
+    }
+
+    function release(f) {
+      if (!f.gpu || !gl) return;
+      const g = f.gpu;
+      for (const b of [g.x, g.y, g.cell, g.index, g.decision.seg]) gl.deleteBuffer(b);
+      for (const l of g.lines) { gl.deleteBuffer(l.seg); gl.deleteBuffer(l.unit); }
+      if (g.colours) gl.deleteTexture(g.colours);
+      for (const t of g.units.values()) gl.deleteTexture(t);
+      f.gpu = null;
+    }
+
+    /* ------------------------------------------------------------------------------------------- colours */
+    const rgbCache = new Map();
+    function rgb(hex) {
+      let c = rgbCache.get(hex);
+      if (!c) {
+        const h = hex.replace("#", "");
+        c = [0, 2, 4].map((i) => parseInt(h.slice(i, i + 2), 16));
+        rgbCache.set(hex, c);
+      }
+      return c;
+    }
+
+    const lastLayer = (f) => f.lines.length - 1;
+    function shownLayer(f, layer) {
+      const last = lastLayer(f);
+      return last < 0 ? -1 : Math.max(0, Math.min(layer == null ? last : layer, last));
+    }
+
+    /* Each cell's colour key and the palette it indexes (as figures._fill_traces), or null for no fill. */
+    function fills(f, view) {
+      if (view.shade === "none" || !f.nCells) return null;
+      const layer = shownLayer(f, view.layer);
+      if (view.shade === "code" && layer >= 0 && f.keys.length) {
+        const keys = f.keys[layer], region = f.region;
+        return {key: (c) => keys[region[c]], palette: style.code_fill};
+      }
+      return {key: (c) => f.cls[c], palette: style.class_fill};
+    }
+
+    /* A palette colour as drawn: fill_opacity over the background, as plotly composes the figure's fills. */
+    function blended(hex) {
+      const a = style.fill_opacity, c = rgb(hex), bg = rgb(style.background);
+      return c.map((v, i) => Math.round(a * v + (1 - a) * bg[i]));
+    }
+
+    function cellColours(f, view) {
+      const g = f.gpu, fill = fills(f, view);
+      const id = fill && [view.shade, shownLayer(f, view.layer), view.region].join("/");
+      if (!fill || g.colourKey === id) return fill;
+      const rows = Math.ceil(f.nCells / CELL_ROW);
+      const data = new Uint8Array(4 * CELL_ROW * rows);
+      const table = fill.palette.map(blended);
+      const dim = view.region == null ? -1 : view.region;
+      for (let c = 0; c < f.nCells; c++) {
+        const col = table[fill.key(c) % table.length], k = 4 * c;
+        const s = f.region[c] === dim ? 0.78 : 1;
+        data[k] = col[0] * s; data[k + 1] = col[1] * s; data[k + 2] = col[2] * s; data[k + 3] = 255;
+      }
+      g.colours = texture(CELL_ROW, rows, data, g.colours);
+      g.colourKey = id;
+      return fill;
+    }
+
+    /* Per-unit alpha of one layer (fade: these units at `alpha`; only: these units, the others hidden). */
+    function unitTexture(f, layer, units, alpha, others) {
+      const g = f.gpu, id = [layer, alpha, others, units.join(",")].join("/");
+      let t = g.units.get(id);
+      if (t) return t;
+      const unit = f.lines[layer].unit;
+      let n = 1;
+      for (let i = 0; i < unit.length; i++) n = Math.max(n, unit[i] + 1);
+      for (const u of units) n = Math.max(n, u + 1);
+      const rows = Math.ceil(n / UNIT_ROW), data = new Uint8Array(4 * UNIT_ROW * rows).fill(Math.round(255 * others));
+      for (const u of units) if (u >= 0) data[4 * u + 3] = Math.round(255 * alpha);
+      if (g.units.size > 8) { for (const old of g.units.values()) gl.deleteTexture(old); g.units.clear(); }
+      t = texture(UNIT_ROW, rows, data);
+      g.units.set(id, t);
+      return t;
+    }
+
+    /* ------------------------------------------------------------------------------------------- drawing */
+    const points = new Map();  // key -> {x, y, c, gpu}
+
+    function transform(view, width, height) {
+      const [x0, x1, y0, y1] = view.range;
+      const sx = 2 / (x1 - x0), sy = 2 / (y1 - y0);
+      return {scale: [sx, sy], offset: [-1 - x0 * sx, -1 - y0 * sy], half: [width / 2, height / 2]};
+    }
+
+    function attrib(prog, name, buf, size, type, divisor, integer) {
+      const loc = prog.at[name];
+      if (loc === undefined || loc < 0) return;
+      gl.bindBuffer(gl.ARRAY_BUFFER, buf);
+      gl.enableVertexAttribArray(loc);
+      if (integer) gl.vertexAttribIPointer(loc, size, type, 0, 0);
+      else gl.vertexAttribPointer(loc, size, type, false, 0, 0);
+      gl.vertexAttribDivisor(loc, divisor);
+    }
+
+    function resetAttribs() {
+      const n = gl.getParameter(gl.MAX_VERTEX_ATTRIBS);
+      for (let i = 0; i < n; i++) { gl.disableVertexAttribArray(i); gl.vertexAttribDivisor(i, 0); }
+    }
+
+    function drawCells(f, view, tf) {
+      if (!cellColours(f, view)) return;
+      const prog = programs.cells, g = f.gpu;
+      gl.useProgram(prog.p);
+      resetAttribs();
+      attrib(prog, "a_x", g.x, 1, gl.FLOAT, 0, false);
+      attrib(prog, "a_y", g.y, 1, gl.FLOAT, 0, false);
+      attrib(prog, "a_cell", g.cell, 1, gl.INT, 0, true);
+      gl.uniform2fv(prog.un.u_scale, tf.scale);
+      gl.uniform2fv(prog.un.u_offset, tf.offset);
+      gl.activeTexture(gl.TEXTURE0);
+      gl.bindTexture(gl.TEXTURE_2D, g.colours);
+      gl.uniform1i(prog.un.u_colours, 0);
+      gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, g.index);
+      gl.drawElements(gl.TRIANGLES, g.nIndex, gl.UNSIGNED_INT, 0);
+    }
+
+    /* One set of segments as quads: opts {colour, alpha, width (CSS px), dash, only, units (texture)}. */
+    function drawSegments(set, tf, px, opts) {
+      if (!set.n) return;
+      const prog = programs.lines;
+      gl.useProgram(prog.p);
+      resetAttribs();
+      attrib(prog, "a_corner", corner, 2, gl.FLOAT, 0, false);
+      attrib(prog, "a_seg", set.seg, 4, gl.FLOAT, 1, false);
+      if (set.unit) attrib(prog, "a_unit", set.unit, 1, gl.INT, 1, true);
+      else gl.vertexAttribI4i(prog.at.a_unit, -1, 0, 0, 0);
+      const c = rgb(opts.colour);
+      gl.uniform2fv(prog.un.u_scale, tf.scale);
+      gl.uniform2fv(prog.un.u_offset, tf.offset);
+      gl.uniform2fv(prog.un.u_half, tf.half);
+      gl.uniform1f(prog.un.u_width, opts.width * px);
+      gl.uniform4f(prog.un.u_colour, c[0] / 255, c[1] / 255, c[2] / 255, opts.alpha == null ? 1 : opts.alpha);
+      gl.uniform1f(prog.un.u_dash, (opts.dash || 0) * px);
+      gl.uniform1i(prog.un.u_only, opts.only == null ? -1 : opts.only);
+      gl.uniform1i(prog.un.u_styled, opts.units ? 1 : 0);
+      gl.activeTexture(gl.TEXTURE1);
+      gl.bindTexture(gl.TEXTURE_2D, opts.units || blank);
+      gl.uniform1i(prog.un.u_units, 1);
+      gl.drawArraysInstanced(gl.TRIANGLES, 0, 6, set.n);
+    }
+
+    function drawPoints(p, tf, px) {
+      if (!p.gpu) p.gpu = {x: buffer(gl.ARRAY_BUFFER, p.x), y: buffer(gl.ARRAY_BUFFER, p.y),
+                           c: buffer(gl.ARRAY_BUFFER, p.c), n: p.x.length};
+      const prog = programs.points;
+      gl.useProgram(prog.p);
+      resetAttribs();
+      attrib(prog, "a_x", p.gpu.x, 1, gl.FLOAT, 0, false);
+      attrib(prog, "a_y", p.gpu.y, 1, gl.FLOAT, 0, false);
+      attrib(prog, "a_class", p.gpu.c, 1, gl.SHORT, 0, true);
+      const palette = style.class_point.slice(0, 16);
+      gl.uniform2fv(prog.un.u_scale, tf.scale);
+      gl.uniform2fv(prog.un.u_offset, tf.offset);
+      gl.uniform1f(prog.un.u_size, style.point_size * px);
+      gl.uniform1f(prog.un.u_line, style.point_line * px);
+      gl.uniform3fv(prog.un.u_palette, palette.flatMap((h) => rgb(h).map((v) => v / 255)));
+      gl.uniform1i(prog.un.u_colours, palette.length);
+      gl.drawArrays(gl.POINTS, 0, p.gpu.n);
+    }
+
+    const layerColour = (l) => style.layer_line[l % style.layer_line.length];
+
+    /* Everything a view shows, into the bound framebuffer of width x height device pixels. */
+    function render(view, width, height, px) {
+      const f = remember(view.key);
+      upload(f);
+      gl.viewport(0, 0, width, height);
+      const bg = rgb(style.background);
+      gl.clearColor(bg[0] / 255, bg[1] / 255, bg[2] / 255, 1);
+      gl.clear(gl.COLOR_BUFFER_BIT);
+      const tf = transform(view, width, height);
+      drawCells(f, view, tf);
+      if (view.points != null && points.has(view.points)) drawPoints(points.get(view.points), tf, px);
+      const layer = shownLayer(f, view.layer);
+      for (const ghost of view.ghosts || []) {
+        const g = remember(ghost.key);
+        upload(g);
+        if (ghost.layer < g.lines.length) {
+          const units = ghost.units ? unitTexture(g, ghost.layer, ghost.units, 1, 0) : null;
+          drawSegments(g.gpu.lines[ghost.layer], tf, px, {colour: style.ghost_line || layerColour(ghost.layer),
+                       alpha: 0.8, width: style.layer_width, dash: 6, units});
+        }
+      }
+      const fade = view.fade;
+      for (let l = 0; l <= layer; l++) {
+        const units = fade && fade.layer === l ? unitTexture(f, l, fade.units, fade.alpha == null ? 0.15 : fade.alpha, 1)
+          : null;
+        drawSegments(f.gpu.lines[l], tf, px, {colour: layerColour(l), width: style.layer_width, units});
+      }
+      if (view.decision && layer === lastLayer(f)) {
+        drawSegments(f.gpu.decision, tf, px, {colour: style.decision_line, width: style.decision_width});
+      }
+      const hl = view.highlight;
+      if (hl && hl.layer >= 0 && hl.layer <= layer) {
+        drawSegments(f.gpu.lines[hl.layer], tf, px, {colour: style.highlight_line || "#111111",
+                     width: 2.5 * style.layer_width + 1, only: hl.unit});
+      }
+      return f;
+    }
+
+    function resize(view) {
+      const dpr = view.dpr || 1;
+      const w = Math.max(1, Math.round(view.size[0] * dpr)), h = Math.max(1, Math.round(view.size[1] * dpr));
+      if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+      return [w, h, dpr];
+    }
+
+    function paint(msg) {
+      const t0 = performance.now();
+      take(msg.frames);
+      const fresh = !cache.has(msg.view.key) || !cache.get(msg.view.key).gpu;
+      const [w, h, dpr] = resize(msg.view);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+      const f = render(msg.view, w, h, dpr);
+      gl.flush();
+      port.postMessage({type: "painted", seq: msg.seq, cells: f.nCells, regions: f.keys.length ? f.keys[0].length : 1,
+                        segments: f.lines.reduce((n, l) => n + l.unit.length, 0),
+                        ms: {total: performance.now() - t0, decode: fresh ? f.decodeMs : 0, build: fresh ? f.buildMs : 0}});
+    }
+
+    /* The view drawn at `scale` into an offscreen framebuffer, as a PNG blob (for exports). */
+    async function png(msg) {
+      take(msg.frames);
+      const s = msg.scale || 2;
+      const w = Math.round(msg.view.size[0] * s), h = Math.round(msg.view.size[1] * s);
+      const fb = gl.createFramebuffer(), rb = gl.createRenderbuffer();
+      gl.bindRenderbuffer(gl.RENDERBUFFER, rb);
+      gl.renderbufferStorage(gl.RENDERBUFFER, gl.RGBA8, w, h);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, fb);
+      gl.framebufferRenderbuffer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.RENDERBUFFER, rb);
+      render(msg.view, w, h, s);
+      const pixels = new Uint8ClampedArray(4 * w * h);
+      gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+      gl.deleteFramebuffer(fb);
+      gl.deleteRenderbuffer(rb);
+      const flipped = new Uint8ClampedArray(pixels.length), row = 4 * w;
+      for (let y = 0; y < h; y++) flipped.set(pixels.subarray((h - 1 - y) * row, (h - y) * row), y * row);
+      const out = new OffscreenCanvas(w, h);
+      out.getContext("2d").putImageData(new ImageData(flipped, w, h), 0, 0);
+      return {blob: await out.convertToBlob({type: "image/png"}), width: w, height: h};
+    }
+
+    /* ------------------------------------------------------------------------------------------- SVG */
+    const r2 = (v) => Math.round(v * 100) / 100;
+
+    /* Vector paths of the view in CSS pixels of its plot area (w x h): fills grouped by colour, points,
+       ghosts, lines per layer (faded units apart), decision, highlight. The caller clips and places it. */
+    function svg(msg) {
+      take(msg.frames);
+      const view = msg.view, f = remember(view.key), [w, h] = view.size, [x0, x1, y0, y1] = view.range;
+      const X = (x) => r2((x - x0) / (x1 - x0) * w), Y = (y) => r2((y1 - y) / (y1 - y0) * h);
+      const out = [`<rect width="${w}" height="${h}" fill="${style.background}"/>`];
+      const fill = fills(f, view);
+      if (fill) {
+        const groups = new Map();
+        for (let c = 0; c < f.nCells; c++) {
+          const a = f.off[c], b = f.off[c + 1];
+          let minx = Infinity, maxx = -Infinity, miny = Infinity, maxy = -Infinity;
+          for (let j = a; j < b; j++) {
+            minx = Math.min(minx, f.x[j]); maxx = Math.max(maxx, f.x[j]);
+            miny = Math.min(miny, f.y[j]); maxy = Math.max(maxy, f.y[j]);
+          }
+          if (maxx < x0 || minx > x1 || maxy < y0 || miny > y1) continue;
+          const parts = ["M" + X(f.x[a]) + " " + Y(f.y[a])];
+          for (let j = a + 1; j < b; j++) parts.push("L" + X(f.x[j]) + " " + Y(f.y[j]));
+          const key = fill.key(c) % fill.palette.length;
+          if (!groups.has(key)) groups.set(key, []);
+          groups.get(key).push(parts.join("") + "Z");
+        }
+        for (const [key, paths] of [...groups].sort((p, q) => p[0] - q[0])) {
+          out.push(`<path class="fill-${view.shade}-${key}" fill="${fill.palette[key]}" ` +
+                   `fill-opacity="${style.fill_opacity}" d="${paths.join("")}"/>`);
+        }
+      }
+      if (view.points != null && points.has(view.points)) {
+        const p = points.get(view.points), pal = style.class_point;
+        const rad = style.point_size / 2;
+        for (let i = 0; i < p.x.length; i++) {
+          out.push(`<circle cx="${X(p.x[i])}" cy="${Y(p.y[i])}" r="${rad}" fill="${pal[((p.c[i] % pal.length) + pal.length) % pal.length]}" ` +
+                   `stroke="#ffffff" stroke-width="${style.point_line}"/>`);
+        }
+      }
+      const segs = (set, keep) => {
+        const parts = [];
+        for (let i = 0; i < set.seg.length / 4; i++) {
+          if (keep && !keep(set.unit[i])) continue;
+          const s = set.seg.subarray(4 * i, 4 * i + 4);
+          parts.push("M" + X(s[0]) + " " + Y(s[1]) + "L" + X(s[2]) + " " + Y(s[3]));
+        }
+        return parts.join("");
+      };
+      const stroke = (cls, colour, width, d, extra) => d && out.push(
+        `<path class="${cls}" fill="none" stroke="${colour}" stroke-width="${width}" stroke-linecap="square" ` +
+        `${extra || ""}d="${d}"/>`);
+      for (const ghost of view.ghosts || []) {
+        const g = remember(ghost.key), set = g.lines[ghost.layer];
+        if (!set) continue;
+        const only = ghost.units && new Set(ghost.units);
+        stroke("ghost", style.ghost_line || layerColour(ghost.layer), style.layer_width,
+               segs(set, only && ((u) => only.has(u))), 'stroke-opacity="0.8" stroke-dasharray="3.3 2.7" ');
+      }
+      const layer = shownLayer(f, view.layer), fade = view.fade;
+      for (let l = 0; l <= layer; l++) {
+        const faded = fade && fade.layer === l ? new Set(fade.units) : null;
+        stroke(`layer-${l + 1}`, layerColour(l), style.layer_width, segs(f.lines[l], faded && ((u) => !faded.has(u))));
+        if (faded) {
+          stroke(`layer-${l + 1} faded`, layerColour(l), style.layer_width, segs(f.lines[l], (u) => faded.has(u)),
+                 `stroke-opacity="${fade.alpha == null ? 0.15 : fade.alpha}" `);
+        }
+      }
+      if (view.decision && layer === lastLayer(f)) {
+        stroke("decision", style.decision_line, style.decision_width, segs({seg: f.decision, unit: null}));
+      }
+      const hl = view.highlight;
+      if (hl && hl.layer >= 0 && hl.layer <= layer) {
+        stroke("highlight", style.highlight_line || "#111111", 2.5 * style.layer_width + 1,
+               segs(f.lines[hl.layer], (u) => u === hl.unit));
+      }
+      return out.join("\n");
+    }
+
+    /* ------------------------------------------------------------------------------------------- picking */
+    /* The cell under data point (x, y): its cell, linear region, class and colour key at the shown layer. */
+    function pick(msg) {
+      take(msg.frames);
+      const f = remember(msg.view.key), x = msg.x, y = msg.y;
+      for (let c = 0; c < f.nCells; c++) {
+        const a = f.off[c], b = f.off[c + 1];
+        let inside = true;
+        for (let j = a; j < b && inside; j++) {
+          const k = j + 1 < b ? j + 1 : a;
+          const cross = (f.x[k] - f.x[j]) * (y - f.y[j]) - (f.y[k] - f.y[j]) * (x - f.x[j]);
+          if (cross < -1e-12) inside = false;
+        }
+        if (inside) {
+          const layer = shownLayer(f, msg.view.layer);
+          return {cell: c, region: f.region[c], class: f.cls[c],
+                  key: layer >= 0 && f.keys.length ? f.keys[layer][f.region[c]] : null};
+        }
+      }
+      return null;
+    }
+
+    /* ------------------------------------------------------------------------------------------- messages */
+    function init(msg) {
+      style = msg.style;
+      canvas = msg.canvas;
+      setup();
+      canvas.addEventListener && canvas.addEventListener("webglcontextlost", (e) => e.preventDefault());
+      canvas.addEventListener && canvas.addEventListener("webglcontextrestored", () => {
+        for (const f of cache.values()) f.gpu = null;
+        for (const p of points.values()) p.gpu = null;
+        setup();
+      });
+    }
+
+    port.onmessage = async (event) => {
+      const msg = event.data;
+      try {
+        if (msg.type === "init") init(msg);
+        else if (msg.type === "points") points.set(msg.key, {x: unpack(msg.points.x), y: unpack(msg.points.y),
+                                                               c: unpack(msg.points.c), gpu: null});
+        else if (msg.type === "draw") paint(msg);
+        else if (msg.type === "svg") port.postMessage({type: "reply", id: msg.id, svg: svg(msg)});
+        else if (msg.type === "png") port.postMessage({type: "reply", id: msg.id, ...(await png(msg))});
+        else if (msg.type === "pick") port.postMessage({type: "reply", id: msg.id, hit: pick(msg)});
+      } catch (err) {
+        port.postMessage({type: "error", seq: msg.seq, id: msg.id, message: String(err && err.stack || err)});
+      }
+    };
+  };
+})();
