@@ -41,9 +41,7 @@ COPY splineviz ./splineviz
 COPY assets ./assets
 # numba compiles the partition kernels here, once (minutes), instead of in every container's first trace; the cache
 # stays writable, as numba wants of a cache directory, so that the app's user can load it
-RUN mkdir -p /opt/numba-cache && python -c "import numpy as np; from splineviz.partition import Affine, ReLU, trace; \
-r = np.random.default_rng(0); trace([Affine(r.normal(size=(6, 2)), r.normal(size=6)), ReLU(), \
-Affine(r.normal(size=(3, 6)), r.normal(size=3))])" \
+RUN mkdir -p /opt/numba-cache && python -c "from splineviz.partition.tracer import load_kernels; load_kernels()" \
  && chmod -R a+rwX /opt/numba-cache
 RUN useradd --create-home splineviz && mkdir runs && chown splineviz runs
 USER splineviz

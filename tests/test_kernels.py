@@ -130,3 +130,9 @@ def test_switched_off_by_the_environment_numba_is_not_even_imported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "SPLINEVIZ_NUMBA": "0"}, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_load_kernels_loads_both_entry_points():
+    """What a server calls before forking its jobs: both kernels a trace uses are then compiled or loaded."""
+    tracer.load_kernels()
+    assert kernels.cut_layer.signatures and kernels.split_level.signatures

@@ -25,7 +25,7 @@ from .arrangement import max_units, refine_by_layer
 from .domain import DEFAULT_BOUNDS, Plane, convex_domain
 from .errors import Cancelled, PartitionBudgetError
 from .graph import E0, E1, FB, LAYER, OUTSIDE, UNIT, VALUES, PlanarGraph
-from .ops import Affine, Hinge, Op, normalize
+from .ops import Affine, Hinge, Op, ReLU, normalize
 from .result import LayerRecord, Partition
 
 Progress = Optional[Callable[[float, str], None]]
@@ -394,6 +394,18 @@ def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, 
         tracer.materialize(graph)  # a purely affine network: its outputs are the first map's
         overlay, decision = _decision_overlay(graph, len(layers), decision_classes)
     return Partition(graph, ops, layers, overlay, decision, decision_classes, plane)
+
+
+def load_kernels() -> None:
+    """Load (or, the first time, compile) the compiled kernels now, by tracing a tiny net.
+
+    A server calls it before it forks its jobs: they inherit the loaded kernels instead of each
+    loading them from numba's cache at its first trace (seconds). Without numba it costs a
+    millisecond.
+    """
+    rng = np.random.default_rng(0)
+    trace([Affine(rng.normal(size=(6, 2)), rng.normal(size=6)), ReLU(),
+           Affine(rng.normal(size=(3, 6)), rng.normal(size=3))])  # three classes: the decision overlay's split too
 
 
 def _cut_layers(graph: PlanarGraph, width: int, ops: Sequence[Op], tracer: Tracer) -> list[LayerRecord]:
