@@ -20,6 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     SPLINEVIZ_CACHE_DIR=/tmp/splineviz-cache \
+    NUMBA_CACHE_DIR=/opt/numba-cache \
     PORT=8050
 
 WORKDIR /app
@@ -38,6 +39,10 @@ RUN python3 -m venv /opt/venv \
 COPY app.py gunicorn.conf.py ./
 COPY splineviz ./splineviz
 COPY assets ./assets
+# numba compiles the partition kernels here, once (minutes), instead of in every container's first trace; the cache
+# stays writable, as numba wants of a cache directory, so that the app's user can load it
+RUN mkdir -p /opt/numba-cache && python -c "from splineviz.partition.tracer import load_kernels; load_kernels()" \
+ && chmod -R a+rwX /opt/numba-cache
 RUN useradd --create-home splineviz && mkdir runs && chown splineviz runs
 USER splineviz
 

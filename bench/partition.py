@@ -17,7 +17,12 @@ allocator's number (which counts every heap page a run touches) is reported too.
 Region counts must agree on every net (asserted), but for regions less than 16 float32 steps
 across, which regioncam (float32 only) cannot resolve: those are counted and named in the table.
 
+splineviz runs with its compiled kernels where numba is there (SPLINEVIZ_NUMBA=0: numpy alone);
+--numpy-too times it on numpy alone as well, as a third tool in the same interleaved repeats, and
+reports that run's ratio to regioncam and the median per-repeat ratio compiled / numpy.
+
     python bench/partition.py [--nets A B ...] [--repeats 5] [--no-memory] [--no-default-allocator] [--append]
+                              [--numpy-too]
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -65,18 +71,35 @@ print(json.dumps({{"regions": regions, "peak_mib": (status_kib("VmHWM") - base) 
 PAGE_MAPPED = {"MALLOC_MMAP_THRESHOLD_": "4096"}
 
 
-def time_net(name: str, repeats: int, min_seconds: float) -> dict:
-    """Interleaved timing of both tools on one net, in this process."""
+def numpy_alone(run: Callable[[], int]) -> Callable[[], int]:
+    """The same trace with splineviz's compiled kernels switched off (numpy alone)."""
+    from splineviz.partition import kernels
+
+    def run_numpy() -> int:
+        previous = kernels.use(False)
+        try:
+            return run()
+        finally:
+            kernels.use(previous)
+    return run_numpy
+
+
+def time_net(name: str, repeats: int, min_seconds: float, numpy_too: bool = False) -> dict:
+    """Interleaved timing of both tools (and splineviz on numpy alone, if asked) on one net, in this process."""
     net = NETS[name]()
     tools = {"splineviz": splineviz_runner(net), "regioncam": regioncam_runner(net)}
+    if numpy_too:
+        tools["splineviz numpy"] = numpy_alone(tools["splineviz"])
     slow = name in WARM_UP_ON_A
     warm_up = {"splineviz": splineviz_runner(NETS["A"]()), "regioncam": regioncam_runner(NETS["A"]())} if slow else tools
-    regions = {tool: run() for tool, run in warm_up.items()}  # imports and first-use code paths
+    regions = {tool: run() for tool, run in warm_up.items()}  # imports and first-use code paths (numba's JIT)
+    gc.collect()
+    gc.freeze()  # what the imports left is never collected again: gc before each call then takes microseconds
     times: dict[str, list[float]] = {tool: [] for tool in tools}
     start = time.perf_counter()
     r = 0
     while r < repeats or (time.perf_counter() - start < min_seconds and r < 200):
-        order = ["splineviz", "regioncam"] if r % 2 == 0 else ["regioncam", "splineviz"]
+        order = list(tools) if r % 2 == 0 else list(tools)[::-1]
         for tool in order:
             gc.collect()
             t = time.perf_counter()
@@ -87,11 +110,18 @@ def time_net(name: str, repeats: int, min_seconds: float) -> dict:
     # float32 (regioncam) cannot hold regions a few float32 steps across: they are the only allowed difference
     assert regions["splineviz"] - tiny <= regions["regioncam"] <= regions["splineviz"], \
         f"{name}: region counts differ: {regions}, {tiny} of splineviz's below float32 resolution"
+    gc.unfreeze()
     ratios = np.array(times["splineviz"]) / np.array(times["regioncam"])
-    return {"net": name, "regions": regions["splineviz"], "regioncam_regions": regions["regioncam"],
-            "below_float32": tiny, "repeats": r,
-            "splineviz_s": float(np.median(times["splineviz"])), "regioncam_s": float(np.median(times["regioncam"])),
-            "ratio": float(np.median(ratios)), "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max())}
+    row = {"net": name, "regions": regions["splineviz"], "regioncam_regions": regions["regioncam"],
+           "below_float32": tiny, "repeats": r,
+           "splineviz_s": float(np.median(times["splineviz"])), "regioncam_s": float(np.median(times["regioncam"])),
+           "ratio": float(np.median(ratios)), "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max())}
+    if numpy_too:
+        assert regions["splineviz numpy"] == regions["splineviz"], f"{name}: the kernels and numpy disagree: {regions}"
+        alone = np.array(times["splineviz numpy"])
+        row |= {"numpy_s": float(np.median(alone)), "numpy_ratio": float(np.median(alone / np.array(times["regioncam"]))),
+                "compiled_vs_numpy": float(np.median(np.array(times["splineviz"]) / alone))}
+    return row
 
 
 def memory(tool: str, name: str, env: dict) -> float:
@@ -110,12 +140,14 @@ def main() -> None:
     parser.add_argument("--no-default-allocator", dest="default_allocator", action="store_false",
                         help="measure memory with the page-mapped allocator only (saves two runs of each tool)")
     parser.add_argument("--append", action="store_true", help="add these nets' rows to the existing results")
+    parser.add_argument("--numpy-too", action="store_true",
+                        help="time splineviz on numpy alone too (compiled kernels off), interleaved with the others")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     rows = json.loads(args.out.with_suffix(".json").read_text()) if args.append else []
     rows = [r for r in rows if r["net"] not in args.nets]
     for name in args.nets:
-        row = time_net(name, args.repeats, args.min_seconds)
+        row = time_net(name, args.repeats, args.min_seconds, args.numpy_too)
         if not args.no_memory:
             for tool in ("splineviz", "regioncam"):
                 row[f"{tool}_mib"] = memory(tool, name, PAGE_MAPPED)
@@ -136,24 +168,30 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
               "target"]
     if has_memory:
         header += ["peak MiB splineviz", "peak MiB regioncam", "memory ratio", "default-allocator ratio"]
+    header += ["numpy alone: time ratio", "compiled / numpy"]
     table = []
     for r in rows:
         peer_regions = r.get("regioncam_regions", r["regions"])
         counts = f"{r['regions']:,}" if peer_regions == r["regions"] else \
             f"{r['regions']:,} vs {peer_regions:,} ({r['below_float32']} below float32 resolution)"
-        cells = [r["net"], counts, str(r["repeats"]), _seconds(r["splineviz_s"]), _seconds(r["regioncam_s"]),
+        cells = [r["net"] + (f" ({r['note']})" if r.get("note") else ""), counts, str(r["repeats"]), _seconds(r["splineviz_s"]), _seconds(r["regioncam_s"]),
                  f"{r['ratio']:.2f}", f"{r['ratio_min']:.2f}–{r['ratio_max']:.2f}",
                  f"≤ {TARGETS[r['net']]}" if r["net"] in TARGETS else ""]
         if has_memory:
             cells += [_mib(r["splineviz_mib"]), _mib(r["regioncam_mib"]), f"{r['mem_ratio']:.3f}",
                       "not measured" if r["default_mem_ratio"] != r["default_mem_ratio"] else f"{r['default_mem_ratio']:.3f}"]
+        cells += [f"{r['numpy_ratio']:.2f}", f"{r['compiled_vs_numpy']:.2f}"] if "numpy_ratio" in r else ["", ""]
         table.append(cells)
     import numpy
+    from splineviz.partition import kernels
+    engine = f"compiled kernels (numba {sys.modules['numba'].__version__})" if kernels.available() else \
+        "numpy alone (SPLINEVIZ_NUMBA=0 or no numba)"
     return "\n".join([
         "# Partition benchmark: splineviz vs regioncam",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} by `python bench/partition.py` on {platform.machine()}, Python "
-        f"{platform.python_version()}, numpy {numpy.__version__}, {len(os.sched_getaffinity(0))} cores (shared with "
+        f"{platform.python_version()}, numpy {numpy.__version__}, splineviz engine: {engine}, "
+        f"{len(os.sched_getaffinity(0))} cores (shared with "
         f"other work: load average {os.getloadavg()[0]:.1f} at the end). Both tools trace the partition and the "
         "decision boundary; splineviz in float64, regioncam in float32 (its only mode). Time: both tools in one "
         "process per net, interleaved with alternating order, gc before each call, after a warm-up call (on net A "
@@ -162,7 +200,10 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "after a warm-up, each tool in a process of its own, with every block of a page or more mapped on its own "
         "(MALLOC_MMAP_THRESHOLD_=4096) so that freed memory leaves at once; the default allocator's ratio beside it. "
         "Region counts agree on every net (the bench asserts it), except where splineviz finds regions less than 16 "
-        "float32 steps across, which regioncam's float32 cannot hold; the table names them.",
+        "float32 steps across, which regioncam's float32 cannot hold; the table names them. The last two columns "
+        "(nets run with --numpy-too): splineviz with its compiled kernels switched off, timed as a third tool in "
+        "the same interleaved repeats: its median ratio to regioncam, and the median per-repeat ratio of compiled "
+        "to numpy-only time (below 1: the kernels are faster).",
         "",
         *_markdown_table(header, table),
         "",

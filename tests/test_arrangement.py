@@ -13,6 +13,7 @@ from splineviz.partition.graph import PlanarGraph, radix_order
 from tests.oracles import assert_consistent, grid
 
 BOUNDS = (-2.0, 2.0, -1.5, 2.5)
+pytestmark = pytest.mark.usefixtures("numpy_alone")  # numpy's one-pass arrangement, which the kernels bypass
 
 
 def random_net(seed: int, depth: int, width: int, kind: str) -> list:

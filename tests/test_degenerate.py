@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ R = 3  # domain [-R, R]^2 with integer corners, so integer lines often pass thro
 BOUNDS = (-R, R, -R, R)
 coef = st.integers(-3, 3)
 line = st.tuples(coef, coef, coef)
+pytestmark = pytest.mark.usefixtures("engine")  # every test with the compiled kernels and with numpy alone
 
 
 def arrangement_regions(lines: list[tuple[int, int, int]]) -> int:

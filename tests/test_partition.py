@@ -12,6 +12,7 @@ from splineviz.partition import (Affine, Cancelled, LeakyReLU, MaxPool, Partitio
 from tests.oracles import assert_consistent, grid, point_codes
 
 BOUNDS = (-3.0, 3.0, -3.0, 3.0)
+pytestmark = pytest.mark.usefixtures("engine")  # every test with the compiled kernels and with numpy alone
 
 
 def random_mlp(widths, seed, activation=ReLU, scale=1.0):
@@ -194,14 +195,15 @@ def test_errors_are_clear():
 
 
 @pytest.mark.parametrize("refine", ["auto", "unit"])
-def test_progress_and_cancel(refine):
-    """Progress rises to 1; cancel is polled after every unit (or every chunk taken at once) and stops the trace."""
+def test_progress_and_cancel(refine, engine):
+    """Progress rises to 1; cancel is polled after every unit (numpy), every chunk taken at once, or every call
+    of the compiled kernel (a layer of a small net), and stops the trace."""
     ops = random_mlp((2, 16, 16, 2), 14)
     seen = []
     trace(ops, bounds=BOUNDS, progress=lambda f, msg: seen.append(f), refine=refine)
     assert seen == sorted(seen) and seen[-1] == 1.0
     calls = []
-    stop_after = 1 if refine == "auto" else 5
+    stop_after = 1 if refine == "auto" or engine == "compiled" else 5
     with pytest.raises(Cancelled):
         trace(ops, bounds=BOUNDS, cancel=lambda: calls.append(1) or len(calls) > stop_after, refine=refine)
     assert len(calls) == stop_after + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .errors import PartitionBudgetError
 
 OUTSIDE = -1  # face id of everything outside the domain
@@ -138,6 +139,27 @@ class PlanarGraph:
                         axis=1) if table.shape[1] else np.zeros((self.n_faces, 0))
         return sums / (2 * np.maximum(sides, 1))[:, None]
 
+    def corner_signs(self, values: np.ndarray, tol: np.ndarray) -> np.ndarray:
+        """(faces, k) bool: is value column i positive in the face? values: (n, k) at the vertices.
+
+        Read at the face's first corner off the unit's line by more than tol[i] (corners in a fixed
+        order: the ends of the face's edges, face a of every edge first, then face b). Once a
+        layer is cut, a face lies on one side of each of its units' lines, so any such corner
+        tells which; a face with no corner off the line lies on it, and counts as not positive.
+        """
+        e = self.edges[:, : self.m]
+        face = np.concatenate([e[FA], e[FB]])
+        inside = np.flatnonzero(face != OUTSIDE)
+        order = inside[face.take(inside).argsort(kind="stable")]
+        ends = np.concatenate([e[E0: E1 + 1], e[E0: E1 + 1]], axis=1).take(order, axis=1)
+        corners = ends.T.ravel()  # the ends of each side, in order
+        z = values.take(corners, axis=0)
+        rank = np.where((z > tol) | (z < -tol), np.arange(z.shape[0])[:, None], z.shape[0])
+        starts = 2 * np.concatenate([[0], np.cumsum(np.bincount(face.take(inside), minlength=self.n_faces))[:-1]])
+        first = np.minimum.reduceat(rank, starts, axis=0) if z.shape[0] else np.zeros((0, z.shape[1]), dtype=np.int64)
+        found = first < z.shape[0]
+        return found & (np.take_along_axis(z, np.minimum(first, z.shape[0] - 1), axis=0) > 0)
+
     def reset_origin(self) -> None:
         """From now on, origin[f] says which of today's faces face f was cut from.
 
@@ -210,6 +232,14 @@ class PlanarGraph:
         to exactly 0 there. `level` may be a view into the value table: it is read before the
         table grows. Returns the number of faces split.
         """
+        if kernels.available():
+            before, level = self.n_faces, np.ascontiguousarray(level, dtype=np.float64)
+            while True:
+                origin, need = self._origin_buffer(), np.zeros(3, dtype=np.int64)
+                if self._took(origin, *kernels.split_level(self.vals, self.edges, origin, level, self.n, self.m,
+                                                           self.n_faces, float(tol), layer, unit,
+                                                           -1 if zero_column is None else zero_column, need), need):
+                    return self.n_faces - before
         n, m = self.n, self.m
         edges = self.edges
         if n + m > self._sign.size:  # a split adds at most m vertices
@@ -283,6 +313,57 @@ class PlanarGraph:
         self.n_faces = n_faces + k
         self.origin = np.concatenate([self.origin[:n_faces], self.origin[split_faces]])
         return k
+
+    def cut_layer(self, first_column: int, weight: np.ndarray, bias: np.ndarray, rel_tol: float, layer: int,
+                  start: int, state: tuple, budget: int = 2**62, work: int = 2**62) -> tuple[int, tuple, np.ndarray]:
+        """Cut along a layer's zero sets, units start, start + 1, ... in compiled code (kernels.cut_layer).
+
+        Unit i's level is value column first_column + i, or (first_column < 0) coords @ weight[i] +
+        bias[i]; each split is exactly `split`'s, labelled (layer, i), and origin restarts with
+        the layer. Stops early, after the unit that takes the faces past `budget` or once about
+        `work` edges have been visited, so that the caller can report progress. Returns (next
+        unit, state for the next call, every face's sign bits once the layer is done).
+        """
+        while True:
+            origin, need = self._origin_buffer(), np.zeros(3, dtype=np.int64)
+            start, n, m, n_faces, lost, status, state, bits = kernels.cut_layer(
+                self.vals, self.edges, origin, self.n, self.m, self.n_faces, first_column, weight, bias, rel_tol,
+                start, layer, budget, work, need, state)
+            if self._took(origin, n, m, n_faces, lost, status, need):
+                return start, state, bits
+
+    def _took(self, origin: np.ndarray, n: int, m: int, n_faces: int, lost: int, status: int,
+              need: np.ndarray) -> bool:
+        """Take a compiled split's counts; if it ran out of room, make the room it asks for. False: call it again."""
+        self.n, self.m, self.n_faces = n, m, n_faces
+        self.n_unresolved += lost
+        self.origin = origin[:n_faces]
+        if status != kernels.NEED_ROOM:
+            return True
+        self.reserve(*(int(x) for x in need))
+        return False
+
+    def reserve(self, rows: int, edge_columns: int, faces: int) -> None:
+        """Room for this many vertices, edges and faces (spare until used), grown by a quarter at least."""
+        self.reserve_vertices(rows)
+        if edge_columns > self.edges.shape[1]:
+            self.allot(48 * _capacity(edge_columns, self.edges.shape[1]))
+            self.edges = _grow_columns(self.edges, edge_columns)
+        origin = self._origin_buffer()
+        if faces > origin.size:
+            grown = np.empty(_capacity(faces, origin.size), dtype=np.int64)
+            grown[: self.n_faces] = self.origin
+            self.origin = grown[: self.n_faces]
+
+    def _origin_buffer(self) -> np.ndarray:
+        """An array that starts with origin and has room past it (origin stays a view of it)."""
+        base = self.origin.base
+        if isinstance(base, np.ndarray) and base.ndim == 1 and base.dtype == np.int64 and base.size > self.n_faces \
+                and self.origin.__array_interface__["data"][0] == base.__array_interface__["data"][0]:
+            return base
+        buffer = np.empty(_capacity(self.n_faces + 1, self.n_faces), dtype=np.int64)
+        buffer[: self.n_faces] = self.origin
+        return buffer
 
     def _chords_between_cuts(self, faces: np.ndarray, first_new: int) -> tuple[np.ndarray, np.ndarray]:
         """The usual case, no vertex on the level set: a crossed face has exactly two cut edges.

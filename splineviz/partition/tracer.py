@@ -3,9 +3,11 @@
 The network is pushed through the planar graph op by op (each op knows how: see ops.Op.cut):
 affine maps transform the values stored at vertices (one matmul per layer), and every nonlinear
 op first cuts the faces along the level sets of its units, so that its output is again affine
-inside every face. A hinge layer (ReLU, LeakyReLU) is cut in chunks of units, each chunk in one
-pass of the line arrangement (arrangement.py); a chunk that is not in generic position is
-halved, down to single units, which the unit-by-unit split (graph.py) handles in every case.
+inside every face. A hinge layer (ReLU, LeakyReLU) is cut unit by unit in compiled code where
+numba is installed (kernels.py: a layer per call, so small networks are not all call overhead);
+with numpy alone, in chunks of units, each chunk in one pass of the line arrangement
+(arrangement.py); a chunk that is not in generic position is halved, down to single units,
+which the unit-by-unit split (graph.py) handles in every case.
 While cutting, the tracer records each layer's activation code per face and each face's parent,
 so that codes per region never need a second forward pass.
 """
@@ -18,11 +20,12 @@ from typing import Optional, Union
 
 import numpy as np
 
+from . import kernels
 from .arrangement import max_units, refine_by_layer
 from .domain import DEFAULT_BOUNDS, Plane, convex_domain
 from .errors import Cancelled, PartitionBudgetError
 from .graph import E0, E1, FB, LAYER, OUTSIDE, UNIT, VALUES, PlanarGraph
-from .ops import Affine, Hinge, Op, normalize
+from .ops import Affine, Hinge, Op, ReLU, normalize
 from .result import LayerRecord, Partition
 
 Progress = Optional[Callable[[float, str], None]]
@@ -35,6 +38,8 @@ REL_TOL = 1e-10  # values this close to zero, relative to the unit's range, lie 
 _UFUNC_BUFFER = 1024  # elements: numpy buffers ufuncs on strided value columns, 8192 by default (64 KiB each)
 CHUNK_CELLS = 2**23  # edges x units per one-pass chunk: bounds its (edges, units) temporaries
 CHUNK_UNITS = 32  # units per chunk at most: fewer scans of the graph against bigger temporaries (not tuned)
+_WORK = 2**22  # edge visits per compiled call at most, between progress reports and cancel checks
+_SMALL_GRAPH = 2**16  # edges x units below which a layer's room is reserved in one go
 _BLOCK_CELLS = 2**24  # vertices x units per block when the first layer's values are built for the next map
 
 
@@ -42,9 +47,10 @@ _BLOCK_CELLS = 2**24  # vertices x units per block when the first layer's values
 class Tracer:
     """Implements ops.Cutter: cuts the graph for each op, and keeps budget, progress and cancel.
 
-    refine: "auto" (chunks of the one-pass arrangement, sized to the graph, halved where not in
-    generic position), "unit" (unit by unit: the reference path) or an int k (chunks of at most
-    k units; tests use it to compare chunkings).
+    refine: "auto" (with numba: unit by unit in compiled code; else chunks of the one-pass
+    arrangement, sized to the graph, halved where not in generic position), "unit" (unit by unit:
+    compiled with numba, else numpy's split, the reference the kernels are tested against) or an
+    int k (numpy chunks of at most k units; tests use it to compare chunkings).
     """
 
     total: int
@@ -108,6 +114,8 @@ class Tracer:
         """
         if self.activation is not None:  # a hinge right after the first one: its input must be stored
             self.materialize(graph)
+        if kernels.available() and self.refine in ("auto", "unit"):
+            return self._compiled_zero_sets(graph, layer)
         values = graph.values if self.first is None else self._first_values(graph, slice(None))
         width = values.shape[1]
         tol = REL_TOL * np.maximum(values.max(axis=0, initial=0.0), -values.min(axis=0, initial=0.0))
@@ -147,16 +155,32 @@ class Tracer:
                 single.append(int(units[0]))
         codes.sync()
         if single:
-            if self.first is None:
-                means = graph.face_means(np.array(single))
-            else:
-                self._load_first(graph, np.array(single))
-                means = graph.face_means(np.arange(len(single)))
-            codes.from_means(single, means > tol[single])
+            values = graph.values.take(single, axis=1) if self.first is None else self._first_values(graph, single)
+            codes.from_signs(single, graph.corner_signs(values, tol[single]))
         if self.first is not None:
             graph.vals = graph.value_table(0)  # the coordinates are all the first layer keeps
         self.parent = codes.parent.copy()  # copies drop the spare rows
         return codes.bits.copy()
+
+    def _compiled_zero_sets(self, graph: PlanarGraph, layer: int) -> np.ndarray:
+        """Unit by unit in compiled code (kernels.py): the very graph, codes and parents of the numpy path."""
+        if self.first is None:
+            width = graph.vals.shape[1] - VALUES
+            column, weight, bias = VALUES, np.zeros((width, 2)), np.zeros(width)
+        else:  # one dtype and layout always, or numba would compile the kernels again
+            column = -1
+            weight, bias = (np.ascontiguousarray(a, dtype=np.float64) for a in self.first)
+            width = bias.size
+        if graph.m * (width + 1) < _SMALL_GRAPH:  # small: make room for the whole layer at once (a guess)
+            graph.reserve(2 * graph.n + 8 * width, 2 * graph.m + 16 * width, 2 * graph.n_faces + 8 * width)
+        start, state, bits = 0, kernels.fresh_state(width), np.zeros((graph.n_faces, 0), dtype=np.uint8)
+        while start < width:
+            done, state, bits = graph.cut_layer(column, weight, bias, REL_TOL, layer, start, state, self.budget, _WORK)
+            self.step(graph, layer, done - 1, done - start)
+            start = done
+        self.parent = graph.origin.copy()
+        graph.reset_origin()
+        return bits
 
     def tournament(self, graph: PlanarGraph, groups: Sequence[Sequence[int]], layer: int) -> np.ndarray:
         """Cut where candidate j of a group overtakes the group's running max, for every group.
@@ -284,8 +308,8 @@ class _Codes:
         for i, unit in enumerate(units):
             self.bits[:, unit // 8] |= (((signs >> i) & 1) << (unit % 8)).astype(np.uint8)
 
-    def from_means(self, units: Sequence[int], positive: np.ndarray) -> None:
-        """Bits of units cut one by one: their sign at each face's centre (positive[:, i] for units[i])."""
+    def from_signs(self, units: Sequence[int], positive: np.ndarray) -> None:
+        """Bits of units cut one by one, read off the faces' corners (positive[:, i] for units[i])."""
         for i, unit in enumerate(units):
             self.bits[:, unit // 8] |= (positive[:, i].astype(np.uint8) << np.uint8(unit % 8))
 
@@ -317,8 +341,10 @@ def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, 
         Cap on the graph's tables: every table's size is predicted before it is allocated, and
         PartitionBudgetError is raised instead of allocating one that breaks the cap.
     refine : "auto", "unit" or int
-        How hinge layers are cut: in chunks of the one-pass arrangement ("auto"), unit by unit
-        (the reference path), or in chunks of at most this many units.
+        How hinge layers are cut: "auto" and "unit" unit by unit in compiled code where numba is
+        installed (SPLINEVIZ_NUMBA=0 switches it off); with numpy alone, "auto" in chunks of the
+        one-pass arrangement and "unit" unit by unit (the reference path); an int: numpy chunks
+        of at most this many units.
     domain : deprecated
         The old name of `bounds`.
 
@@ -368,6 +394,18 @@ def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, 
         tracer.materialize(graph)  # a purely affine network: its outputs are the first map's
         overlay, decision = _decision_overlay(graph, len(layers), decision_classes)
     return Partition(graph, ops, layers, overlay, decision, decision_classes, plane)
+
+
+def load_kernels() -> None:
+    """Load (or, the first time, compile) the compiled kernels now, by tracing a tiny net.
+
+    A server calls it before it forks its jobs: they inherit the loaded kernels instead of each
+    loading them from numba's cache at its first trace (seconds). Without numba it costs a
+    millisecond.
+    """
+    rng = np.random.default_rng(0)
+    trace([Affine(rng.normal(size=(6, 2)), rng.normal(size=6)), ReLU(),
+           Affine(rng.normal(size=(3, 6)), rng.normal(size=3))])  # three classes: the decision overlay's split too
 
 
 def _cut_layers(graph: PlanarGraph, width: int, ops: Sequence[Op], tracer: Tracer) -> list[LayerRecord]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from dash import Dash
 from dash.background_callback.managers import BaseBackgroundCallbackManager
 
+from splineviz.partition.tracer import load_kernels
 from splineviz.web import shell
 from splineviz.web.deploy import serve_jobs
 from splineviz.web.manager import make_manager
@@ -19,6 +20,7 @@ def create_app(manager: BaseBackgroundCallbackManager | None = None, shared_key:
     ``shared_key``: see deploy.serve_jobs (SPLINEVIZ_SECRET_KEY is required with Celery or several workers).
     """
     manager = manager or make_manager()
+    load_kernels()  # jobs are forked from this process: they inherit the compiled kernels, loaded once
     app = Dash(__name__, title="splineviz", assets_folder=str(ASSETS), update_title=None,
                background_callback_manager=manager, suppress_callback_exceptions=True)
     serve_jobs(app, manager, shared_key)

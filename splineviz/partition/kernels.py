@@ -1,0 +1,552 @@
+"""Compiled kernels (numba) for the unit-by-unit split, used when numba is installed.
+
+PlanarGraph.split in numpy costs some fifty calls per unit whatever the graph's size, so small
+networks are all call overhead; here a whole layer of units runs in one compiled call. Each unit
+is cut exactly as PlanarGraph.split cuts it: the same tolerance rule, the same float operations
+in the same order, the same numbering of new vertices, edges and faces. So the compiled path
+gives the very same graph as the numpy path, which stays the reference it is tested against.
+
+numba is optional. Without it (or with SPLINEVIZ_NUMBA=0 in the environment) `available()` is
+False and the tracer uses numpy alone.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+NEED_ROOM, OVER_BUDGET, DONE = 1, 2, 0  # why cut_layer or split_level returned
+
+try:
+    if os.environ.get("SPLINEVIZ_NUMBA", "1").strip().lower() in ("0", "false", "no", "off"):
+        raise ImportError("disabled by SPLINEVIZ_NUMBA")
+    from numba import njit
+except ImportError:  # numpy alone
+    njit = None
+
+_enabled = njit is not None
+
+
+def available() -> bool:
+    """Whether the compiled kernels are used (numba installed and not switched off)."""
+    return _enabled
+
+
+def use(enabled: bool) -> bool:
+    """Switch the compiled kernels on or off (off always works); returns the previous setting."""
+    global _enabled
+    previous = _enabled
+    _enabled = bool(enabled) and njit is not None
+    return previous
+
+
+def _jit(function):
+    return njit(cache=True, nogil=True)(function) if njit is not None else function
+
+
+@_jit
+def _value(vals, i, unit, col0, weight, bias):
+    """A unit's value at vertex i: value column col0 + unit, or (col0 < 0: the first layer, whose
+    values are not stored) coords @ weight[unit] + bias[unit], in the tracer's order of operations."""
+    if col0 >= 0:
+        return vals[i, col0 + unit]
+    return vals[i, 0] * weight[unit, 0] + vals[i, 1] * weight[unit, 1] + bias[unit]
+
+
+@_jit
+def _sign(v, tol):
+    if v > tol:
+        return 1
+    if v < -tol:
+        return -1
+    return 0
+
+
+@_jit
+def _sign_at(pos, neg, v, word, bit):
+    if pos[v, word] & bit:
+        return 1
+    if neg[v, word] & bit:
+        return -1
+    return 0
+
+
+@_jit
+def _crosses(pos, neg, a, b, word):
+    """The units of this word of the sign masks whose levels have opposite signs at vertices a and b."""
+    return (pos[a, word] & neg[b, word]) | (neg[a, word] & pos[b, word])
+
+
+@_jit
+def _set_signs(pos, neg, vals, i, first, last, lo, col0, weight, bias, tol, zeros):
+    """Signs of units first..last-1 (block positions; the block starts at unit lo) at vertex i."""
+    for j in range(first, last):
+        z = _value(vals, i, lo + j, col0, weight, bias)
+        bit = np.uint64(1) << np.uint64(j & 63)
+        if z > tol[lo + j]:
+            pos[i, j >> 6] |= bit
+        elif z < -tol[lo + j]:
+            neg[i, j >> 6] |= bit
+        else:
+            zeros[j] += 1
+
+
+_DE_BRUIJN = np.array([0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55, 59, 36, 53, 51, 43, 22, 45,
+                       39, 33, 30, 24, 18, 12, 5, 63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21, 44, 32, 23, 11, 46,
+                       26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9, 13, 8, 7, 6], dtype=np.int64)
+
+
+@_jit
+def _lowest_bit(x):
+    """Position of the lowest set bit of a nonzero uint64 (a de Bruijn multiplication)."""
+    return _DE_BRUIJN[((x & (~x + np.uint64(1))) * np.uint64(0x03F79D71B4CB0A89)) >> np.uint64(58)]
+
+
+@_jit
+def _scratch(edge_room, face_room):
+    """Per-call work arrays: crossing and candidate edges, and per-face state (kept clean between splits)."""
+    return (np.empty(edge_room, dtype=np.int64), np.empty(edge_room, dtype=np.int64),
+            np.zeros(face_room, dtype=np.int8), np.zeros(face_room, dtype=np.int8),
+            np.empty(face_room, dtype=np.int64), np.empty(face_room, dtype=np.int64),
+            np.full(face_room, -1, dtype=np.int64), np.empty(face_room, dtype=np.int64))
+
+
+@_jit
+def _sides(edges, m, head, after):
+    """Every face's sides as a linked list (head[f], then after[s]): side 2e + k is edge e's face a (k = 0)
+    or face b (k = 1) side. They let a split visit only the edges of the faces it cuts."""
+    head[:] = -1
+    for e in range(m):
+        for k in range(2):
+            f = edges[2 + k, e]
+            if f >= 0:
+                after[2 * e + k] = head[f]
+                head[f] = 2 * e + k
+
+
+@_jit
+def _add_point(f, point, count, first, second):
+    """Count a distinct zero point of face f (3 stands for three or more)."""
+    k = count[f]
+    if k == 0:
+        first[f] = point
+        count[f] = 1
+    elif k == 1:
+        if point != first[f]:
+            second[f] = point
+            count[f] = 2
+    elif k == 2:
+        if point != first[f] and point != second[f]:
+            count[f] = 3
+
+
+@_jit
+def _split_one(vals, edges, origin, n, m, n_faces, pos, neg, word, bit, zeros, level, col0, weight, bias, unit,
+               label, layer, zero_column, need, scratch, n_listed, head, after):
+    """Cut every face where a unit's level changes sign: PlanarGraph.split, compiled.
+
+    The level's sign at vertex i < n is +1 where pos[i, word] & bit, -1 where neg[i, word] & bit,
+    else 0 (within tolerance), and `zeros` vertices are 0; the level itself is level[i] or, if
+    level is empty, _value(..., unit, ...).
+    Crossing edges are looked for among the first n_listed edges of scratch[1] (ascending; no
+    vertex may be zero then), or among all edges if n_listed < 0. With side lists (head not
+    empty), only the edges of the faces cut are visited to move their negative sides, and the
+    lists are kept up to date; else every edge is. Returns (n, m, n_faces, unresolved, status):
+    status NEED_ROOM, with the graph untouched and the rows, edge columns and face entries the
+    cut needs in `need`, when the tables cannot take it; else DONE.
+    """
+    cross, listed, count, seen, first, second, new_face, touched = scratch
+    c = 0
+    if n_listed >= 0:
+        for r in range(n_listed):
+            e = listed[r]
+            if _crosses(pos, neg, edges[0, e], edges[1, e], word) & bit:
+                cross[c] = e
+                c += 1
+    else:
+        for e in range(m):
+            if _crosses(pos, neg, edges[0, e], edges[1, e], word) & bit:
+                cross[c] = e
+                c += 1
+    if c == 0 and zeros == 0:
+        return n, m, n_faces, 0, DONE
+    # the faces to split and their two zero points, as numpy's pairing finds them
+    t = 0
+    if zeros == 0:  # every crossed face has two cut edges: face a of every cut edge, then face b, in order
+        for field in range(2, 4):
+            for i in range(c):
+                f = edges[field, cross[i]]
+                if f < 0:
+                    continue
+                if count[f] == 0:
+                    touched[t] = f
+                    t += 1
+                    first[f] = n + i
+                    count[f] = 1
+                elif count[f] == 1:
+                    second[f] = n + i
+                    count[f] = 2
+                else:
+                    count[f] = 3
+    else:  # faces with a corner on the level set: those that see both signs are split between their zero points
+        for field in range(2, 4):
+            i = 0
+            for e in range(m):
+                a, b = edges[0, e], edges[1, e]
+                sa, sb = _sign_at(pos, neg, a, word, bit), _sign_at(pos, neg, b, word, bit)
+                crossing = i < c and cross[i] == e
+                if crossing:
+                    i += 1
+                elif sa != 0 and sb != 0:
+                    continue
+                f = edges[field, e]
+                if f < 0:
+                    continue
+                if seen[f] == 0:
+                    touched[t] = f
+                    t += 1
+                    seen[f] = 4
+                if sa > 0 or sb > 0:
+                    seen[f] |= 1
+                if sa < 0 or sb < 0:
+                    seen[f] |= 2
+                if crossing:
+                    _add_point(f, n + i - 1, count, first, second)
+                if sa == 0:
+                    _add_point(f, a, count, first, second)
+                if sb == 0:
+                    _add_point(f, b, count, first, second)
+    touched[:t].sort()
+    k, unresolved = 0, 0
+    for r in range(t):
+        f = touched[r]
+        if zeros == 0 or seen[f] & 3 == 3:
+            if count[f] == 2:
+                new_face[f] = n_faces + k
+                k += 1
+            else:
+                unresolved += 1
+    if n + c > vals.shape[0] or m + c + k > edges.shape[1] or n_faces + k > origin.shape[0]:
+        need[0], need[1], need[2] = n + c, m + c + k, n_faces + k
+        _clean(touched, t, count, seen, new_face)
+        return n, m, n_faces, 0, NEED_ROOM
+    lists = head.size > 0
+    # 1. cut crossing edges (new vertex n + i on the i-th crossing edge; its second half is edge m + i)
+    width = vals.shape[1]
+    for i in range(c):
+        e = cross[i]
+        a, b = edges[0, e], edges[1, e]
+        if level.size:
+            za, zb = level[a], level[b]
+        else:
+            za, zb = _value(vals, a, unit, col0, weight, bias), _value(vals, b, unit, col0, weight, bias)
+        t_ = za / (za - zb)
+        row = n + i
+        for j in range(width):
+            vals[row, j] = vals[a, j] + (vals[b, j] - vals[a, j]) * t_
+        if zero_column >= 0:
+            vals[row, zero_column] = 0.0
+        for field in range(6):
+            edges[field, m + i] = edges[field, e]
+        edges[0, m + i] = row
+        edges[1, e] = row
+        pos[row, :] = 0  # zero here; the caller adds the signs of the units it has yet to cut
+        neg[row, :] = 0
+        if lists:  # the second half lies in the same faces as the first
+            for side in range(2):
+                if edges[2 + side, e] >= 0:
+                    after[2 * (m + i) + side] = after[2 * e + side]
+                    after[2 * e + side] = 2 * (m + i) + side
+    n += c
+    m += c
+    if k > 0:
+        # 2. the negative side of every split face moves to its new face
+        if lists:
+            for r in range(t):
+                f = touched[r]
+                g = new_face[f]
+                if g < 0:
+                    continue
+                s, keep, moved = head[f], -1, -1
+                while s >= 0:
+                    following, e = after[s], s >> 1
+                    if (neg[edges[0, e], word] | neg[edges[1, e], word]) & bit:
+                        edges[2 + (s & 1), e] = g
+                        after[s], moved = moved, s
+                    else:
+                        after[s], keep = keep, s
+                    s = following
+                head[f], head[g] = keep, moved
+        else:
+            for e in range(m):
+                for field in range(2, 4):
+                    f = edges[field, e]
+                    if f >= 0 and new_face[f] >= 0 and (neg[edges[0, e], word] | neg[edges[1, e], word]) & bit:
+                        edges[field, e] = new_face[f]
+        # 3. one chord per split face, from its first zero point to its second (numpy: by vertex id, but
+        # for two cut edges of a face in generic position, where they come in the order they were found)
+        for r in range(t):
+            f = touched[r]
+            g = new_face[f]
+            if g < 0:
+                continue
+            e = m + g - n_faces
+            p, q = first[f], second[f]
+            if (zeros > 0 or unresolved > 0) and q < p:
+                p, q = q, p
+            edges[0, e], edges[1, e], edges[2, e], edges[3, e] = p, q, f, g
+            edges[4, e], edges[5, e] = layer, label
+            origin[g] = origin[f]
+            if lists:
+                after[2 * e], head[f] = head[f], 2 * e
+                after[2 * e + 1], head[g] = head[g], 2 * e + 1
+    _clean(touched, t, count, seen, new_face)
+    return n, m + k, n_faces + k, unresolved, DONE
+
+
+@_jit
+def _clean(touched, t, count, seen, new_face):
+    for r in range(t):
+        f = touched[r]
+        count[f], seen[f], new_face[f] = 0, 0, -1
+
+
+@_jit
+def split_level(vals, edges, origin, level, n, m, n_faces, tol, layer, label, zero_column, need):
+    """One split by the given level (PlanarGraph.split); returns (n, m, n_faces, unresolved, status)."""
+    pos = np.zeros((vals.shape[0], 1), dtype=np.uint64)
+    neg = np.zeros((vals.shape[0], 1), dtype=np.uint64)
+    zeros = 0
+    for i in range(n):
+        if level[i] > tol:
+            pos[i, 0] = 1
+        elif level[i] < -tol:
+            neg[i, 0] = 1
+        else:
+            zeros += 1
+    empty = np.empty((0, 2))
+    none = np.empty(0, dtype=np.int64)
+    n, m, n_faces, lost, status = _split_one(vals, edges, origin, n, m, n_faces, pos, neg, 0, np.uint64(1), zeros,
+                                             level, -1, empty, empty[0], 0, label, layer, zero_column, need,
+                                             _scratch(edges.shape[1], origin.shape[0]), -1, none, none)
+    return n, m, n_faces, lost, status
+
+
+BLOCK = 128  # units whose signs are read and crossings found in one pass over the vertices and edges
+
+
+@_jit
+def _append(unit, edge, items, first_item, last_item, count):
+    """Add edge to unit's list of candidate crossings (a linked list in items; grows it as needed)."""
+    if count == items.shape[1]:
+        grown = np.empty((2, 2 * count + 64), dtype=np.int64)
+        grown[:, :count] = items
+        items = grown
+    items[0, count], items[1, count] = edge, -1
+    if last_item[unit] >= 0:
+        items[1, last_item[unit]] = count
+    else:
+        first_item[unit] = count
+    last_item[unit] = count
+    return items, count + 1
+
+
+@_jit
+def _append_crossings(edges, e, pos, neg, first, size, items, first_item, last_item, count):
+    """Add edge e to the lists of the block's units first..size-1 whose levels it crosses."""
+    a, b = edges[0, e], edges[1, e]
+    for word in range(first >> 6, (size + 63) >> 6):
+        x = _crosses(pos, neg, a, b, word)
+        if word == first >> 6:
+            x &= ~np.uint64(0) << np.uint64(first & 63)
+        while x:
+            items, count = _append(64 * word + _lowest_bit(x), e, items, first_item, last_item, count)
+            x &= x - np.uint64(1)
+    return items, count
+
+
+def fresh_state(units: int) -> tuple:
+    """What cut_layer keeps from one call to the next, before its first call on a layer."""
+    size = max(1, min(BLOCK, units))
+    words = (size + 63) // 64
+    return (np.zeros((0, words), dtype=np.uint64), np.zeros((0, words), dtype=np.uint64),
+            np.zeros(size, dtype=np.int64), np.full(size, -1, dtype=np.int64), np.full(size, -1, dtype=np.int64),
+            np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.array([-1, 0, 0, 0], dtype=np.int64),
+            np.empty((2, 1024), dtype=np.int64), np.empty(units, dtype=np.float64))
+
+
+@_jit
+def _fit(st, rows, edge_room, face_room, m):
+    """The state's tables made to fit the graph's (after the caller grew those), contents kept."""
+    pos, neg, zeros, first_item, last_item, head, after, state, items, tol = st
+    if pos.shape[0] < rows:
+        grown_pos = np.zeros((rows, pos.shape[1]), dtype=np.uint64)
+        grown_neg = np.zeros((rows, pos.shape[1]), dtype=np.uint64)
+        grown_pos[: pos.shape[0]] = pos
+        grown_neg[: neg.shape[0]] = neg
+        pos, neg = grown_pos, grown_neg
+    if after.size < 2 * edge_room:
+        grown = np.empty(2 * edge_room, dtype=np.int64)
+        used = min(2 * m, after.size)
+        grown[:used] = after[:used]
+        after = grown
+    if head.size < face_room:
+        grown = np.full(face_room, -1, dtype=np.int64)
+        grown[: head.size] = head
+        head = grown
+    return pos, neg, zeros, first_item, last_item, head, after, state, items, tol
+
+
+@_jit
+def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, start, layer, budget, work, need, st):
+    """Cut along the zero sets of a layer's units, start, start + 1, ... one after the other.
+
+    Unit i's value is value column col0 + i, or (col0 < 0) coords @ weight[i] + bias[i]. Each
+    unit is split exactly as PlanarGraph.split splits it, with the tracer's tolerance (rel_tol
+    times the unit's largest absolute value at the layer's vertices), labelled (layer, i).
+
+    A block of units at a time: their signs at every vertex (bit masks pos, neg) in one pass over
+    the vertex rows, the edges each of them crosses (linked lists in items) in one pass over the
+    edges; new vertices and edges are added to both as they are made. Each unit's split then
+    visits only its candidate edges and the faces it cuts (through side lists head, after), so a
+    unit costs what it cuts, not the graph's size. All of it lives in `st` from call to call
+    (fresh_state() before the first; nothing else may change the graph in between), with
+    state = (the block's first unit, its size, the lists' length, whether side lists are built).
+
+    Returns (next unit, n, m, n_faces, unresolved, status, st, bits): after all units (with
+    every face's sign bits, as sign_bits gives them; else bits is empty), when the tables are
+    full (NEED_ROOM: the caller grows them and calls again), when the faces pass the budget
+    (OVER_BUDGET), or after the unit that takes the edges visited past `work`.
+    """
+    units = weight.shape[0]
+    st = _fit(st, vals.shape[0], edges.shape[1], origin.shape[0], m)
+    pos, neg, zeros, first_item, last_item, head, after, state, items, tol = st
+    no_bits = np.zeros((0, 0), dtype=np.uint8)
+    if start == 0 and state[3] == 0:  # a new layer: the faces' origins, the tolerances
+        for f in range(n_faces):
+            origin[f] = f
+        for u in range(units):
+            high, low = 0.0, 0.0
+            for i in range(n):
+                z = _value(vals, i, u, col0, weight, bias)
+                high, low = max(high, z), min(low, z)
+            tol[u] = rel_tol * max(high, -low)
+    scratch = _scratch(edges.shape[1], origin.shape[0])
+    listed = scratch[1]
+    if state[3] == 0:
+        _sides(edges, m, head, after)
+        state[3] = 1
+    empty = np.empty(0)
+    unresolved, spent, unit = 0, 0, start
+    while unit < units:
+        lo, size = state[0], state[1]
+        if not lo <= unit < lo + size:  # a new block, from this unit on
+            lo, size = unit, min(zeros.size, units - unit)
+            state[0], state[1] = lo, size
+            pos[:n] = 0
+            neg[:n] = 0
+            zeros[:] = 0
+            for i in range(n):
+                _set_signs(pos, neg, vals, i, 0, size, lo, col0, weight, bias, tol, zeros)
+            first_item[:] = -1
+            last_item[:] = -1
+            count = 0
+            for e in range(m):
+                items, count = _append_crossings(edges, e, pos, neg, 0, size, items, first_item, last_item, count)
+            state[2] = count
+            spent += m
+        count = state[2]
+        while unit < lo + size:
+            j = unit - lo
+            n_listed = -1
+            if zeros[j] == 0:
+                n_listed, r = 0, first_item[j]
+                while r >= 0:
+                    listed[n_listed] = items[0, r]
+                    n_listed += 1
+                    r = items[1, r]
+            before_n, before_m = n, m
+            n, m, n_faces, lost, status = _split_one(vals, edges, origin, n, m, n_faces, pos, neg, j >> 6,
+                                                     np.uint64(1) << np.uint64(j & 63), zeros[j], empty, col0,
+                                                     weight, bias, unit, unit, layer,
+                                                     col0 + unit if col0 >= 0 else -1, need, scratch, n_listed,
+                                                     head, after)
+            st = (pos, neg, zeros, first_item, last_item, head, after, state, items, tol)
+            if status == NEED_ROOM:
+                return unit, n, m, n_faces, unresolved, NEED_ROOM, st, no_bits
+            for i in range(before_n, n):  # the new vertices' signs for the units still to come
+                _set_signs(pos, neg, vals, i, j + 1, size, lo, col0, weight, bias, tol, zeros)
+            if j + 1 < size:
+                for e in range(before_m, m):  # and the new edges that cross them
+                    items, count = _append_crossings(edges, e, pos, neg, j + 1, size, items, first_item, last_item,
+                                                     count)
+            state[2] = count
+            unresolved += lost
+            spent += (m if n_listed < 0 else n_listed) + m - before_m
+            unit += 1
+            if n_faces > budget:
+                st = (pos, neg, zeros, first_item, last_item, head, after, state, items, tol)
+                return unit, n, m, n_faces, unresolved, OVER_BUDGET, st, no_bits
+            if spent > work and unit < units:
+                st = (pos, neg, zeros, first_item, last_item, head, after, state, items, tol)
+                return unit, n, m, n_faces, unresolved, DONE, st, no_bits
+    st = (pos, neg, zeros, first_item, last_item, head, after, state, items, tol)
+    bits = sign_bits(vals, edges, m, n_faces, units, col0, weight, bias, tol) if unit == units else no_bits
+    return unit, n, m, n_faces, unresolved, DONE, st, bits
+
+
+@_jit
+def sign_bits(vals, edges, m, n_faces, units, col0, weight, bias, tol):
+    """Each face's sign bits (PlanarGraph.corner_signs, compiled, packed eight units a byte).
+
+    Bit i: unit i's value at the face's first corner off its line by more than tol[i] is
+    positive. Corners are read in the order corner_signs reads them: the ends of the face's
+    edges, face a of every edge first, then face b.
+    """
+    bits = np.zeros((n_faces, (units + 7) // 8), dtype=np.uint8)
+    ptr = np.zeros(n_faces + 1, dtype=np.int64)  # the faces' sides, by a stable counting sort
+    for field in range(2, 4):
+        for e in range(m):
+            if edges[field, e] >= 0:
+                ptr[edges[field, e] + 1] += 1
+    for f in range(n_faces):
+        ptr[f + 1] += ptr[f]
+    side = np.empty(ptr[n_faces], dtype=np.int64)
+    fill = ptr[:n_faces].copy()
+    for field in range(2, 4):
+        for e in range(m):
+            f = edges[field, e]
+            if f >= 0:
+                side[fill[f]] = e
+                fill[f] += 1
+    pending = np.empty(units, dtype=np.int64)
+    for f in range(n_faces):
+        v = edges[0, side[ptr[f]]]  # the first corner settles nearly every unit
+        left = 0
+        for byte in range((units + 7) // 8):
+            code = 0
+            for u in range(8 * byte, min(8 * byte + 8, units)):
+                z = _value(vals, v, u, col0, weight, bias)
+                if z > tol[u]:
+                    code |= 1 << (u - 8 * byte)
+                elif z >= -tol[u]:
+                    pending[left] = u
+                    left += 1
+            bits[f, byte] = code
+        s, end = ptr[f], 1
+        while left > 0 and s < ptr[f + 1]:
+            v = edges[end, side[s]]
+            still = 0
+            for r in range(left):
+                u = pending[r]
+                z = _value(vals, v, u, col0, weight, bias)
+                if z > tol[u]:
+                    bits[f, u >> 3] |= np.uint8(1 << (u & 7))
+                elif z >= -tol[u]:
+                    pending[still] = u
+                    still += 1
+            left = still
+            end += 1
+            if end == 2:
+                s, end = s + 1, 0
+    return bits
