@@ -68,6 +68,19 @@ def mnist_image(index: int) -> tuple[np.ndarray, int]:
     return data.x_test[index], int(data.y_test[index])
 
 
+def label_of(index: Any) -> int:
+    """The digit shown by test image ``index`` (a ValueError for an index that does not exist)."""
+    return int(mnist_data().y_test[check_index(index)])
+
+
+def first_of(digit: Any) -> int:
+    """The index of the first test image of ``digit`` (0-9): what picking a digit loads."""
+    matches = (mnist_data().y_test == digit).nonzero()[0]
+    if not len(matches):
+        raise ValueError(f"there is no test image of the digit {digit!r}; digits go from 0 to 9")
+    return int(matches[0])
+
+
 def mnist_slice(arch_key: str, blob: str, index0: int, index1: int, extent: float = 1.0,
                 progress: Progress = quiet, cancel: Cancel | None = None) -> dict[str, Any]:
     """Partition of the plane x = a*img0 + b*img1, (a, b) in [0, extent]^2, with a class grid for hovering."""
