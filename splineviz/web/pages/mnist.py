@@ -142,19 +142,22 @@ def register(app: Dash) -> None:
 
 
 def _register_picker(app: Dash, picker: ids.Picker) -> None:
-    @callback(app, output={"digit": Output(picker.digit, "value"),
-                           "index": Output(picker.index, "value", allow_duplicate=True)},
+    @callback(app, output={"digit": Output(picker.digit, "value")},
               inputs={"digit": Input(picker.digit, "value"), "index": Input(picker.index, "value")},
               prevent_initial_call=True)
     def agree(digit: Any, index: Any) -> dict:
         """Keep the digit and the index in agreement, whichever changed: a new digit loads its first test image,
-        a new index (typed, a thumbnail, a link) sets the digit to its label. The layout starts them agreeing."""
+        a new index (typed, a thumbnail, a link) sets the digit to its label. The layout starts them agreeing.
+
+        The index is set with ``set_props``, not as an output: the URL binding (shell.sync_url) both reads and
+        writes it, and a declared output here would make the two callbacks wait for each other."""
         try:
             label = work.label_of(index)
         except ValueError:
             return {}  # the preview says why
         if dash.ctx.triggered_id == picker.digit and digit is not None and digit != label:
-            return {"index": work.first_of(digit)}
+            dash.set_props(picker.index, {"value": work.first_of(digit)})
+            return {}
         return {"digit": label} if digit != label else {}
 
     @callback(app, output={"thumbs": Output(picker.thumbs, "children")},
