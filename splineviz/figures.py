@@ -323,6 +323,10 @@ def image_figure(image: np.ndarray, title: str = "") -> go.Figure:
     return fig
 
 
+_ARROWS = {(1, 0): "→", (-1, 0): "←", (0, 1): "↑", (0, -1): "↓", (1, 1): "↗", (-1, 1): "↖", (1, -1): "↘",
+           (-1, -1): "↙"}  # (sign of x beyond the view, sign of y beyond it) -> the way to the point
+
+
 def plane_marks(points: Mapping[str, tuple[float, float]], bounds: Sequence[float]) -> dict[str, list[dict]]:
     """Layout ``annotations`` and ``shapes`` marking named points of a plane (the MNIST images A at (1, 0) and B at
     (0, 1)): a ring and a label at each point inside ``bounds``; a point outside gets its label at the nearest
@@ -343,7 +347,7 @@ def plane_marks(points: Mapping[str, tuple[float, float]], bounds: Sequence[floa
                                 "arrowcolor": colour, "ax": 24 if x < (xmin + xmax) / 2 else -24,
                                 "ay": -24 if y < (ymin + ymax) / 2 else 24})
         else:
-            arrow = "→" if x > xmax else "←" if x < xmin else "↑" if y > ymax else "↓"
+            arrow = _ARROWS[(x > xmax) - (x < xmin), (y > ymax) - (y < ymin)]
             annotations.append({**label, "text": f"{name} at ({x:g}, {y:g}) {arrow}",
                                 "showarrow": False, "xanchor": "right" if cx >= xmax else "left",
                                 "yanchor": "bottom" if cy <= ymin else "top"})

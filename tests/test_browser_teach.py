@@ -335,6 +335,7 @@ def _slice_layout(driver) -> dict:
 def test_mnist_pickers_agree_and_the_slice_marks_a_and_b(driver, app_url: str) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     from splineviz.web.jobs.mnist import mnist_data
 
@@ -345,20 +346,23 @@ def test_mnist_pickers_agree_and_the_slice_marks_a_and_b(driver, app_url: str) -
     first = {d: int((labels == d).nonzero()[0][0]) for d in range(10)}
     assert text(driver, "mn-caption-a") == f"test image {first[6]}, label 6"
     assert text(driver, "mn-caption-b") == f"test image {first[9]}, label 9"
-    assert driver.find_element(By.ID, "mn-digit-a").text == "6"
+    assert text(driver, "mn-digit-a").strip() == "6"
     # a linked index sets the digit and the thumbnails
     index = int((labels == 4).nonzero()[0][2])
     open_page(driver, app_url + f"/mnist?mn_epochs=1&a={index}", "mnist")
-    wait_for(lambda: driver.find_element(By.ID, "mn-digit-a").text == "4", 30, message="digit 4 for the linked index")
+    wait_for(lambda: text(driver, "mn-digit-a").strip() == "4", 30, message="digit 4 for the linked index")
     wait_for(lambda: driver.execute_script("return document.querySelector('#mn-thumbs-a button.selected')?.title")
              == f"test image {index}", 20, message="the linked image marked among the thumbnails")
     thumbs = driver.execute_script("return [...document.querySelectorAll('#mn-thumbs-a button')].map(b => b.title)")
     assert thumbs == [f"test image {i}" for i in (labels == 4).nonzero()[0][:10]]
-    # a typed index sets the digit
+    # a typed index sets the digit (not the layout's default index: Dash 4's Input compares Enter's value with the
+    # value it was first rendered with, so typing that one back is not sent)
+    second_six = int((labels == 6).nonzero()[0][1])
     box = driver.find_element(By.ID, "mn-idx-a")
-    box.clear()
-    box.send_keys(str(first[6]) + "\n")
-    wait_for(lambda: driver.find_element(By.ID, "mn-digit-a").text == "6", 20, message="digit 6 for a typed index")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(second_six), Keys.ENTER)
+    wait_for(lambda: url_values(driver).get("a") == str(second_six), 20, message="the typed index")
+    wait_for(lambda: text(driver, "mn-digit-a").strip() == "6", 20, message="digit 6 for a typed index")
 
     driver.find_element(By.ID, "mn-train").click()
     wait_for(lambda: "heatmap" in _slice_layout(driver).get("types", []), 180, message="the traced slice")

@@ -182,6 +182,7 @@ class Mnist:
     LEGEND = "mn-legend"
     MODEL = "mn-model"
     SLICE = "mn-slice"
+    PAIR = "mn-pair"  # the labels of images A and B in the traced slice (small, for the legend)
     TRAIN_JOB = job("mn")
     SLICE_JOB = job("mn-slice")
 

@@ -97,12 +97,18 @@ def mnist_slice(arch_key: str, blob: str, index0: int, index1: int, extent: floa
 
 
 def mnist_point(arch_key: str, blob: str, index0: int, index1: int, a: float, b: float) -> dict[str, Any]:
-    """The input image at plane point (a, b) and the class the model predicts for it (hover readout)."""
+    """The input image at plane point (a, b), the class the model predicts for it, and, when A and B show different
+    digits, which of their two classes scores higher there (what the slice's shading shows) (hover readout)."""
     model = _model(arch_key, blob)
     extent = P.EXTENT.hi
     a, b = (float(np.clip(v, 0.0, extent)) for v in (a, b))
-    image = a * mnist_image(index0)[0] + b * mnist_image(index1)[0]
+    (image0, label0), (image1, label1) = mnist_image(index0), mnist_image(index1)
+    image = a * image0 + b * image1
     with torch.no_grad():
         probs = torch.softmax(model(torch.as_tensor(image[None], dtype=torch.float32)), dim=1)[0].numpy()
-    return {"image": image.reshape(28, 28), "predicted": int(probs.argmax()), "confidence": float(probs.max())}
+    pair = None
+    if label0 != label1:
+        pair = (label0, label1) if probs[label0] >= probs[label1] else (label1, label0)
+    return {"image": image.reshape(28, 28), "predicted": int(probs.argmax()), "confidence": float(probs.max()),
+            "pair": pair}
 

@@ -68,7 +68,7 @@ def layout() -> html.Div:
                  graph(ID.HOVER_IMAGE, "260px", modebar=False, figure=empty_figure(HOVER_HINT)),
                  html.Div(id=ID.HOVER_TEXT, className="summary"))
     legend = card("Legend", html.Div(id=ID.LEGEND, className="legend"))
-    stores = [dcc.Store(id=ID.MODEL), dcc.Store(id=ID.SLICE)]
+    stores = [dcc.Store(id=ID.MODEL), dcc.Store(id=ID.SLICE), dcc.Store(id=ID.PAIR)]
     return html.Div([*stores, alert(ID.ALERT), html.Div([controls, view, html.Div([hover, legend], className="side")],
                                                         className="playground")])
 
@@ -88,7 +88,8 @@ def register(app: Dash) -> None:
         _register_picker(app, picker)
 
     @job(app, ID.SLICE_JOB, "Tracing the slice", ID.ALERT,
-         output={"slice": Output(ID.SLICE, "data"), "layer_max": Output(ID.LAYER, "max"),
+         output={"slice": Output(ID.SLICE, "data"), "pair": Output(ID.PAIR, "data"),
+                 "layer_max": Output(ID.LAYER, "max"),
                  "layer": Output(ID.LAYER, "value"), "marks": Output(ID.LAYER, "marks")},
          inputs={"model": Input(ID.MODEL, "data"), "index_a": Input(ID.INDEX_A, "value"),
                  "index_b": Input(ID.INDEX_B, "value"), "extent": Input(ID.EXTENT, "value")},
@@ -105,13 +106,20 @@ def register(app: Dash) -> None:
                             **plane_marks({f"A: {a}": (1.0, 0.0), f"B: {b}": (0.0, 1.0)}, frame["bounds"])}
         result["title"] = f"MNIST slice · {MNIST_ARCHS[model['key']]} · a·image {i} (a {a}) + b·image {j} (a {b})"
         n_layers = len(frame["lines"])
-        return {"slice": result, "layer_max": n_layers - 1, "layer": n_layers - 1,
+        return {"slice": result, "pair": [a, b], "layer_max": n_layers - 1, "layer": n_layers - 1,
                 "marks": {i: str(i + 1) for i in range(n_layers)}}
 
     @callback(app, output={"items": Output(ID.LEGEND, "children")},
-              inputs={"max_layer": Input(ID.LAYER, "max"), "shade": Input(ID.SHADE, "value")})
-    def legend(max_layer: int | None, shade: str) -> dict:
-        return {"items": legend_items((max_layer or 0) + 1, shade, n_classes=10)}
+              inputs={"max_layer": Input(ID.LAYER, "max"), "shade": Input(ID.SHADE, "value"),
+                      "pair": Input(ID.PAIR, "data")})
+    def legend(max_layer: int | None, shade: str, pair: list | None) -> dict:
+        """With two different digits the regions are shaded by which of the two classes scores higher (the
+        paper's 6-vs-9 decision), not by the 10-class prediction the hover panel reads out."""
+        labels = None
+        if pair and len(pair) == 2 and pair[0] != pair[1]:
+            a, b = (int(v) for v in pair)
+            labels = {a: f"{a} (A's class) scores above {b}", b: f"{b} (B's class) scores above {a}"}
+        return {"items": legend_items((max_layer or 0) + 1, shade, n_classes=10, class_labels=labels)}
 
     clientside(app, "pages.mnist", Output(ID.GRAPH, "figure"),
                {"slice": Input(ID.SLICE, "data"), "layer": Input(ID.LAYER, "value"), "shade": Input(ID.SHADE, "value")},
@@ -137,7 +145,11 @@ def register(app: Dash) -> None:
             return {"text": str(exc)}
         text = [html.Div(f"a = {a:.3f}, b = {b:.3f}"),
                 html.Div([html.Span("predicted "), html.B(str(seen["predicted"]), className="big-digit"),
-                          html.Span(f" ({100 * seen['confidence']:.0f} %)")])]
+                          html.Span(f" ({100 * seen['confidence']:.0f} %) of 10 classes")])]
+        if seen["pair"] is not None:
+            winner, loser = seen["pair"]
+            text.append(html.Div(f"of A's and B's classes: {winner} scores above {loser} (the shading)",
+                                 className="hint"))
         return {"image": image_figure(seen["image"], f"{a:.2f}·A + {b:.2f}·B"), "text": text}
 
 
