@@ -156,7 +156,8 @@ def _links(component) -> dict[str, str]:
 
 
 def test_experiment_results_offer_every_table_and_figure_for_download() -> None:
-    rows = [{"method": "node", "sparsity": 0.8, "note": "a, b & c"}, {"method": "weight", "sparsity": 0.5, "note": "é"}]
+    rows = [{"method": "node", "sparsity": 0.8, "note": "a, b & c"},
+            {"method": "weight", "sparsity": 0.5, "note": "é"}]
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()

@@ -116,7 +116,8 @@ LESSONS: dict[str, Lesson] = {
         "another's.",
         "Left: before; right: after. Only some lines shape the decision boundary; the others are redundant, and "
         "removing them leaves the boundary as it was (Fig. 2b: the X survives to 80 % node pruning; there, a few "
-        "lines giving the boundary its turns are all that is left, and pruning further costs much accuracy)."), (XSHAPE,)),
+        "lines giving the boundary its turns are all that is left, and pruning further costs much accuracy)."),
+        (XSHAPE,)),
     "/earlybird": Lesson((
         "How early does the partition settle? Each epoch's activation signs on a 100 × 100 grid are compared with "
         "every other epoch's: the heat map is the fraction of signs that differ (dark: same partition). The "
