@@ -94,6 +94,8 @@ def test_a_400px_window_fits_every_page(driver, app_url: str) -> None:
             const page = document.getElementById('page-{name}');
             return page.querySelectorAll('.js-plotly-plot').length === page.querySelectorAll('.dash-graph').length;
             """), 60, message=f"the {name} figures")
+        if name == "playground":
+            wait_for(lambda: text(driver, "pg-stat-epoch") == "0", 60, message="the first partition")
         width = driver.execute_script("return document.documentElement.clientWidth")
         overflow = driver.execute_script("return document.documentElement.scrollWidth")
         assert width <= 400 and overflow <= width, (name, width, overflow)
