@@ -85,6 +85,16 @@
   }
 
   /*
+   * Say that a job was cancelled, when its Cancel button is pressed: cfg {alert, what}. The watch cannot tell:
+   * Dash holds back callbacks whose inputs a pending callback writes (busy, beat, done) until that callback
+   * ends, and a cancelled job's never does, so the watch is not called at all. The button is enabled only while
+   * the job runs (wiring.job), and Dash stops the job on the same click.
+   */
+  function cancelled(v, cfg) {
+    if (v.clicks) sv.notify(cfg.alert, cfg.what + " was cancelled.", "info");
+  }
+
+  /*
    * Tell the server this tab is open (every cfg.seconds) and when it goes (pagehide), so that its jobs stop
    * within seconds of the tab closing. The timer runs in a worker: page timers in a hidden tab slow down to
    * once a minute, worker timers do not.
@@ -127,5 +137,5 @@
     document.addEventListener("drop", (e) => check(e.target, e.dataTransfer && e.dataTransfer.files), true);
   }
 
-  sv.jobs = {lostReason, watch, heartbeat, guardUpload};
+  sv.jobs = {lostReason, watch, cancelled, heartbeat, guardUpload};
 })();

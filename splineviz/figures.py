@@ -455,3 +455,34 @@ def image_figure(image: np.ndarray, title: str = "") -> go.Figure:
                       xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"},
                       title={"text": title, "x": 0.5, "font": {"size": 14}})
     return fig
+
+
+_ARROWS = {(1, 0): "→", (-1, 0): "←", (0, 1): "↑", (0, -1): "↓", (1, 1): "↗", (-1, 1): "↖", (1, -1): "↘",
+           (-1, -1): "↙"}  # (sign of x beyond the view, sign of y beyond it) -> the way to the point
+
+
+def plane_marks(points: Mapping[str, tuple[float, float]], bounds: Sequence[float]) -> dict[str, list[dict]]:
+    """Layout ``annotations`` and ``shapes`` marking named points of a plane (the MNIST images A at (1, 0) and B at
+    (0, 1)): a ring and a label at each point inside ``bounds``; a point outside gets its label at the nearest
+    edge, saying where it is, so a zoomed-in slice still tells which way each image lies."""
+    xmin, xmax, ymin, ymax = bounds
+    r = 0.012 * max(xmax - xmin, ymax - ymin)
+    colour = STYLE["decision_line"]
+    annotations, shapes = [], []
+    for name, (x, y) in points.items():
+        cx, cy = min(max(x, xmin), xmax), min(max(y, ymin), ymax)
+        label = {"x": cx, "y": cy, "name": f"mark {name}", "font": {"size": 13, "color": colour},
+                 "bgcolor": "rgba(255,255,255,.85)"}
+        if (cx, cy) == (x, y):
+            shapes.append({"type": "circle", "name": f"mark {name}", "x0": x - r, "x1": x + r, "y0": y - r,
+                           "y1": y + r, "line": {"color": colour, "width": 2}, "layer": "above"})
+            # the label points in from the corner, towards the middle of the view
+            annotations.append({**label, "text": f"<b>{name}</b>", "showarrow": True, "arrowhead": 0,
+                                "arrowcolor": colour, "ax": 24 if x < (xmin + xmax) / 2 else -24,
+                                "ay": -24 if y < (ymin + ymax) / 2 else 24})
+        else:
+            arrow = _ARROWS[(x > xmax) - (x < xmin), (y > ymax) - (y < ymin)]
+            annotations.append({**label, "text": f"{name} at ({x:g}, {y:g}) {arrow}",
+                                "showarrow": False, "xanchor": "right" if cx >= xmax else "left",
+                                "yanchor": "bottom" if cy <= ymin else "top"})
+    return {"annotations": annotations, "shapes": shapes}

@@ -42,7 +42,7 @@ def test_config_from_strings_and_out_of_range_values() -> None:
     assert (config.dataset, config.layers, config.lr, config.noise) == ("circles", 2, 0.1, 0.1)
     # unknown names fall back to the default, numbers are clamped to the controls' ranges
     odd = PlaygroundConfig.from_dict({"dataset": "nope", "layers": 40, "noise": "0.7", "epochs": 10**9, "seed": -5,
-                                      "width": 20, "lr": 0.05, "batch_size": 0})
+                                      "width": 18, "lr": 0.05, "batch_size": 0})
     assert (odd.dataset, odd.layers, odd.noise, odd.epochs, odd.seed) == ("moons", 6, 0.5, 2000, 0)
     assert (odd.width, odd.lr, odd.batch_size) == (16, 0.03, 1)  # nearest offered width / rate (ties: smaller)
 
@@ -202,7 +202,8 @@ def test_mnist_slice_and_hover_readout() -> None:
 def test_experiment_results_are_returned_inline(tmp_path) -> None:
     result = ex_jobs.run_experiment("kmeans", quick=True, root=str(tmp_path))
     assert result["summary"] and result["tables"]
-    assert all(f["png"] for f in result["figures"])
+    assert all(f["png"] and f["figure"]["data"] for f in result["figures"])
+    assert all(t["csv"] and t["markdown"] for t in result["tables"])
 
 
 # -- URL state and app wiring ---------------------------------------------------------------------------------------

@@ -220,7 +220,7 @@ def test_pruning_earlybird_and_experiments_run_from_the_browser(driver, app_url:
 
     show_page(driver, "experiments")
     driver.find_element(By.ID, "ex-run").click()  # the default experiment, quick mode
-    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#ex-output img.result-image"), 120,
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#ex-output .result-graph .js-plotly-plot"), 120,
              message="the experiment's figures")
     shot(driver, "experiments-run")
     assert severe_console_errors(driver) == []

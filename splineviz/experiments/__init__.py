@@ -1,7 +1,7 @@
 """Paper reproductions as runnable experiments: ``python -m splineviz.experiments NAME [--quick]``.
 
-Each experiment lives in its own module exposing ``run(ctx: Context) -> None``; it writes figures (HTML + PNG) and
-tables (Markdown + CSV) through the context and sets ``ctx.result.summary``. The registry below names them and
+Each experiment lives in its own module exposing ``run(ctx: Context) -> None``; it writes figures (HTML, plotly JSON,
+PNG) and tables (Markdown + CSV) through the context and sets ``ctx.result.summary``. The registry below names them and
 their extra options without importing them, so listing experiments (or running the numpy-only K-means one) does not
 pay for importing torch.
 """

@@ -142,10 +142,14 @@ class Context:
         return self._cancel
 
     def figure(self, fig: Any, stem: str) -> None:
-        """Write a plotly figure as interactive HTML (plotly.js saved once beside it: works offline) and a PNG."""
+        """Write a plotly figure as interactive HTML (plotly.js saved once beside it: works offline), as plotly JSON
+        (what the app's Experiments page draws, interactive) and as a PNG."""
         html = self.out_dir / f"{stem}.html"
         fig.write_html(html, include_plotlyjs="directory")
         self.result.figures.append(html)
+        spec = self.out_dir / f"{stem}.json"
+        fig.write_json(spec)
+        self.result.figures.append(spec)
         png = self.out_dir / f"{stem}.png"
         write_png(fig, png)  # kaleido, or matplotlib where no browser works; never hangs
         self.result.figures.append(png)

@@ -95,8 +95,12 @@ def export_buttons(export: ids.Export, geojson: bool = True) -> html.Div:
     return html.Div([html.Span("Export", className="field-label"), *buttons], className="export-row")
 
 
-def legend_items(n_layers: int, shade: str = "class", n_classes: int = 2) -> list[html.Div]:
-    """Swatches explaining the partition colours: one per layer, the decision boundary, the shading."""
+def legend_items(n_layers: int, shade: str = "class", n_classes: int = 2,
+                 class_labels: dict[int, str] | None = None) -> list[html.Div]:
+    """Swatches explaining the partition colours: one per layer, the decision boundary, the shading.
+
+    ``class_labels`` (class -> text) replaces the "predicted class c" swatches, e.g. where only a pair of
+    classes is compared."""
     from splineviz.figures import STYLE
 
     def line(colour: str, label: str, width: float) -> html.Div:
@@ -107,8 +111,9 @@ def legend_items(n_layers: int, shade: str = "class", n_classes: int = 2) -> lis
              for i in range(n_layers)]
     items.append(line(STYLE["decision_line"], "decision boundary", 4))
     if shade == "class":
-        items += [html.Div([html.Span(className="swatch", style={"background": STYLE["class_fill"][c]}),
-                            f"predicted class {c}"], className="legend-item") for c in range(n_classes)]
+        labels = class_labels or {c: f"predicted class {c}" for c in range(n_classes)}
+        items += [html.Div([html.Span(className="swatch", style={"background": STYLE["class_fill"][c]}), text],
+                           className="legend-item") for c, text in labels.items()]
     elif shade == "code":
         items.append(html.Div([html.Span(className="swatch swatch-codes"), "one colour per activation pattern "
                                "(neighbours always differ)"], className="legend-item"))

@@ -13,6 +13,8 @@ URL = "url"
 SESSION = "session-id"  # one per browser tab (page load): quotas, heartbeats, job cache keys
 STYLE = "style"  # figures.STYLE, for the painter (colours and widths in one place)
 COPY_LINK = "copy-link"
+NAV_TOGGLE = "nav-toggle"  # the menu button that opens the navigation on narrow screens
+AUTORUN = "autorun"  # "1" while a link's run=1 waits to press the page's run button (params.Shell.RUN)
 MODEL = "model"  # the current model as state.Run JSON; written by the Playground, read by every page
 DATA = "data"  # the current dataset: {"dataset", "noise", "seed", "bounds", "points"}; written by the Playground
 
@@ -242,6 +244,7 @@ class Mnist:
     LEGEND = "mn-legend"
     MODEL = "mn-model"
     SLICE = "mn-slice"
+    PAIR = "mn-pair"  # the labels of images A and B in the traced slice (small, for the legend)
     TRAIN_JOB = job("mn")
     SLICE_JOB = job("mn-slice")
 

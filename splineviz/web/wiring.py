@@ -133,6 +133,9 @@ def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, start: str | None
     config = {"job": job_ids._asdict(), "alert": alert, "start": start, "cancel": cancel, "what": what,
               "retry": retry, "hideIdle": hide_idle, "timing": LIMITS.browser_timing}
     clientside(app, "jobs.watch", None, inputs, config=config, prevent_initial_call=True)
+    if cancel:
+        clientside(app, "jobs.cancelled", None, {"clicks": Input(cancel, "n_clicks")},
+                   config={"alert": alert, "what": what}, prevent_initial_call=True)
 
 
 def clientside(app: Dash, function: str, output: Mapping[str, Output] | Output | None, inputs: Deps,

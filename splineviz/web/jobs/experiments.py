@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import tempfile
 import uuid
 from pathlib import Path
@@ -10,10 +11,10 @@ from typing import Any
 from splineviz.web.jobs import Cancel, Progress, quiet
 
 
-
 def run_experiment(name: str, quick: bool, progress: Progress = quiet, cancel: Cancel | None = None,
                    root: str | None = None) -> dict[str, Any]:
-    """Run a paper experiment into a fresh folder and return its figures (PNG, inline) and tables (Markdown).
+    """Run a paper experiment into a fresh folder and return its outputs' contents: each figure as plotly JSON (drawn
+    interactive on the page) with its PNG (base64), each table as Markdown and CSV, both offered as downloads.
 
     Returning the files' contents rather than paths lets a Celery worker on another machine serve the page.
     """
@@ -21,8 +22,16 @@ def run_experiment(name: str, quick: bool, progress: Progress = quiet, cancel: C
 
     out_dir = Path(root or tempfile.gettempdir()) / "splineviz-runs" / f"{name}-{uuid.uuid4().hex[:8]}"
     result = run(name, quick=quick, out_dir=out_dir, progress=progress, cancel=cancel)
-    figures = [{"name": p.stem, "png": base64.b64encode(p.read_bytes()).decode("ascii")}
-               for p in result.figures if p.suffix == ".png"]
-    tables = [{"name": p.stem, "markdown": p.read_text()} for p in result.tables if p.suffix == ".md"]
-    return {"name": name, "summary": result.summary, "seconds": result.seconds, "figures": figures,
-            "tables": tables, "out_dir": str(out_dir)}
+    files = {p.name: p for p in result.figures + result.tables}
+    figures = [{"name": p.stem, "figure": json.loads(p.read_text()),
+                "png": _b64(files[p.stem + ".png"]) if p.stem + ".png" in files else None}
+               for p in result.figures if p.suffix == ".json"]
+    tables = [{"name": p.stem, "markdown": p.read_text(),
+               "csv": files[p.stem + ".csv"].read_text() if p.stem + ".csv" in files else None}
+              for p in result.tables if p.suffix == ".md"]
+    return {"name": name, "quick": quick, "summary": result.summary, "seconds": result.seconds, "figures": figures,
+            "tables": tables}
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode("ascii")

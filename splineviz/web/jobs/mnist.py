@@ -68,6 +68,19 @@ def mnist_image(index: int) -> tuple[np.ndarray, int]:
     return data.x_test[index], int(data.y_test[index])
 
 
+def label_of(index: Any) -> int:
+    """The digit shown by test image ``index`` (a ValueError for an index that does not exist)."""
+    return int(mnist_data().y_test[check_index(index)])
+
+
+def first_of(digit: Any) -> int:
+    """The index of the first test image of ``digit`` (0-9): what picking a digit loads."""
+    matches = (mnist_data().y_test == digit).nonzero()[0]
+    if not len(matches):
+        raise ValueError(f"there is no test image of the digit {digit!r}; digits go from 0 to 9")
+    return int(matches[0])
+
+
 def mnist_slice(arch_key: str, blob: str, index0: int, index1: int, extent: float = 1.0,
                 progress: Progress = quiet, cancel: Cancel | None = None) -> dict[str, Any]:
     """Partition of the plane x = a*img0 + b*img1, (a, b) in [0, extent]^2, with a class grid for hovering."""
@@ -84,12 +97,18 @@ def mnist_slice(arch_key: str, blob: str, index0: int, index1: int, extent: floa
 
 
 def mnist_point(arch_key: str, blob: str, index0: int, index1: int, a: float, b: float) -> dict[str, Any]:
-    """The input image at plane point (a, b) and the class the model predicts for it (hover readout)."""
+    """The input image at plane point (a, b), the class the model predicts for it, and, when A and B show different
+    digits, which of their two classes scores higher there (what the slice's shading shows) (hover readout)."""
     model = _model(arch_key, blob)
     extent = P.EXTENT.hi
     a, b = (float(np.clip(v, 0.0, extent)) for v in (a, b))
-    image = a * mnist_image(index0)[0] + b * mnist_image(index1)[0]
+    (image0, label0), (image1, label1) = mnist_image(index0), mnist_image(index1)
+    image = a * image0 + b * image1
     with torch.no_grad():
         probs = torch.softmax(model(torch.as_tensor(image[None], dtype=torch.float32)), dim=1)[0].numpy()
-    return {"image": image.reshape(28, 28), "predicted": int(probs.argmax()), "confidence": float(probs.max())}
+    pair = None
+    if label0 != label1:
+        pair = (label0, label1) if probs[label0] >= probs[label1] else (label1, label0)
+    return {"image": image.reshape(28, 28), "predicted": int(probs.argmax()), "confidence": float(probs.max()),
+            "pair": pair}
 
