@@ -168,6 +168,28 @@ def test_prune_view_removes_boundaries(trained_run: Run, method: str) -> None:
     assert view["achieved"] == pytest.approx(0.5, abs=0.1)
 
 
+def test_prune_view_shows_spline_groups_and_the_exact_change(trained_run: Run) -> None:
+    """Fig. 4 on the Pruning page: a unit that is twice another (same line, same function up to a positive factor)
+    is the group spline pruning merges, and folding it changes no class anywhere; node pruning changes some."""
+    model, result = trained_run.decode()
+    first, second = model[0], model[2]
+    with torch.no_grad():  # unit i becomes 2 x unit j and takes over j's outgoing weights, halved (i: the least used)
+        norms = second.weight.norm(dim=0)
+        i, j = int(norms.argmin()), int(norms.argmax())
+        first.weight[i], first.bias[i] = 2 * first.weight[j], 2 * first.bias[j]
+        second.weight[:, i], second.weight[:, j] = second.weight[:, j] / 2, 0.0
+    result.model = model
+    doubled = Run.encode(trained_run.config, trained_run.arch, result)
+    view = pr_jobs.prune_view(doubled, "spline", 1 / 16)  # one of the 2 x 8 hidden units
+    assert view["acc_before"] > 0.8
+    (group,), deeper = view["groups"]
+    assert sorted(group) == sorted([i + 1, j + 1]) and deeper == []  # layer 1, units numbered from 1, one kept
+    assert view["change"] == pytest.approx(0.0, abs=1e-9)
+    assert view["after"]["n_regions"] == view["before"]["n_regions"]  # the two drew one line
+    node = pr_jobs.prune_view(trained_run, "node", 0.5)
+    assert node["groups"] is None and 0 < node["change"] < 1
+
+
 def test_finetune_and_sweep(trained_run: Run) -> None:
     tuned = pr_jobs.finetune(trained_run, "node", 0.5, 5)
     assert tuned["acc_after"] >= tuned["acc_pruned"] - 0.05

@@ -28,13 +28,17 @@ def _prune_kw(method: str, data: Dataset) -> dict[str, Any]:
 
 
 def prune_view(run: Run, method: str, sparsity: float, scope: str = "layerwise") -> dict[str, Any]:
-    """Before/after partitions and accuracies of one-shot pruning at ``sparsity`` (fast: no training)."""
+    """Before/after partitions and accuracies of one-shot pruning at ``sparsity`` (fast: no training), the exact
+    share of the box whose class changed, and for spline pruning the groups of similar units it merged (Fig. 4:
+    per layer, numbered from 1, the kept unit first)."""
     model = run.model()
     data = config_dataset(run.config)
-    pruned, masks, _ = prune(model, method, sparsity, scope, **_prune_kw(method, data))
+    pruned, masks, report = prune(model, method, sparsity, scope, **_prune_kw(method, data))
+    change = DecisionChange(model, grid_probe(data.bounds, PROBE_SIDE), bounds=data.bounds)(pruned)
+    groups = [[[u + 1 for u in group] for group in layer] for layer in report.groups] if report is not None else None
     return {"before": trace_frame(model, data.bounds), "after": trace_frame(pruned, data.bounds),
             "acc_before": accuracy(model, data), "acc_after": accuracy(pruned, data),
-            "achieved": achieved_sparsity(model, masks, method)}
+            "achieved": achieved_sparsity(model, masks, method), "change": change, "groups": groups}
 
 
 def finetune(run: Run, method: str, sparsity: float, epochs: int, scope: str = "layerwise",

@@ -101,6 +101,17 @@ def layout() -> html.Div:
     return html.Div([*stores, alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
+def _groups(groups: list[list[list[int]]] | None) -> list[html.Div]:
+    """Spline pruning's merges as Fig. 4 groups them: per layer, units whose boundaries coincide (kept unit first)."""
+    if groups is None:
+        return []
+    if not any(groups):
+        return [html.Div("No units were similar enough to merge at this sparsity.", className="hint")]
+    return [html.Div(f"layer {layer}: " + "; ".join(f"units {', '.join(map(str, g))} → unit {g[0]}" for g in found),
+                     className="hint spline-groups")
+            for layer, found in enumerate(groups, start=1) if found]
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.1f} %"
 
@@ -133,7 +144,9 @@ def register(app: Dash) -> None:
         except (PartitionBudgetError, ModelLoadError, ValueError) as exc:
             return {"alert": f"Cannot prune: {user_message(exc)}", "summary": ""}
         summary = [html.Div(f"accuracy {_pct(view['acc_before'])} → {_pct(view['acc_after'])}"),
-                   html.Div(f"achieved sparsity {_pct(view['achieved'])} (epoch {run.epoch})", className="hint")]
+                   html.Div(f"achieved sparsity {_pct(view['achieved'])} (epoch {run.epoch}); the predicted class "
+                            f"changed on {100 * view['change']:.2f} % of the box (exact)", className="hint"),
+                   *_groups(view["groups"])]
         return {"panels": _panels(run, view["before"], view["after"], f"after {method} pruning", sparsity),
                 "summary": summary, "alert": None}
 
