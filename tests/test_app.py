@@ -4,10 +4,12 @@ The bounds on everything a request can ask for are tested in test_bounds.py.
 """
 from __future__ import annotations
 
+import base64
 import io
 import os
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,8 +181,17 @@ def test_mnist_slice_and_hover_readout() -> None:
 
 def test_experiment_results_are_returned_inline(tmp_path) -> None:
     result = ex_jobs.run_experiment("kmeans", quick=True, root=str(tmp_path))
-    assert result["summary"] and result["tables"]
-    assert all(f["png"] for f in result["figures"])
+    out = Path(result["out_dir"])
+    assert result["name"] == "kmeans" and out.parent.parent == tmp_path
+    written = {p.stem: p for p in out.iterdir()}
+    assert result["figures"] and result["tables"]
+    for figure in result["figures"]:  # the PNG files' own bytes, inline
+        assert base64.b64decode(figure["png"]) == written[figure["name"]].with_suffix(".png").read_bytes()
+        assert base64.b64decode(figure["png"])[:8] == b"\x89PNG\r\n\x1a\n"
+    for table in result["tables"]:
+        assert table["markdown"] == written[table["name"]].with_suffix(".md").read_text()
+        assert table["markdown"].lstrip().startswith("|")
+    assert "inertia" in result["summary"] and "kmeans++ K=64" in result["summary"]
 
 
 # -- URL state and app wiring ---------------------------------------------------------------------------------------

@@ -225,6 +225,21 @@ def test_load_model_rejects_bad_input_clearly(payload, match):
         load_model(payload, arch)
 
 
+def test_nan_in_a_later_tensor_names_that_tensor():
+    state = mlp(2, (3,), 2, seed=0).state_dict()
+    state["2.bias"] = torch.tensor([0.0, float("inf")])
+    state["2.weight"][0, 1] = float("nan")  # one bad entry among finite ones
+    with pytest.raises(ModelLoadError, match=r"NaN or infinite values in 2\.weight, 2\.bias$"):
+        load_model(saved(state))
+
+
+def test_a_dataparallel_state_dict_loads_without_its_prefix():
+    model = mlp(2, (3,), 2, seed=4)
+    wrapped = {f"module.{k}": v for k, v in model.state_dict().items()}
+    assert same_function(model, load_model(saved(wrapped)))
+    assert same_function(model, load_model(saved({"state_dict": wrapped})))
+
+
 def test_load_model_refuses_pickled_code_and_unknown_architectures(tmp_path):
     buf = io.BytesIO()
     torch.save(mlp(), buf)  # a whole module: weights_only loading must refuse it
