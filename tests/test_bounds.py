@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from harness import free_port, wait_for
-from splineviz.nets import ModelLoadError, ModelTooLargeError, architecture_size, build_model, load_model, mlp
+from splineviz.nets import (ModelLimits, ModelLoadError, ModelTooLargeError, architecture_size, build_model,
+                            check_architecture, load_model, mlp)
 from splineviz.partition import Cancelled
 from splineviz.web import quota, tracing
 from splineviz.web.codec import BlobError, decode_blob, encode_blob
@@ -120,6 +121,16 @@ def test_architectures_at_the_limits_are_built() -> None:
     assert sum(p.numel() for p in build_model({"type": "mlp", "hidden": hidden}, LIMITS.model).parameters()) == \
         265_218
     assert len(build_model({"type": "mlp", "hidden": [2] * 12}, LIMITS.model)) == 25
+
+
+def test_each_limit_admits_its_own_value_and_refuses_one_more() -> None:
+    limits = ModelLimits(max_width=16, max_hidden_layers=3, max_params=2 * 16 + 16 + 16 * 2 + 2)  # 82
+    check_architecture({"type": "mlp", "hidden": [16]}, limits)  # width 16, 1 layer, 82 parameters: all at a limit
+    check_architecture({"type": "mlp", "hidden": [1, 1, 1]}, limits)
+    for arch, match in (({"hidden": [17]}, "17 units"), ({"hidden": [1, 1, 1, 1]}, "4 hidden layers"),
+                        ({"in_features": 3, "hidden": [16]}, "98 parameters")):
+        with pytest.raises(ModelTooLargeError, match=match):
+            check_architecture({"type": "mlp", **arch}, limits)
 
 
 def test_malformed_architectures_are_value_errors() -> None:

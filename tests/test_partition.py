@@ -32,6 +32,18 @@ def test_regions_match_brute_force_codes(widths, seed):
     assert_consistent(p, 36.0, grid(BOUNDS, 300))
 
 
+def test_a_polygon_domain_may_be_clockwise_or_closed():
+    """The same triangle given clockwise, or as a closed ring (first corner repeated), is the same domain."""
+    ccw = np.array([[-2.0, -1.5], [2.5, -1.0], [0.0, 2.0]])
+    ops = random_mlp((2, 6, 2), 5, scale=3.0)
+    reference = trace(ops, bounds=ccw)
+    for corners in (ccw[::-1], np.vstack([ccw, ccw[:1]]), np.vstack([ccw[::-1], ccw[2:]])):
+        p = trace(ops, bounds=corners)
+        p._graph.check()
+        assert p.n_regions == reference.n_regions and p.areas.sum() == pytest.approx(7.375, abs=1e-12)
+        assert sorted(map(tuple, p.vertices[:3].tolist())) == sorted(map(tuple, ccw.tolist()))
+
+
 def test_leaky_relu_and_convex_polygon_domain():
     triangle = np.array([[-2.0, -1.5], [2.5, -1.0], [0.0, 2.0]])
     p = trace(random_mlp((2, 10, 10, 2), 4, activation=lambda: LeakyReLU(0.1), scale=3.0), bounds=triangle)
