@@ -54,7 +54,7 @@ TESTS: dict[str, list[str]] = {
     "splineviz/prune/": ["tests/test_prune.py", "tests/test_schedule.py", "tests/test_doctests_torch_side.py"],
     "splineviz/earlybird.py": ["tests/test_earlybird.py", "tests/test_schedule.py",
                                "tests/test_doctests_torch_side.py"],
-    "splineviz/nets.py": ["tests/test_nets.py", "tests/test_bounds.py"],
+    "splineviz/nets.py": ["tests/test_nets.py", "tests/test_bounds.py", "tests/test_trace_api.py"],
     # the app's slow end-to-end jobs (minutes each: training to a ticket, sweeps, experiments) are left to the suite
     "splineviz/web/": ["tests/test_bounds.py", "tests/test_app.py", "-k",
                        "not earlybird_finds and not finetune_and_sweep and not experiment_results_are and not "
@@ -242,6 +242,27 @@ def baseline(workers: list[Worker], mutants: list[dict], timeout: int) -> None:
             raise SystemExit(f"the unmutated tree fails {result['detail']}: fix that first")
 
 
+def interleave(mutants: list[dict]) -> list[dict]:
+    """Round-robin over files, so that a run stopped early has sampled every module."""
+    by_file: dict[str, list[dict]] = {}
+    for m in mutants:
+        by_file.setdefault(m["file"], []).append(m)
+    queues = list(by_file.values())
+    out = []
+    while queues:
+        out += [q.pop(0) for q in queues]
+        queues = [q for q in queues if q]
+    return out
+
+
+def save(ran: dict[str, dict]) -> dict:
+    """Merge these outcomes into the results file (re-read first: another run may have written it)."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": [], "mutants": {}}
+    results["mutants"].update(ran)
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    return results
+
+
 def score(rows: list[dict]) -> tuple[int, int, int]:
     """(caught, non-equivalent, equivalent)."""
     equivalent = sum(1 for r in rows if r.get("equivalent"))
@@ -319,33 +340,38 @@ def main(argv: list[str] | None = None) -> None:
     chosen = [m for m in load_mutants(args.sets) if not args.only or m["id"] in args.only]
     if args.only and len(chosen) != len(set(args.only)):
         raise SystemExit(f"unknown ids: {sorted(set(args.only) - {m['id'] for m in chosen})}")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": [], "mutants": {}}
+    ran: dict[str, dict] = {}
+    stopped = False
     preload()
     workers = [Worker(args.rev) for _ in range(max(1, args.jobs))]
     start = time.perf_counter()
     try:
         if not args.no_baseline:
             baseline(workers, chosen, args.timeout)
-        jobs = [(m, tests_for(m)) for m in chosen]
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID: stop, keep and log what ran
+        jobs = [(m, tests_for(m)) for m in interleave(chosen)]
         for k, ((mutant, _), result) in enumerate(run_all(workers, jobs, args.timeout), 1):
-            results["mutants"][mutant["id"]] = result
+            ran[mutant["id"]] = result
+            save(ran)  # as it goes: a stopped run keeps what it measured
             print(f"[{k}/{len(chosen)}] {mutant['id']}: {result['outcome']} {result['detail']} "
                   f"({result['seconds']} s)", flush=True)
+    except KeyboardInterrupt:
+        stopped = True
     finally:
         for w in workers:
             w.close()
-    ran = dict(results["mutants"])
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": [], "mutants": {}}  # another run
-    results["mutants"].update({m["id"]: ran[m["id"]] for m in chosen})  # may have written meanwhile: merge
-    rows = [{**m, **results["mutants"][m["id"]]} for m in chosen]
+    results = save(ran)
+    done = [m for m in chosen if m["id"] in ran]
+    rows = [{**m, **ran[m["id"]]} for m in done]
     caught, real, eq = score(rows)
     results["runs"].append({
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "sets": ", ".join(sorted({m["set"] for m in chosen})) + (" (--only)" if args.only else "")
                 + (f" @ {args.rev}" if args.rev else ""),
-        "n": len(chosen), "caught": caught, "equivalent": eq,
+        "n": len(done), "caught": caught, "equivalent": eq,
         "score": f"{100 * caught / real:.0f} %" if real else "-",
-        "minutes": round((time.perf_counter() - start) / 60, 1), "note": args.note})
+        "minutes": round((time.perf_counter() - start) / 60, 1),
+        "note": args.note + (f" (stopped after {len(done)} of {len(chosen)})" if stopped else "")})
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     write_report(results, everything)
     print(f"caught {caught} of {real} non-equivalent mutants ({eq} equivalent); report: {REPORT.relative_to(ROOT)}")

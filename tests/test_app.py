@@ -68,6 +68,26 @@ def test_chunks_continue_the_same_run() -> None:
     assert frames2[-1]["loss"] < pg_jobs.start_run(SMALL)[1]["loss"]
 
 
+def test_two_chunks_train_exactly_like_one_and_frames_carry_the_runs_statistics() -> None:
+    """The optimizer's moments travel in the run: 3 + 3 epochs give the weights of 6 epochs in one chunk."""
+    run = start_run(SMALL)
+    whole, _ = pg_jobs.train_chunk(run, 6)
+    half, _ = pg_jobs.train_chunk(run, 3)
+    both, frames = pg_jobs.train_chunk(half, 3)
+    a, b = whole.model().state_dict(), both.model().state_dict()
+    assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+    last = both.decode()[1].snapshots[-1]
+    assert (frames[-1]["epoch"], frames[-1]["loss"], frames[-1]["train_metric"]) == \
+        (6, pytest.approx(last.train_loss), pytest.approx(last.train_metric))
+    assert frames[-1]["loss"] != pytest.approx(frames[-1]["train_metric"])  # a loss, not the accuracy
+
+
+def test_a_run_read_back_keeps_an_id_of_at_most_64_characters() -> None:
+    data = start_run(SMALL).to_json()
+    assert Run.from_json({**data, "id": "x" * 100}).id == "x" * 64
+    assert Run.from_json(data).id == data["id"]
+
+
 def test_frame_stride_caps_the_number_of_frames() -> None:
     assert pg_jobs.frame_stride(100) == 1 and pg_jobs.frame_stride(1000) * pg_jobs.MAX_FRAMES >= 1000
     run = start_run(PlaygroundConfig(layers=1, width=4, epochs=600))

@@ -161,6 +161,15 @@ def test_files_over_the_byte_limit_are_refused(no_torch_load, tmp_path) -> None:
         load_model(path, max_bytes=MIB)
 
 
+def test_a_file_of_exactly_the_byte_limit_is_read(tmp_path) -> None:
+    model = mlp(2, (4,), 2, seed=1)
+    path = tmp_path / "exact.pt"
+    path.write_bytes(_saved(model.state_dict()))
+    size = path.stat().st_size
+    assert torch.equal(load_model(path, max_bytes=size)[0].weight, model[0].weight)  # the limit is inclusive
+    assert torch.equal(load_model(path.read_bytes(), max_bytes=size)[0].weight, model[0].weight)
+
+
 def test_a_zip_bomb_is_refused_before_decompressing(no_torch_load) -> None:
     """D6: a deflated torch.save of a 200 MB tensor is a few hundred kB; its declared size gives it away."""
     bomb = _deflated(_saved({"0.weight": torch.zeros(50_000_000), "0.bias": torch.zeros(2)}))

@@ -302,3 +302,24 @@ def test_traced_regions_are_affine_for_the_paper_cnn_through_two_digits():
     plane = Plane.through_images(digits[0], digits[1])
     # a small window: the full unit square holds ~10^5 regions at initialisation
     assert assert_regions_affine_in_torch(paper_cnn(seed=0), (1, 28, 28), box(0.45, 0.55, 0.45, 0.55), plane) > 50
+
+
+class FunctionalLeaky(nn.Module):
+    """F.leaky_relu three ways: torch's default slope (0.01), a positional slope and a keyword one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(6)
+        self.a, self.b, self.c, self.out = nn.Linear(2, 4), nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 1)
+
+    def forward(self, x):
+        x = nn.functional.leaky_relu(self.a(x))
+        x = nn.functional.leaky_relu(self.b(x), 0.3)
+        return self.out(nn.functional.leaky_relu(self.c(x), negative_slope=0.2))
+
+
+def test_functional_leaky_relu_keeps_its_slope_and_torchs_default():
+    ops = to_ops(FunctionalLeaky())
+    assert [op.negative_slope for op in ops if hasattr(op, "negative_slope")] == [0.01, 0.3, 0.2]
+    x = np.random.default_rng(0).normal(size=(50, 2)) * 3
+    np.testing.assert_allclose(forward(ops, x), torch_out(FunctionalLeaky().double(), x, (2,)), atol=1e-9)

@@ -129,6 +129,21 @@ def test_single_output_and_class_pair_decision_boundaries():
     z = p.outputs_at(p.decision_boundary.reshape(-1, 2))
     assert len(z) > 0 and np.abs(z[:, 1] - z[:, 3]).max() < 1e-9
     assert set(np.unique(p.region_classes)) <= {1, 3}
+    cells = p.cells  # each class cell takes the pair's winner at its centre, named by its output index
+    centres = np.stack([np.bincount(np.repeat(np.arange(len(cells.classes)), np.diff(cells.offsets)), cells.xy[:, i])
+                        for i in (0, 1)], axis=1) / np.diff(cells.offsets)[:, None]
+    out = p.outputs_at(centres)
+    clear = np.abs(out[:, 1] - out[:, 3]) > 1e-9
+    assert clear.sum() > 10
+    np.testing.assert_array_equal(cells.classes[clear], np.where(out[clear, 3] > out[clear, 1], 3, 1))
+
+
+def test_segments_without_a_layer_are_every_internal_edge():
+    p = trace(random_mlp((2, 6, 5, 2), 3, scale=3.0), bounds=BOUNDS)
+    every = p.segments()
+    assert len(every) == sum(len(p.segments(layer)) for layer in range(p.n_layers)) == (p.edge_layer >= 0).sum()
+    on_border = (np.isclose(every, 3.0).all(axis=1) | np.isclose(every, -3.0).all(axis=1)).any(axis=1)
+    assert not on_border.any()  # no segment runs along a side of the box
 
 
 @pytest.mark.parametrize("n_out, winner", [(1, 1), (1, 0), (2, 1), (4, 2)])
