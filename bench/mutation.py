@@ -278,20 +278,24 @@ def write_report(results: dict, mutants: list[dict]) -> None:
              "`bench/mutation.py` (see README, *Mutation testing*). Generated file: edit the mutants or the runner, "
              "not this.", "",
              "Score = caught (killed or timed out) / mutants that are not equivalent.", "",
-             "| set | module | mutants | equivalent | caught | survived | score |", "|---|---|---|---|---|---|---|"]
+             "| set | module | mutants | not run | equivalent | caught | survived | score |",
+             "|---|---|---|---|---|---|---|---|"]
+    not_run = [m for m in mutants if m["id"] not in results["mutants"]]
     groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
+    for r in rows + [{**m, "outcome": "not run"} for m in not_run]:
         module = r["file"].removeprefix("splineviz/").split("/")[0].removesuffix(".py")
-        groups.setdefault((r["set"], module), []).append(r)
-        groups.setdefault((r["set"], "all"), []).append(r)
-    for (set_name, module), group in sorted(groups.items(), key=lambda kv: (kv[0][0] != "blind", kv[0][0],
-                                                                            kv[0][1] == "all", kv[0][1])):
-        caught, real, eq = score(group)
-        survived = sum(1 for r in group if r["outcome"] == "survived" and not r.get("equivalent"))
+        set_name = "blind" if r["set"] == "blind" else "main"  # the main set is split into one file per module
+        groups.setdefault((set_name, module), []).append(r)
+        groups.setdefault((set_name, "all"), []).append(r)
+    for (set_name, module), group in sorted(groups.items(), key=lambda kv: (kv[0][0] == "blind", kv[0][1] == "all",
+                                                                            kv[0][1])):
+        ran = [r for r in group if r["outcome"] != "not run"]
+        caught, real, eq = score(ran)
+        survived = sum(1 for r in ran if r["outcome"] == "survived" and not r.get("equivalent"))
         pct = f"{100 * caught / real:.0f} %" if real else "-"
         bold = "**" if module == "all" else ""
-        lines.append(f"| {set_name} | {bold}{module}{bold} | {len(group)} | {eq} | {caught} | {survived} | "
-                     f"{bold}{pct}{bold} |")
+        lines.append(f"| {set_name} | {bold}{module}{bold} | {len(group)} | {len(group) - len(ran)} | {eq} | "
+                     f"{caught} | {survived} | {bold}{pct}{bold} |")
     lines += ["", "## Runs", "", "| date (UTC) | set | mutants | caught | equivalent | score | minutes | note |",
               "|---|---|---|---|---|---|---|---|"]
     for run in results["runs"]:
@@ -306,6 +310,9 @@ def write_report(results: dict, mutants: list[dict]) -> None:
                      f"{verdict}")
     if not survivors:
         lines.append("None.")
+    if not_run:
+        lines += ["", "## Not run", "", "Listed, never applied (time ran out): "
+                  + ", ".join(f"`{m['id']}`" for m in not_run) + "."]
     lines += ["", "## Every mutant", "", "| id | set | kind | outcome | caught by | s |", "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["set"], r["file"], r["id"])):
         lines.append(f"| `{r['id']}` | {r['set']} | {r['kind']} | {r['outcome']}"

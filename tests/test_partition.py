@@ -44,6 +44,13 @@ def test_a_polygon_domain_may_be_clockwise_or_closed():
         assert sorted(map(tuple, p.vertices[:3].tolist())) == sorted(map(tuple, ccw.tolist()))
 
 
+def test_a_box_is_counter_clockwise_from_its_lower_left_corner():
+    corners = box(0.0, 2.0, 0.0, 1.0)
+    x, y = corners[:, 0], corners[:, 1]
+    assert corners.tolist() == [[0, 0], [2, 0], [2, 1], [0, 1]]
+    assert 0.5 * (x @ np.roll(y, -1) - y @ np.roll(x, -1)) == 2.0  # signed area: positive, counter-clockwise
+
+
 def test_leaky_relu_and_convex_polygon_domain():
     triangle = np.array([[-2.0, -1.5], [2.5, -1.0], [0.0, 2.0]])
     p = trace(random_mlp((2, 10, 10, 2), 4, activation=lambda: LeakyReLU(0.1), scale=3.0), bounds=triangle)
