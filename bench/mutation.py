@@ -306,6 +306,7 @@ def write_report(results: dict, mutants: list[dict]) -> None:
               "Each is either equivalent (why: below) or not yet caught (listed as such).", ""]
     for r in survivors:
         verdict = f"equivalent: {r['equivalent']}" if r.get("equivalent") else "**not caught**"
+        verdict += f" {r['after']}" if r.get("after") else ""  # what was done after the run
         lines.append(f"- `{r['id']}` ({r['file']}): `{r['original']}` → `{r['replacement']}`. {r['why']}. "
                      f"{verdict}")
     if not survivors:

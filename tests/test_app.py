@@ -22,6 +22,7 @@ from splineviz.web.jobs import earlybird as eb_jobs, experiments as ex_jobs, mni
     playground as pg_jobs, pruning as pr_jobs
 from splineviz.web.pages.playground import session_payload
 from splineviz.web.shell import encode_search, parse_search
+from splineviz.web import tracing
 from splineviz.web.state import PlaygroundConfig, Run, config_dataset
 
 SMALL = PlaygroundConfig(layers=2, width=8, epochs=20)
@@ -80,6 +81,14 @@ def test_two_chunks_train_exactly_like_one_and_frames_carry_the_runs_statistics(
     assert (frames[-1]["epoch"], frames[-1]["loss"], frames[-1]["train_metric"]) == \
         (2, pytest.approx(last.train_loss), pytest.approx(last.train_metric))
     assert frames[-1]["loss"] != pytest.approx(frames[-1]["train_metric"])  # a loss, not the accuracy
+
+
+def test_the_browsers_points_are_the_training_data() -> None:
+    data = config_dataset(SMALL)
+    packed = tracing.points(data)
+    assert np.array_equal(unpack(packed["x"]), data.x_train[:, 0].astype(np.float32))
+    assert np.array_equal(unpack(packed["y"]), data.x_train[:, 1].astype(np.float32))
+    assert np.array_equal(unpack(packed["c"]), data.y_train)
 
 
 def test_a_run_read_back_keeps_an_id_of_at_most_64_characters() -> None:

@@ -223,6 +223,7 @@ def test_runs_read_back_from_the_browser_are_checked() -> None:
         Run.from_json(None)
     odd = Run.from_json({**data, "config": {**data["config"], "epochs": 10**9, "lr": 99}, "epoch": "x"})
     assert (odd.config.epochs, odd.config.lr, odd.epoch) == (2000, 0.3, 0)
+    assert Run.from_json({**data, "epoch": -3}).epoch == 0  # a tampered epoch cannot go below the start
     with pytest.raises(ModelLoadError):  # weights of another shape
         Run.from_json({**data, "arch": {**data["arch"], "hidden": [5]}}).decode()
 

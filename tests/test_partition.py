@@ -9,6 +9,7 @@ import shapely
 
 from splineviz.partition import (Affine, Cancelled, LeakyReLU, MaxPool, PartitionBudgetError, Plane, ReLU, box,
                                  trace)
+from splineviz.partition.domain import convex_domain
 from tests.oracles import assert_consistent, grid, point_codes
 
 BOUNDS = (-3.0, 3.0, -3.0, 3.0)
@@ -44,11 +45,12 @@ def test_a_polygon_domain_may_be_clockwise_or_closed():
         assert sorted(map(tuple, p.vertices[:3].tolist())) == sorted(map(tuple, ccw.tolist()))
 
 
-def test_a_box_is_counter_clockwise_from_its_lower_left_corner():
-    corners = box(0.0, 2.0, 0.0, 1.0)
-    x, y = corners[:, 0], corners[:, 1]
-    assert corners.tolist() == [[0, 0], [2, 0], [2, 1], [0, 1]]
-    assert 0.5 * (x @ np.roll(y, -1) - y @ np.roll(x, -1)) == 2.0  # signed area: positive, counter-clockwise
+def test_a_box_and_any_polygon_domain_come_out_counter_clockwise():
+    assert box(0.0, 2.0, 0.0, 1.0).tolist() == [[0, 0], [2, 0], [2, 1], [0, 1]]
+    triangle = np.array([[0.0, 0.0], [0.0, 2.0], [3.0, 0.0]])  # clockwise
+    for corners in (box(0.0, 2.0, 0.0, 1.0), convex_domain(triangle), convex_domain(triangle[::-1])):
+        x, y = corners[:, 0], corners[:, 1]
+        assert 0.5 * (x @ np.roll(y, -1) - y @ np.roll(x, -1)) > 0  # signed area: positive, counter-clockwise
 
 
 def test_leaky_relu_and_convex_polygon_domain():
@@ -223,6 +225,11 @@ def test_errors_are_clear():
         Plane.through_images(np.ones(4), 2 * np.ones(4))
     with pytest.raises(PartitionBudgetError, match="budget"):
         trace(random_mlp((2, 32, 32, 2), 1, scale=3.0), bounds=BOUNDS, budget=100)
+    small = random_mlp((2, 6, 2), 1, scale=3.0)
+    regions = trace(small, bounds=BOUNDS).n_regions  # the budget is the most regions allowed: exactly is fine
+    assert trace(small, bounds=BOUNDS, budget=regions).n_regions == regions
+    with pytest.raises(PartitionBudgetError, match=f"budget of {regions - 1:,} regions"):
+        trace(small, bounds=BOUNDS, budget=regions - 1)
     with pytest.raises(TypeError, match="unsupported op"):
         trace([Affine(np.ones((2, 2)), np.zeros(2)), "sigmoid"])
 
@@ -234,6 +241,9 @@ def test_progress_and_cancel(refine):
     seen = []
     trace(ops, bounds=BOUNDS, progress=lambda f, msg: seen.append(f), refine=refine)
     assert seen == sorted(seen) and seen[-1] == 1.0
+    seen.clear()  # 250 units: reports every 1 %, and the last one, 1.0, even when it comes less than 1 % later
+    trace(random_mlp((2, 250, 1), 3), bounds=BOUNDS, progress=lambda f, msg: seen.append(f), refine=refine)
+    assert seen[-1] == 1.0 and len(seen) <= 102
     calls = []
     stop_after = 1 if refine == "auto" else 5
     with pytest.raises(Cancelled):

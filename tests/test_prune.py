@@ -17,8 +17,8 @@ from splineviz.nets import mlp, paper_cnn, to_ops
 from splineviz.partition import box, trace
 from splineviz.probe import grid_probe, preactivations
 from splineviz.prune import (DecisionChange, hidden_layers, node_prune, prune, prune_and_finetune, random_prune,
-                             removed_units, silent_units, spline_prune, unit_groups, unit_similarity, unit_sparsity,
-                             weight_prune, weight_sparsity)
+                             reinitialise, removed_units, silent_units, spline_prune, unit_groups, unit_similarity,
+                             unit_sparsity, weight_prune, weight_sparsity)
 from splineviz.train import TrainConfig, evaluate, fit
 
 torch.set_num_threads(1)  # tiny nets: threads only add contention
@@ -87,6 +87,10 @@ def test_global_node_pruning_ranks_raw_norms_across_layers_by_hand() -> None:
     assert removed_units(model, masks) == [[0, 2], [0, 2]]
     _, masks = node_prune(model, 0.5, scope="layerwise")       # 2 of 3 per layer (1.5 rounds up)
     assert removed_units(model, masks) == [[0, 2], [0, 2]]
+    # layer 0's three rows are all smaller than layer 1's: the ranking alone would empty layer 0
+    model = set_weights(mlp(2, (3, 3), 2), w0=[[1, 0], [2, 0], [3, 0]], w2=[[10, 0, 0], [0, 20, 0], [0, 0, 30]])
+    _, masks = node_prune(model, 0.9, scope="global")          # 4 allowed: two of layer 0, then layer 1's smallest
+    assert removed_units(model, masks) == [[0, 1], [0, 1]]
 
 
 def test_weight_pruning_removes_the_smallest_weights_by_hand() -> None:
@@ -340,6 +344,9 @@ def test_unit_groups_are_single_linkage() -> None:
     assert unit_groups(s, 0.9) == [[0, 1, 2]]
     assert unit_groups(s, 0.85) == [[0, 1, 2], [3, 4]]
     assert unit_groups(s, 0.99) == []
+    assert unit_groups(s, 0.95) == [[0, 1]]  # S = P links: the threshold is inclusive
+    s[3, 4] = s[4, 3] = 1 - 1e-16  # the cosine of two proportional units, rounded
+    assert [3, 4] in unit_groups(s, 1.0)
 
 
 def test_spline_threshold_orders_merges_by_similarity() -> None:
@@ -467,6 +474,9 @@ def test_retrain_from_original_init_starts_at_masked_init(xshape) -> None:
     for name, mask in result.masks.items():
         assert torch.equal(start[name], init[name] * mask)
     assert result.retrained_from_init
+    reset = reinitialise(result.pruned_model, init, result.masks)  # on its own, before fit re-applies any mask
+    for name, mask in result.masks.items():
+        assert torch.equal(reset.get_parameter(name), init[name] * mask)
 
 
 def test_a_regression_result_reports_rmse_not_accuracy() -> None:
