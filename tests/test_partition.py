@@ -241,8 +241,8 @@ def test_progress_and_cancel(refine):
     seen = []
     trace(ops, bounds=BOUNDS, progress=lambda f, msg: seen.append(f), refine=refine)
     assert seen == sorted(seen) and seen[-1] == 1.0
-    seen.clear()  # 250 units: reports every 1 %, and the last one, 1.0, even when it comes less than 1 % later
-    trace(random_mlp((2, 250, 1), 3), bounds=BOUNDS, progress=lambda f, msg: seen.append(f), refine=refine)
+    seen.clear()  # 251 units one by one report at units 1, 4, ..., 250 (1 % apart), then 1.0 only 0.4 % later
+    trace(random_mlp((2, 251, 1), 3), bounds=BOUNDS, progress=lambda f, msg: seen.append(f), refine=refine)
     assert seen[-1] == 1.0 and len(seen) <= 102
     calls = []
     stop_after = 1 if refine == "auto" else 5
