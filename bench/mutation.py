@@ -168,6 +168,8 @@ def outcome_of(status: int | None, log: Path) -> tuple[str, str]:
         return "timeout", failed.group(1) if failed else "per-test timeout"
     if failed:
         return "killed", failed.group(1)
+    if code == 2:  # pytest was interrupted (the run is being stopped): no outcome
+        return "interrupted", ""
     last = [line for line in out.strip().splitlines() if line.strip()][-1:] or ["?"]
     return "killed", f"pytest exit {code}: {last[0][:120]}"
 
@@ -359,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID: stop, keep and log what ran
         jobs = [(m, tests_for(m)) for m in interleave(chosen)]
         for k, ((mutant, _), result) in enumerate(run_all(workers, jobs, args.timeout), 1):
+            if result["outcome"] == "interrupted":
+                continue
             ran[mutant["id"]] = result
             save(ran)  # as it goes: a stopped run keeps what it measured
             print(f"[{k}/{len(chosen)}] {mutant['id']}: {result['outcome']} {result['detail']} "
