@@ -4,10 +4,13 @@ The bounds on everything a request can ask for are tested in test_bounds.py.
 """
 from __future__ import annotations
 
+import base64
+import json
 import io
 import os
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from splineviz.web.jobs import earlybird as eb_jobs, experiments as ex_jobs, mni
     playground as pg_jobs, pruning as pr_jobs
 from splineviz.web.pages.playground import session_payload
 from splineviz.web.shell import encode_search, parse_search
+from splineviz.web import tracing
 from splineviz.web.state import PlaygroundConfig, Run, config_dataset
 
 SMALL = PlaygroundConfig(layers=2, width=8, epochs=20)
@@ -85,6 +89,34 @@ def test_chunks_continue_the_same_run() -> None:
     assert [f["stats"]["epoch"] for f in frames1 + frames2] == [1, 2, 3, 4, 5, 6]
     assert second.id == run.id and second.epoch == 6
     assert frames2[-1]["stats"]["loss"] < pg_jobs.start_run(SMALL)[1]["stats"]["loss"]
+
+
+def test_two_chunks_train_exactly_like_one_and_frames_carry_the_runs_statistics() -> None:
+    """The optimizer's moments travel in the run: 1 + 1 epochs give the weights of 2 epochs in one chunk."""
+    run = start_run(PlaygroundConfig(layers=1, width=4, epochs=20, batch_size=128))
+    whole, _ = pg_jobs.train_chunk(run, 2)
+    half, _ = pg_jobs.train_chunk(run, 1)
+    both, frames = pg_jobs.train_chunk(half, 1)
+    a, b = whole.model().state_dict(), both.model().state_dict()
+    assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+    last = both.decode()[1].snapshots[-1]
+    assert (frames[-1]["epoch"], frames[-1]["loss"], frames[-1]["train_metric"]) == \
+        (2, pytest.approx(last.train_loss), pytest.approx(last.train_metric))
+    assert frames[-1]["loss"] != pytest.approx(frames[-1]["train_metric"])  # a loss, not the accuracy
+
+
+def test_the_browsers_points_are_the_training_data() -> None:
+    data = config_dataset(SMALL)
+    packed = tracing.points(data)
+    assert np.array_equal(unpack(packed["x"]), data.x_train[:, 0].astype(np.float32))
+    assert np.array_equal(unpack(packed["y"]), data.x_train[:, 1].astype(np.float32))
+    assert np.array_equal(unpack(packed["c"]), data.y_train)
+
+
+def test_a_run_read_back_keeps_an_id_of_at_most_64_characters() -> None:
+    data = start_run(SMALL).to_json()
+    assert Run.from_json({**data, "id": "x" * 100}).id == "x" * 64
+    assert Run.from_json(data).id == data["id"]
 
 
 def test_frame_stride_caps_the_number_of_frames() -> None:
@@ -223,9 +255,18 @@ def test_mnist_slice_and_hover_readout() -> None:
 
 def test_experiment_results_are_returned_inline(tmp_path) -> None:
     result = ex_jobs.run_experiment("kmeans", quick=True, root=str(tmp_path))
-    assert result["summary"] and result["tables"]
-    assert all(f["png"] and f["figure"]["data"] for f in result["figures"])
-    assert all(t["csv"] and t["markdown"] for t in result["tables"])
+    out = tmp_path / "splineviz-runs"
+    (out,) = out.iterdir()  # the run's own folder
+    written = {p.name: p for p in out.iterdir()}
+    assert result["name"] == "kmeans" and result["figures"] and result["tables"]
+    for figure in result["figures"]:  # the files' own contents, inline
+        assert figure["figure"]["data"] and figure["figure"] == json.loads(written[figure["name"] + ".json"].read_text())
+        assert base64.b64decode(figure["png"]) == written[figure["name"] + ".png"].read_bytes()
+        assert base64.b64decode(figure["png"])[:8] == b"\x89PNG\r\n\x1a\n"
+    for table in result["tables"]:
+        assert table["markdown"] == written[table["name"] + ".md"].read_text()
+        assert table["markdown"].lstrip().startswith("|") and table["csv"]
+    assert "inertia" in result["summary"] and "kmeans++ K=64" in result["summary"]
 
 
 # -- URL state and app wiring ---------------------------------------------------------------------------------------

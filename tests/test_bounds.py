@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from harness import free_port, wait_for
-from splineviz.nets import ModelLoadError, ModelTooLargeError, architecture_size, build_model, load_model, mlp
+from splineviz.nets import (ModelLimits, ModelLoadError, ModelTooLargeError, architecture_size, build_model,
+                            check_architecture, load_model, mlp)
 from splineviz.partition import Cancelled
 from splineviz.web import quota, tracing
 from splineviz.web.codec import BlobError, decode_blob, encode_blob
@@ -122,6 +123,16 @@ def test_architectures_at_the_limits_are_built() -> None:
     assert len(build_model({"type": "mlp", "hidden": [2] * 12}, LIMITS.model)) == 25
 
 
+def test_each_limit_admits_its_own_value_and_refuses_one_more() -> None:
+    limits = ModelLimits(max_width=16, max_hidden_layers=3, max_params=2 * 16 + 16 + 16 * 2 + 2)  # 82
+    check_architecture({"type": "mlp", "hidden": [16]}, limits)  # width 16, 1 layer, 82 parameters: all at a limit
+    check_architecture({"type": "mlp", "hidden": [1, 1, 1]}, limits)
+    for arch, match in (({"hidden": [17]}, "17 units"), ({"hidden": [1, 1, 1, 1]}, "4 hidden layers"),
+                        ({"in_features": 3, "hidden": [16]}, "98 parameters")):
+        with pytest.raises(ModelTooLargeError, match=match):
+            check_architecture({"type": "mlp", **arch}, limits)
+
+
 def test_malformed_architectures_are_value_errors() -> None:
     for arch in ({"type": "mlp", "hidden": "abc"}, {"type": "mlp", "hidden": [2, -1]},
                  {"type": "mlp", "hidden": [True]}, {"type": "nope"}):
@@ -148,6 +159,15 @@ def test_files_over_the_byte_limit_are_refused(no_torch_load, tmp_path) -> None:
     path.write_bytes(b"\0" * (3 * MIB))
     with pytest.raises(ModelTooLargeError, match="big.pt is 3.0 MiB, over the limit of 1.0 MiB"):
         load_model(path, max_bytes=MIB)
+
+
+def test_a_file_of_exactly_the_byte_limit_is_read(tmp_path) -> None:
+    model = mlp(2, (4,), 2, seed=1)
+    path = tmp_path / "exact.pt"
+    path.write_bytes(_saved(model.state_dict()))
+    size = path.stat().st_size
+    assert torch.equal(load_model(path, max_bytes=size)[0].weight, model[0].weight)  # the limit is inclusive
+    assert torch.equal(load_model(path.read_bytes(), max_bytes=size)[0].weight, model[0].weight)
 
 
 def test_a_zip_bomb_is_refused_before_decompressing(no_torch_load) -> None:
@@ -203,6 +223,7 @@ def test_runs_read_back_from_the_browser_are_checked() -> None:
         Run.from_json(None)
     odd = Run.from_json({**data, "config": {**data["config"], "epochs": 10**9, "lr": 99}, "epoch": "x"})
     assert (odd.config.epochs, odd.config.lr, odd.epoch) == (2000, 0.3, 0)
+    assert Run.from_json({**data, "epoch": -3}).epoch == 0  # a tampered epoch cannot go below the start
     with pytest.raises(ModelLoadError):  # weights of another shape
         Run.from_json({**data, "arch": {**data["arch"], "hidden": [5]}}).decode()
 

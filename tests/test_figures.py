@@ -133,6 +133,12 @@ def test_curves_and_other_figures_validate() -> None:
     eb = F.earlybird_heatmap(d, list(range(6)), ticket=3, threshold=0.16)
     assert eb.data[1].x == (3,) and "epoch 3" in eb.layout.title.text
     assert "no ticket" in F.earlybird_heatmap(d, list(range(6)), ticket=None).layout.title.text
-    F.distance_to_previous(range(6), d[:, 0], ticket=3, threshold=0.16)
-    F.image_figure(np.eye(28), "digit")
+    curve = F.distance_to_previous(range(6), d[:, 0], ticket=3, threshold=0.16)
+    assert list(curve.data[0].y) == pytest.approx(d[:, 0].tolist())
+    shapes = {(s.type, s.x0, s.y0) for s in curve.layout.shapes}
+    assert ("line", 3, 0) in shapes and any(s.y0 == 0.16 == s.y1 for s in curve.layout.shapes)  # ticket, threshold
+    image = np.zeros((28, 28))
+    image[0, 0] = 1.0  # the top-left pixel: a heatmap's row 0 is drawn at the bottom, so the figure flips the rows
+    heat = F.image_figure(image, "digit").data[0]
+    assert np.asarray(heat.z)[-1, 0] == 1.0 and np.asarray(heat.z).sum() == 1.0
     assert F.empty_figure("hi").layout.annotations[0].text == "hi"

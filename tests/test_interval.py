@@ -175,6 +175,10 @@ def test_errors_budget_progress_and_cancel():
         trace_interval(ops, (-1, 1), decision_classes=(0, 0))
     with pytest.raises(PartitionBudgetError, match="budget of 3 pieces"):
         trace_interval(ops, (-3, 3), budget=3)
+    pieces = trace_interval(ops, (-3, 3)).n_regions  # the budget counts pieces: exactly enough is enough
+    assert trace_interval(ops, (-3, 3), budget=pieces).n_regions == pieces
+    with pytest.raises(PartitionBudgetError, match=f"budget of {pieces - 1:,} pieces"):
+        trace_interval(ops, (-3, 3), budget=pieces - 1)
     with pytest.raises(PartitionBudgetError, match="or 0 MiB"):
         trace_interval(ops, (-3, 3), max_bytes=1000)
     seen = []

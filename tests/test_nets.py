@@ -225,6 +225,21 @@ def test_load_model_rejects_bad_input_clearly(payload, match):
         load_model(payload, arch)
 
 
+def test_nan_in_a_later_tensor_names_that_tensor():
+    state = mlp(2, (3,), 2, seed=0).state_dict()
+    state["2.bias"] = torch.tensor([0.0, float("inf")])
+    state["2.weight"][0, 1] = float("nan")  # one bad entry among finite ones
+    with pytest.raises(ModelLoadError, match=r"NaN or infinite values in 2\.weight, 2\.bias$"):
+        load_model(saved(state))
+
+
+def test_a_dataparallel_state_dict_loads_without_its_prefix():
+    model = mlp(2, (3,), 2, seed=4)
+    wrapped = {f"module.{k}": v for k, v in model.state_dict().items()}
+    assert same_function(model, load_model(saved(wrapped)))
+    assert same_function(model, load_model(saved({"state_dict": wrapped})))
+
+
 def test_load_model_refuses_pickled_code_and_unknown_architectures(tmp_path):
     buf = io.BytesIO()
     torch.save(mlp(), buf)  # a whole module: weights_only loading must refuse it
@@ -287,3 +302,24 @@ def test_traced_regions_are_affine_for_the_paper_cnn_through_two_digits():
     plane = Plane.through_images(digits[0], digits[1])
     # a small window: the full unit square holds ~10^5 regions at initialisation
     assert assert_regions_affine_in_torch(paper_cnn(seed=0), (1, 28, 28), box(0.45, 0.55, 0.45, 0.55), plane) > 50
+
+
+class FunctionalLeaky(nn.Module):
+    """F.leaky_relu three ways: torch's default slope (0.01), a positional slope and a keyword one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(6)
+        self.a, self.b, self.c, self.out = nn.Linear(2, 4), nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 1)
+
+    def forward(self, x):
+        x = nn.functional.leaky_relu(self.a(x))
+        x = nn.functional.leaky_relu(self.b(x), 0.3)
+        return self.out(nn.functional.leaky_relu(self.c(x), negative_slope=0.2))
+
+
+def test_functional_leaky_relu_keeps_its_slope_and_torchs_default():
+    ops = to_ops(FunctionalLeaky())
+    assert [op.negative_slope for op in ops if hasattr(op, "negative_slope")] == [0.01, 0.3, 0.2]
+    x = np.random.default_rng(0).normal(size=(50, 2)) * 3
+    np.testing.assert_allclose(forward(ops, x), torch_out(FunctionalLeaky().double(), x, (2,)), atol=1e-9)

@@ -9,6 +9,7 @@ import shapely
 
 from splineviz.partition import (Affine, Cancelled, LeakyReLU, MaxPool, PartitionBudgetError, Plane, ReLU, box,
                                  trace)
+from splineviz.partition.domain import convex_domain
 from tests.oracles import assert_consistent, grid, point_codes
 
 BOUNDS = (-3.0, 3.0, -3.0, 3.0)
@@ -31,6 +32,26 @@ def random_mlp(widths, seed, activation=ReLU, scale=1.0):
 def test_regions_match_brute_force_codes(widths, seed):
     p = trace(random_mlp(widths, seed, scale=3.0), bounds=BOUNDS)
     assert_consistent(p, 36.0, grid(BOUNDS, 300))
+
+
+def test_a_polygon_domain_may_be_clockwise_or_closed():
+    """The same triangle given clockwise, or as a closed ring (first corner repeated), is the same domain."""
+    ccw = np.array([[-2.0, -1.5], [2.5, -1.0], [0.0, 2.0]])
+    ops = random_mlp((2, 6, 2), 5, scale=3.0)
+    reference = trace(ops, bounds=ccw)
+    for corners in (ccw[::-1], np.vstack([ccw, ccw[:1]]), np.vstack([ccw[::-1], ccw[2:]])):
+        p = trace(ops, bounds=corners)
+        p._graph.check()
+        assert p.n_regions == reference.n_regions and p.areas.sum() == pytest.approx(7.375, abs=1e-12)
+        assert sorted(map(tuple, p.vertices[:3].tolist())) == sorted(map(tuple, ccw.tolist()))
+
+
+def test_a_box_and_any_polygon_domain_come_out_counter_clockwise():
+    assert box(0.0, 2.0, 0.0, 1.0).tolist() == [[0, 0], [2, 0], [2, 1], [0, 1]]
+    triangle = np.array([[0.0, 0.0], [0.0, 2.0], [3.0, 0.0]])  # clockwise
+    for corners in (box(0.0, 2.0, 0.0, 1.0), convex_domain(triangle), convex_domain(triangle[::-1])):
+        x, y = corners[:, 0], corners[:, 1]
+        assert 0.5 * (x @ np.roll(y, -1) - y @ np.roll(x, -1)) > 0  # signed area: positive, counter-clockwise
 
 
 def test_leaky_relu_and_convex_polygon_domain():
@@ -118,6 +139,21 @@ def test_single_output_and_class_pair_decision_boundaries():
     z = p.outputs_at(p.decision_boundary.reshape(-1, 2))
     assert len(z) > 0 and np.abs(z[:, 1] - z[:, 3]).max() < 1e-9
     assert set(np.unique(p.region_classes)) <= {1, 3}
+    cells = p.cells  # each class cell takes the pair's winner at its centre, named by its output index
+    centres = np.stack([np.bincount(np.repeat(np.arange(len(cells.classes)), np.diff(cells.offsets)), cells.xy[:, i])
+                        for i in (0, 1)], axis=1) / np.diff(cells.offsets)[:, None]
+    out = p.outputs_at(centres)
+    clear = np.abs(out[:, 1] - out[:, 3]) > 1e-9
+    assert clear.sum() > 10
+    np.testing.assert_array_equal(cells.classes[clear], np.where(out[clear, 3] > out[clear, 1], 3, 1))
+
+
+def test_segments_without_a_layer_are_every_internal_edge():
+    p = trace(random_mlp((2, 6, 5, 2), 3, scale=3.0), bounds=BOUNDS)
+    every = p.segments()
+    assert len(every) == sum(len(p.segments(layer)) for layer in range(p.n_layers)) == (p.edge_layer >= 0).sum()
+    on_border = (np.isclose(every, 3.0).all(axis=1) | np.isclose(every, -3.0).all(axis=1)).any(axis=1)
+    assert not on_border.any()  # no segment runs along a side of the box
 
 
 @pytest.mark.parametrize("n_out, winner", [(1, 1), (1, 0), (2, 1), (4, 2)])
@@ -190,6 +226,11 @@ def test_errors_are_clear():
         Plane.through_images(np.ones(4), 2 * np.ones(4))
     with pytest.raises(PartitionBudgetError, match="budget"):
         trace(random_mlp((2, 32, 32, 2), 1, scale=3.0), bounds=BOUNDS, budget=100)
+    small = random_mlp((2, 6, 2), 1, scale=3.0)
+    regions = trace(small, bounds=BOUNDS).n_regions  # the budget is the most regions allowed: exactly is fine
+    assert trace(small, bounds=BOUNDS, budget=regions).n_regions == regions
+    with pytest.raises(PartitionBudgetError, match=f"budget of {regions - 1:,} regions"):
+        trace(small, bounds=BOUNDS, budget=regions - 1)
     with pytest.raises(TypeError, match="unsupported op"):
         trace([Affine(np.ones((2, 2)), np.zeros(2)), "sigmoid"])
 
@@ -202,6 +243,9 @@ def test_progress_and_cancel(refine, engine):
     seen = []
     trace(ops, bounds=BOUNDS, progress=lambda f, msg: seen.append(f), refine=refine)
     assert seen == sorted(seen) and seen[-1] == 1.0
+    seen.clear()  # 251 units one by one report at units 1, 4, ..., 250 (1 % apart), then 1.0 only 0.4 % later
+    trace(random_mlp((2, 251, 1), 3), bounds=BOUNDS, progress=lambda f, msg: seen.append(f), refine=refine)
+    assert seen[-1] == 1.0 and len(seen) <= 102
     calls = []
     stop_after = 1 if refine == "auto" or engine == "compiled" else 5
     with pytest.raises(Cancelled):

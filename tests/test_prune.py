@@ -17,8 +17,8 @@ from splineviz.nets import mlp, paper_cnn, to_ops
 from splineviz.partition import box, trace
 from splineviz.probe import grid_probe, preactivations
 from splineviz.prune import (DecisionChange, hidden_layers, node_prune, prune, prune_and_finetune, random_prune,
-                             removed_units, spline_prune, unit_groups, unit_similarity, unit_sparsity, weight_prune,
-                             weight_sparsity)
+                             reinitialise, removed_units, silent_units, spline_prune, unit_groups, unit_similarity,
+                             unit_sparsity, weight_prune, weight_sparsity)
 from splineviz.train import TrainConfig, evaluate, fit
 
 torch.set_num_threads(1)  # tiny nets: threads only add contention
@@ -87,6 +87,10 @@ def test_global_node_pruning_ranks_raw_norms_across_layers_by_hand() -> None:
     assert removed_units(model, masks) == [[0, 2], [0, 2]]
     _, masks = node_prune(model, 0.5, scope="layerwise")       # 2 of 3 per layer (1.5 rounds up)
     assert removed_units(model, masks) == [[0, 2], [0, 2]]
+    # layer 0's three rows are all smaller than layer 1's: the ranking alone would empty layer 0
+    model = set_weights(mlp(2, (3, 3), 2), w0=[[1, 0], [2, 0], [3, 0]], w2=[[10, 0, 0], [0, 20, 0], [0, 0, 30]])
+    _, masks = node_prune(model, 0.9, scope="global")          # 4 allowed: two of layer 0, then layer 1's smallest
+    assert removed_units(model, masks) == [[0, 1], [0, 1]]
 
 
 def test_weight_pruning_removes_the_smallest_weights_by_hand() -> None:
@@ -340,6 +344,9 @@ def test_unit_groups_are_single_linkage() -> None:
     assert unit_groups(s, 0.9) == [[0, 1, 2]]
     assert unit_groups(s, 0.85) == [[0, 1, 2], [3, 4]]
     assert unit_groups(s, 0.99) == []
+    assert unit_groups(s, 0.95) == [[0, 1]]  # S = P links: the threshold is inclusive
+    s[3, 4] = s[4, 3] = 1 - 1e-16  # the cosine of two proportional units, rounded
+    assert [3, 4] in unit_groups(s, 1.0)
 
 
 def test_spline_threshold_orders_merges_by_similarity() -> None:
@@ -467,6 +474,9 @@ def test_retrain_from_original_init_starts_at_masked_init(xshape) -> None:
     for name, mask in result.masks.items():
         assert torch.equal(start[name], init[name] * mask)
     assert result.retrained_from_init
+    reset = reinitialise(result.pruned_model, init, result.masks)  # on its own, before fit re-applies any mask
+    for name, mask in result.masks.items():
+        assert torch.equal(reset.get_parameter(name), init[name] * mask)
 
 
 def test_a_regression_result_reports_rmse_not_accuracy() -> None:
@@ -484,3 +494,52 @@ def test_an_unchecked_run_still_measures_where_it_ended() -> None:
     pruned = spline_prune(model, P=0.1, probe=probe, tolerance=None)[0]
     assert report.measure == "area" and all(np.isnan(m.change) for m in report.merges)
     assert report.change == pytest.approx(DecisionChange(model, probe)(pruned)) and report.change > 0.05
+
+
+# ---------------------------------------------------------------- corner cases (each found by bench/mutation.py)
+
+
+def test_a_batchnorm_belongs_to_the_units_only_before_their_nonlinearity() -> None:
+    before = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+    after = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    assert [(h.name, h.bn, h.consumer) for h in hidden_layers(before)] == [("0", "1", "3")]
+    assert [(h.name, h.bn, h.consumer) for h in hidden_layers(after)] == [("0", None, "3")]
+
+
+def test_a_unit_driven_by_its_batchnorm_shift_is_not_silent() -> None:
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 2))
+    with torch.no_grad():
+        model[0].weight[1], model[0].bias[1] = 0.0, 0.0    # unit 1: no weights, no bias...
+        model[0].weight[2], model[0].bias[2] = 0.0, 0.0    # unit 2 too
+        model[1].bias[1] = 0.7                             # ...but unit 1's BatchNorm shift still drives it
+        model[1].bias[2] = 0.0
+    assert silent_units(model, hidden_layers(model)[0]).tolist() == [False, False, True]
+
+
+def test_a_row_cut_by_weight_pruning_keeps_its_unit_alive_through_the_bias() -> None:
+    model = set_weights(mlp(2, (2,), 2), w0=[[0.01, 0.02], [1.0, 2.0]], b0=[0.5, 0.5])
+    _, masks = weight_prune(model, 0.5)                    # the 2 smallest of 4: unit 0's whole row
+    assert masks["0.weight"].tolist() == [[0, 0], [1, 1]] and masks["0.bias"].tolist() == [1, 1]
+    assert removed_units(model, masks) == [[]] and unit_sparsity(model, masks) == 0.0
+
+
+def test_the_change_measure_keeps_units_that_only_have_a_bias() -> None:
+    # unit 1 has no weights but a bias: a constant 1 that moves the threshold from x > 0 to x > 0.5
+    shifted = set_weights(mlp(2, (2,), 2), w0=[[1, 0], [0, 0]], b0=[10, 1], w2=[[0, 0], [1, -0.5]], b2=[0, -10])
+    change = DecisionChange(threshold_net(0.0), grid_probe((-1, 1, -1, 1), 21))
+    assert change(shifted) == pytest.approx(0.25, abs=1e-12)  # the strip 0 < x < 0.5 of [-1, 1]^2
+
+
+def test_without_p_orthogonal_units_are_no_candidates() -> None:
+    # on these four points x * y = 0 everywhere, so S(x, y) = 0 exactly: not similar, never tried
+    probe = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]], dtype=np.float32)
+    _, _, report = spline_prune(x_net(), sparsity=0.75, probe=probe)
+    assert report.merges == [] and report.rejected == []
+
+
+def test_random_pruning_takes_already_pruned_units_first() -> None:
+    for seed in range(5):
+        model = mlp(2, (4,), 2, seed=seed)
+        with torch.no_grad():
+            model[0].weight[3], model[0].bias[3] = 0.0, 0.0
+        assert removed_units(model, random_prune(model, 0.25, seed=seed)[1]) == [[3]]

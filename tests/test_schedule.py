@@ -91,6 +91,18 @@ def test_events_record_the_units_that_went() -> None:
     assert event.removed_weights["0.weight"] == sorted(np.argsort(before, kind="stable")[:2].tolist())
 
 
+def test_weight_events_list_only_their_own_cuts() -> None:
+    model = mlp(2, (6,), 2, seed=3)
+    run = train_with_schedule(model, MOONS, CONFIG, Gradual(0.5, start=1, end=3), "weight")
+    assert len(run.events) == 2  # targets 0 (nothing to cut: no event), 0.4375 and 0.5
+    seen: dict[str, set] = {}
+    for event, after in zip(run.events, [s for s in run.snapshots if s.event is not None]):
+        for name, went in event.removed_weights.items():
+            assert not seen.setdefault(name, set()) & set(went)  # never a weight an earlier step cut
+            seen[name] |= set(went)
+            assert seen[name] == set(np.flatnonzero(after.masks[name].reshape(-1).numpy() == 0).tolist())
+
+
 def test_one_shot_prunes_once_and_the_run_before_it_is_plain_training() -> None:
     model = mlp(2, (8, 8), 2, seed=3)
     seen = []
