@@ -66,6 +66,7 @@ def register(app: Dash) -> None:
         return {"runs": payload(spec, records)}
 
     @callback(app, output={"max": Output(ID.EPOCH, "max"), "epoch": Output(ID.EPOCH, "value"),
+                           "epoch_marks": Output(ID.EPOCH, "marks"),
                            "layers": Output(ID.LAYER, "max"), "marks": Output(ID.LAYER, "marks"),
                            "layer": Output(ID.LAYER, "value")},
               inputs={"runs": Input(ID.RUNS, "data")})
@@ -73,8 +74,8 @@ def register(app: Dash) -> None:
         """A finished run shows its last epoch with every layer's knots."""
         if not runs or not runs.get("epochs"):
             return {}
-        last = len(runs["spec"]["widths"]) - 1
-        return {"max": len(runs["epochs"]) - 1, "epoch": len(runs["epochs"]) - 1, "layers": last,
+        last, final = len(runs["spec"]["widths"]) - 1, len(runs["epochs"]) - 1
+        return {"max": final, "epoch": final, "epoch_marks": {0: "0", final: str(final)}, "layers": last,
                 "marks": {i: str(i + 1) for i in range(last + 1)}, "layer": last}
 
     @callback(app, output={"figure": Output(ID.GRAPH, "figure"), "summary": Output(ID.SUMMARY, "children")},
