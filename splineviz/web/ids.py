@@ -207,6 +207,25 @@ class EarlyBird:
     JOB = job("eb")
 
 
+class Regression:
+    NAME = "regression"
+    ALERT = "rg-alert"
+    WIDTHS = "rg-widths"
+    EPOCHS = "rg-epochs"
+    LR = "rg-lr"
+    NOISE = "rg-noise"
+    SEED = "rg-seed"
+    TRAIN = "rg-train"
+    CANCEL = "rg-cancel"
+    GRAPH = "rg-graph"
+    EPOCH = "rg-epoch"
+    LAYER = "rg-layer"
+    SUMMARY = "rg-summary"  # pieces and RMSE of the shown epoch
+    RUNS = "rg-runs"  # stores: the finished run (web.jobs.regression.payload) ...
+    LIVE = "rg-live"  # ... and the newest epoch of the run in progress, streamed by its job
+    JOB = job("rg")
+
+
 class Picker(NamedTuple):
     """One MNIST image picker; thumbnails have pattern-matching ids {"type": thumb_type, "index": i}."""
 

@@ -125,6 +125,13 @@ LESSONS: dict[str, Lesson] = {
         "The early-bird ticket is the first epoch whose distance stays below the threshold: the partition, and "
         "with it the pruning mask one would take from it, has stopped changing, so the costly training of the "
         "large net can stop there (Fig. 3)."), (EARLYBIRD,)),
+    "/regression": Lesson((
+        "With one input a ReLU network is a piecewise-linear function of it: each hidden unit switches at a knot, "
+        "a point where the slope of the fit may change, and between two knots the fit is a straight piece. The "
+        "curve drawn is the fit exactly, through its breakpoints, not sampled.",
+        "The first layer's knots are where its units cross zero; deeper layers add knots where their units switch "
+        "on the pieces the earlier layers made. The sawtooth needs only 3 knots (4 pieces); watch the epochs to "
+        "see where training puts the knots and how many pieces it uses (paper Fig. 6 fits the same target)."), ()),
     "/mnist": Lesson((
         "MNIST images have 784 pixels, too many dimensions to draw; this page draws the 2-D slice through two "
         "test images: the point (a, b) is the image a·A + b·B, so A sits at (1, 0) and B at (0, 1) (both marked). "

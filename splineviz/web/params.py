@@ -178,6 +178,18 @@ class EarlyBird:
     SPARSITY = Param(ids.EarlyBird.SPARSITY, "eb_sparsity", 50, 0, 95, 5)
 
 
+REGRESSION_WIDTHS = "16"
+
+
+class Regression:
+    WIDTHS = Param(ids.Regression.WIDTHS, "rg_widths", REGRESSION_WIDTHS,
+                   parse=lambda text: parse_widths(text) or REGRESSION_WIDTHS)
+    EPOCHS = Param(ids.Regression.EPOCHS, "rg_epochs", 200, 1, 1000, 1)  # every epoch's trace is kept
+    LR = Param(ids.Regression.LR, "rg_lr", 0.01, choices=_labelled([0.001, 0.003, 0.01, 0.03, 0.1]))
+    NOISE = Param(ids.Regression.NOISE, "rg_noise", 0.0, 0.0, 0.5, 0.05)
+    SEED = Param(ids.Regression.SEED, "rg_seed", 0, 0, 2**31 - 1, 1)
+
+
 class Mnist:
     # defaults: the first 6 and the first 9 of the test set, the pair of the paper's Fig. 2c
     ARCH = Param(ids.Mnist.ARCH, "arch", "mlp", choices=MNIST_ARCHS)
@@ -204,7 +216,8 @@ def _params(group: type) -> list[Param]:
     return [v for v in vars(group).values() if isinstance(v, Param)]
 
 
-PARAMS: list[Param] = [p for g in (Playground, Pruning, EarlyBird, Mnist, Experiments, Shell) for p in _params(g)]
+PARAMS: list[Param] = [p for g in (Playground, Pruning, EarlyBird, Regression, Mnist, Experiments, Shell)
+                      for p in _params(g)]
 URL_PARAMS: dict[str, Param] = {p.key: p for p in PARAMS if p.key}
 
 

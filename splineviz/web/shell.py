@@ -20,12 +20,12 @@ from dash import Dash, Input, Output, State, dcc, html
 from splineviz.figures import STYLE
 from splineviz.web import ids, quota
 from splineviz.web.lessons import lesson_panel
-from splineviz.web.pages import earlybird, experiments, lessons, mnist, playground, pruning
+from splineviz.web.pages import earlybird, experiments, lessons, mnist, playground, pruning, regression
 from splineviz.web.params import LIMITS, URL_PARAMS, Param, encode_search, parse_search
 from splineviz.web.runner import use_one_thread
 from splineviz.web.wiring import callback, clientside
 
-PAGES: list[ModuleType] = [playground, pruning, earlybird, mnist, experiments, lessons]
+PAGES: list[ModuleType] = [playground, pruning, earlybird, regression, mnist, experiments, lessons]
 # what run=1 presses on each page, once the element named by "ready" shows a value (the page has its model)
 RUN_BUTTONS = {playground.PATH: {"button": ids.Playground.PLAY, "ready": ids.Playground.STAT_EPOCH},
                earlybird.PATH: {"button": ids.EarlyBird.RUN, "ready": ids.Playground.STAT_EPOCH},
