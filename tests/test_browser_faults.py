@@ -105,7 +105,7 @@ def test_an_upload_without_hidden_layers_is_drawn(driver, served_app, tmp_path: 
     torch.save(mlp(2, (), 2, seed=1).state_dict(), path)
     upload(driver, "pg-upload", path)
     wait_for(lambda: text(driver, "pg-alert") == "Loaded linear.pt: 2-2 linear.", 60, message="the upload")
-    assert text(driver, "pg-stat-regions") == "1"
+    wait_for(lambda: text(driver, "pg-stat-regions") == "1", 30, message="one region")  # the stats follow the alert
     wait_for(lambda: "decision boundary" in text(driver, "pg-legend") and "layer 1" not in text(driver, "pg-legend"),
              30, message="a legend without layers")
     lines, decision = wait_for(lambda: driver.execute_script(

@@ -229,7 +229,6 @@ def _settings(query: dict) -> dict:
     from splineviz.web.params import Playground
 
     view = {Playground.LAYER.key, Playground.SHADE.key, Playground.SHOW.key, Playground.LINK.key}
-    assert "run" not in query
     return {k: v for k, v in query.items() if k not in view}
 
 

@@ -171,5 +171,6 @@ def test_the_unit_strip_has_a_thumbnail_and_the_weights_of_every_unit() -> None:
     assert [len(layer) for layer in strip] == [4, 3]
     assert strip[1][2]["weights"] == pytest.approx(model[2].weight[2].tolist())
     assert strip[0][0]["image"].startswith("data:image/png;base64,")
+    assert explain.unit_strip(mlp(2, (), 2, seed=1), (-1, 1, -1, 1), size=8) == []  # linear: no hidden units
     colours = explain.diverging(np.array([[-2.0, 0.0, 1.0]]))
     assert colours[0, 1].tolist() == [255, 255, 255] and colours[0, 0].tolist() == explain.ORANGE.astype(int).tolist()

@@ -84,6 +84,8 @@ def _sigmoid(z: float) -> float:
 def unit_strip(model: nn.Module, bounds: Sequence[float], size: int = THUMB) -> list[list[dict[str, Any]]]:
     """Per hidden layer, per unit: a thumbnail of its pre-activation over ``bounds`` (orange < 0 < blue,
     white at its zero line) and its incoming weights and bias."""
+    if not any(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in model.modules()):
+        return []  # a linear model (an upload without hidden layers) has no hidden units to show
     probe = grid_probe(tuple(bounds), size)  # row-major from (xmin, ymin)
     with torch.no_grad():
         layers = [z.numpy() for z in preactivations(model, probe)]
