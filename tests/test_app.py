@@ -99,10 +99,10 @@ def test_two_chunks_train_exactly_like_one_and_frames_carry_the_runs_statistics(
     both, frames = pg_jobs.train_chunk(half, 1)
     a, b = whole.model().state_dict(), both.model().state_dict()
     assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
-    last = both.decode()[1].snapshots[-1]
-    assert (frames[-1]["epoch"], frames[-1]["loss"], frames[-1]["train_metric"]) == \
+    last, stats = both.decode()[1].snapshots[-1], frames[-1]["stats"]
+    assert (stats["epoch"], stats["loss"], stats["train_metric"]) == \
         (2, pytest.approx(last.train_loss), pytest.approx(last.train_metric))
-    assert frames[-1]["loss"] != pytest.approx(frames[-1]["train_metric"])  # a loss, not the accuracy
+    assert stats["loss"] != pytest.approx(stats["train_metric"])  # a loss, not the accuracy
 
 
 def test_the_browsers_points_are_the_training_data() -> None:
