@@ -19,7 +19,7 @@ from torch import nn
 
 from splineviz.nets import to_ops
 from splineviz.partition import Partition, trace
-from splineviz.probe import grid_probe, preactivations
+from splineviz.probe import NONLINEARITIES, grid_probe, preactivations
 from splineviz.web.images import rgb_data_uri
 from splineviz.web.params import LIMITS
 from splineviz.web.state import load_weights
@@ -84,7 +84,7 @@ def _sigmoid(z: float) -> float:
 def unit_strip(model: nn.Module, bounds: Sequence[float], size: int = THUMB) -> list[list[dict[str, Any]]]:
     """Per hidden layer, per unit: a thumbnail of its pre-activation over ``bounds`` (orange < 0 < blue,
     white at its zero line) and its incoming weights and bias."""
-    if not any(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in model.modules()):
+    if not any(isinstance(m, NONLINEARITIES) for m in model.modules()):
         return []  # a linear model (an upload without hidden layers) has no hidden units to show
     probe = grid_probe(tuple(bounds), size)  # row-major from (xmin, ymin)
     with torch.no_grad():

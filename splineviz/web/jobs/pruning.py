@@ -23,8 +23,12 @@ from splineviz.web.state import Run, accuracy, build, config_dataset, train_conf
 from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame
 
 
-def _prune_kw(method: str, data: Dataset) -> dict[str, Any]:
-    return {"probe": grid_probe(data.bounds, 100)} if method == "spline" else {}
+PROBE_SIDE = 100  # the early-bird rule, spline pruning and the decision change look at a 100 x 100 grid
+
+
+def _prune_kw(method: str, probe: np.ndarray) -> dict[str, Any]:
+    """What a method needs besides the model: spline pruning compares units on the probe."""
+    return {"probe": probe} if method == "spline" else {}
 
 
 def prune_view(run: Run, method: str, sparsity: float, scope: str = "layerwise") -> dict[str, Any]:
@@ -33,8 +37,9 @@ def prune_view(run: Run, method: str, sparsity: float, scope: str = "layerwise")
     per layer, numbered from 1, the kept unit first)."""
     model = run.model()
     data = config_dataset(run.config)
-    pruned, masks, report = prune(model, method, sparsity, scope, **_prune_kw(method, data))
-    change = DecisionChange(model, grid_probe(data.bounds, PROBE_SIDE), bounds=data.bounds)(pruned)
+    probe = grid_probe(data.bounds, PROBE_SIDE)
+    pruned, masks, report = prune(model, method, sparsity, scope, **_prune_kw(method, probe))
+    change = DecisionChange(model, probe, bounds=data.bounds)(pruned)
     groups = [[[u + 1 for u in group] for group in layer] for layer in report.groups] if report is not None else None
     return {"before": trace_frame(model, data.bounds), "after": trace_frame(pruned, data.bounds),
             "acc_before": accuracy(model, data), "acc_after": accuracy(pruned, data),
@@ -48,7 +53,8 @@ def finetune(run: Run, method: str, sparsity: float, epochs: int, scope: str = "
     data = config_dataset(run.config)
     before = trace_frame(model, data.bounds, cancel=cancel)
     result = prune_and_finetune(model, data, method, sparsity, train_config(run.config, epochs), scope=scope,
-                                progress=progress, cancel=cancel, **_prune_kw(method, data))
+                                progress=progress, cancel=cancel,
+                                **_prune_kw(method, grid_probe(data.bounds, PROBE_SIDE)))
     return {"before": before, "after": trace_frame(result.model, data.bounds, cancel=cancel),
             "acc_after": result.accuracy, "acc_pruned": result.accuracy_pruned, "achieved": result.achieved_sparsity}
 
@@ -59,19 +65,19 @@ def sparsity_sweep(run: Run, sparsities: Sequence[float], epochs: int, methods: 
     """Test accuracy against sparsity per method, each point pruned from the run's model then fine-tuned."""
     model = run.model()
     data = config_dataset(run.config)
+    probe = grid_probe(data.bounds, PROBE_SIDE)
     curves: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
     total = len(methods) * len(sparsities)
     for i, (method, sparsity) in enumerate((m, s) for m in methods for s in sparsities):
         progress(i / total, f"{method} pruning at {100 * sparsity:.0f} %")
         result = prune_and_finetune(model, data, method, sparsity, train_config(run.config, epochs), scope=scope,
-                                    cancel=cancel, **_prune_kw(method, data))
+                                    cancel=cancel, **_prune_kw(method, probe))
         curves[method].append((float(sparsity), float(result.accuracy)))
     progress(1.0, "done")
     return curves
 
 
 # -- pruning while training (issue 16): a schedule run as one job, its frames streamed as they are traced ------------
-PROBE_SIDE = 100  # the early-bird rule and spline pruning look at a 100 x 100 grid over the drawn bounds
 TAIL = 3  # frames each streamed payload repeats: the page polls every 0.3 s and may miss one
 
 
@@ -208,9 +214,8 @@ def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = 
             share(snap.epoch / max(spec.epochs, 1), f"{spec.method} pruning: epoch {snap.epoch} of {spec.epochs}, "
                                                     f"sparsity {100 * (snap.sparsity or 0):.0f} %")
 
-        method_kw = {"probe": probe} if spec.method == "spline" else {}
         train_with_schedule(build(run.arch), data, train_config(run.config, spec.epochs), spec.schedule(probe),
-                            spec.method, spec.scope, on_snapshot=seen, cancel=cancel, **method_kw)
+                            spec.method, spec.scope, on_snapshot=seen, cancel=cancel, **_prune_kw(spec.method, probe))
         done.append(rec)
     progress(1.0, "done")
     return [r.payload() for r in done]
