@@ -37,6 +37,7 @@ HEARTBEAT_TTL_S = 3  # ... and the record expires this long after its worker die
 VISIBILITY_TIMEOUT_S = 120  # a message taken but not started by a worker that died is queued again after this
 UNREACHABLE_LIMIT_S = 60.0  # a job whose backend stays unreachable this long is reported lost
 RESTART_GRACE_S = 20.0  # after Redis comes back empty, running jobs' workers get this long to write their records
+_MARKER = "splineviz-redis-since"  # written at first contact with Redis: gone means Redis lost its data
 UNSTARTED = "unstarted-"  # job ids handed out for a job the queue refused: its first poll reports it lost
 
 
@@ -277,9 +278,6 @@ class QueueJobManager(CeleryManager):
             return True
         since = self._client.get(_MARKER)
         return since is None or now - float(since) < RESTART_GRACE_S
-
-
-_MARKER = "splineviz-redis-since"
 
 
 def celery_app(broker: str | None = None) -> Any:
