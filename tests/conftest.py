@@ -10,6 +10,15 @@ from harness import SHOTS, RunningApp, chrome, running_app
 from splineviz.partition import kernels
 
 
+@pytest.fixture(scope="session", autouse=True)
+def loaded_kernels() -> None:
+    """Compile or load the kernels once, as the app does at start (web.app.create_app): otherwise the first test to
+    trace pays numba's compile (a minute on a fresh clone), which the Playground's run estimate would count."""
+    from splineviz.partition.tracer import load_kernels
+
+    load_kernels()
+
+
 @pytest.fixture(scope="module")
 def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """``python app.py`` with its own job cache, one per test module; its log goes next to the screenshots."""
