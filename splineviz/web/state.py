@@ -104,10 +104,10 @@ def architecture(config: PlaygroundConfig, data: Dataset) -> dict[str, Any]:
             "out_features": data.n_outputs, "activation": config.activation, "seed": config.seed}
 
 
-def train_config(config: PlaygroundConfig, epochs: int | None = None, seed_offset: int = 0) -> TrainConfig:
+def train_config(config: PlaygroundConfig, epochs: int | None = None) -> TrainConfig:
     return TrainConfig(epochs=config.epochs if epochs is None else epochs, lr=config.lr,
                        batch_size=config.batch_size, optimizer="sgd", momentum=0.9, weight_decay=config.l2, l1=config.l1,
-                       seed=config.seed + seed_offset)
+                       seed=config.seed)
 
 
 def build(arch: Mapping[str, Any]) -> nn.Sequential:
