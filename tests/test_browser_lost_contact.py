@@ -155,3 +155,29 @@ def test_polls_that_recover_in_time_raise_no_alarm(driver, proxied: FaultProxy) 
     shot(driver, "lost-contact-recovered")
     assert text(driver, "pr-alert") == ""
     assert network_errors_only(driver) == []
+
+
+def test_earlybird_run_says_so_when_the_server_is_gone(tmp_path: Path) -> None:
+    """The server and its job processes are killed mid-run (SIGKILL): polls find no connection. The page says so, its controls come
+    back, and what it streamed of the run stays."""
+    import psutil
+
+    with running_app(env={"SPLINEVIZ_CACHE_DIR": str(tmp_path / "cache")}, log=tmp_path / "app.log") as app:
+        driver = chrome()
+        try:
+            driver.get(app.url + "/earlybird?layers=5&width=48&eb_epochs=500")
+            wait_for(lambda: text(driver, "pg-stat-epoch") == "0", 60, message="the shared model")
+            start(driver, "eb-run", "eb-progress-label")
+            wait_for(lambda: text(driver, "eb-info"), 120, message="a first streamed frame")
+            # the job processes too: they hold the server's listening socket, which would take connections unanswered
+            for process in [*psutil.Process(app.pid).children(recursive=True), psutil.Process(app.pid)]:
+                process.kill()
+            message = wait_for(lambda: "lost contact" in text(driver, "eb-alert") and text(driver, "eb-alert"),
+                               MESSAGE_WITHIN_S, 0.2, message="the lost-contact message")
+            shot(driver, "lost-contact-earlybird")
+            assert message == (f"The early-bird run: lost contact with the server for {LIMITS.lost_silence_s:.0f} s "
+                               "(no connection); the job may be lost. Press Run to run it again.")
+            assert_controls_back(driver, "eb-run", "eb-cancel", "eb-progress-row")
+            assert "· epoch" in text(driver, "eb-info")
+        finally:
+            driver.quit()
