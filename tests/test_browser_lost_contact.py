@@ -3,8 +3,9 @@ come back; polls that fail only briefly are retried and the job finishes without
 
 Dash ends a job's poll chain at its first failed request, and holds back the pages' own callbacks while a job
 runs; the poll watch in assets/splineviz-6-jobs.js (under Dash, in window.fetch) is what is tested here. The
-faults are real: the server process is stopped (SIGSTOP: polls get no answer), or a proxy between browser and
-server answers the polls with HTTP 503 (tests/harness.py, FaultProxy). Screenshots go to out/screenshots/.
+faults are real: the server process is stopped (SIGSTOP: polls get no answer) or killed with its jobs (no
+connection), or a proxy between browser and server answers the polls with HTTP 503 (tests/harness.py,
+FaultProxy). Screenshots go to out/screenshots/lost-contact-*.png.
 """
 from __future__ import annotations
 
@@ -158,8 +159,8 @@ def test_polls_that_recover_in_time_raise_no_alarm(driver, proxied: FaultProxy) 
 
 
 def test_earlybird_run_says_so_when_the_server_is_gone(tmp_path: Path) -> None:
-    """The server and its job processes are killed mid-run (SIGKILL): polls find no connection. The page says so, its controls come
-    back, and what it streamed of the run stays."""
+    """The server and its job processes are killed mid-run (SIGKILL): polls find no connection. The page says
+    so, its controls come back, and what it streamed of the run stays."""
     import psutil
 
     with running_app(env={"SPLINEVIZ_CACHE_DIR": str(tmp_path / "cache")}, log=tmp_path / "app.log") as app:
