@@ -7,7 +7,7 @@
  *   splineviz-3-painter.js     painters under plotly's axes, their worker, latest-wins requests (the API)
  *   splineviz-4-export.js      PNG / SVG exports with title, axes and legend
  *   splineviz-5-replay.js      frame-by-frame playback at a capped rate
- *   splineviz-6-jobs.js        background jobs: lost-job watch, tab heartbeat, upload size guard
+ *   splineviz-6-jobs.js        background jobs: lost-job and poll watch, tab heartbeat, upload size guard
  *   splineviz-7-playground.js  Playground glue: transport (play / step / chunks), drawing, replay
  *   splineviz-8-pages.js       MNIST slice and side-by-side panels (pruning, early-bird) glue
  *   splineviz-8p-pruning.js    pruning while training: runs streamed, animated in step, replayed (both pages)

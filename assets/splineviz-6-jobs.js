@@ -1,97 +1,126 @@
 /*
- * Background jobs, seen from the page. Every job has three stores (splineviz/web/ids.py, Job): busy (true
- * while Dash runs it), beat (changes with each progress report: the job re-sends one every second) and
- * done (written once when it finishes, with an error message if it failed). A job that stops being busy
- * without writing done, or whose beats stop while it is busy, was lost: its process died or the server
- * stopped answering; the server's job manager may also say so (done.lost: the reason). The page then says so
- * and gives the controls back, instead of waiting forever.
+ * Background jobs, seen from the page. Dash runs a job as a chain of requests to _dash-update-component: one
+ * starts it, then polls follow until one carries the result. Every job has a done store (splineviz/web/ids.py,
+ * Job), written once when it ends, with an error message if it failed or was lost (done.lost: why; the
+ * server's job manager says so for a job that died). The watch below shows that message in the page's alert.
+ *
+ * A poll that fails (no connection, no answer, an HTTP error) ends Dash's chain at once, and Dash holds back
+ * every callback whose inputs a running job writes, so no Dash callback can watch a job while it runs. The
+ * poll watch therefore sits under Dash, in window.fetch: a failed poll is sent again every second, and once
+ * polls have failed for timing.silentMs it answers Dash itself with a done that says the contact was lost.
+ * Dash then ends the job as it ends any other (the controls come back, nothing the page holds is touched) and
+ * the watch shows the message. A start that fails is not sent again: that could run the job twice.
+ * The Playground's transport reads its job's stores itself (lostReason) and is not watched here.
  */
 (function () {
   "use strict";
   const sv = window.splineviz;
+  const RETRY_MS = 1000;  // between tries of a failed poll
+  const MIN_WAIT_MS = 2000;  // the least a try waits for an answer
 
-  /* Why a job is lost, or null: track = {heard, ended} timestamps; timing = {graceMs, silentMs}. */
+  /* Why the Playground's job is lost, or null: track = {heard, ended} timestamps; timing = {graceMs, silentMs}. */
   function lostReason(track, now, timing) {
     if (track.ended != null && now - track.ended > timing.graceMs) return "its process stopped without a result";
     if (track.ended == null && now - track.heard > timing.silentMs) return "the server stopped answering";
     return null;
   }
 
-  /* Per watched job: its track while it runs, the check timer and the message it showed. */
-  const watches = new Map();
+  /* Watched jobs by done store id: {cfg, cancelled, shown (the message it showed)}. */
+  const jobs = new Map();
 
-  function settle(w) {
-    clearInterval(w.timer);
-    w.timer = null;
-    w.track = null;
+  function entry(cfg) {
+    let w = jobs.get(cfg.done);
+    if (!w) jobs.set(cfg.done, (w = {cfg: cfg, cancelled: false, shown: null}));
+    return w;
   }
 
-  function say(w, cfg, message, kind) {
-    sv.notify(cfg.alert, message, kind);
+  function say(w, message) {
+    sv.notify(w.cfg.alert, message);
     w.shown = message;
   }
 
-  /* Give the controls back after a lost job whose poll chain Dash has dropped (it never switches them off). */
-  function release(cfg) {
-    const job = cfg.job;
-    sv.setProps(job.busy, {data: false});
-    sv.setProps(job.progress, {value: "0"});
-    sv.setProps(job.label, {children: ""});
-    if (cfg.hideIdle) sv.setProps(job.row, {style: {visibility: "hidden"}});
-    if (cfg.start) sv.setProps(cfg.start, {disabled: false});
-    if (cfg.cancel) sv.setProps(cfg.cancel, {disabled: true});
-  }
-
-  function check(w, cfg) {
-    if (!w.track) return settle(w);
-    if (w.track.cancelled && w.track.ended != null) {
-      settle(w);
-      say(w, cfg, cfg.what + " was cancelled.", "info");
-      return;
-    }
-    const why = lostReason(w.track, Date.now(), cfg.timing);
-    if (why) {
-      settle(w);
-      release(cfg);
-      say(w, cfg, cfg.what + " was lost: " + why + "." + (cfg.retry ? " " + cfg.retry : ""));
-    }
+  function unsay(w) {
+    if (w.shown) sv.notify(w.cfg.alert, null);
+    w.shown = null;
   }
 
   /*
-   * Watch one job: values {busy, beat, done, cancel?}; cfg {job: ids, alert, start, cancel, what, retry,
-   * hideIdle, timing}. Errors from the job (done.error) and lost or cancelled jobs go to the page's alert.
+   * Watch one job: values {done}; cfg {done: its store id, alert, what, retry, timing}. Its first call (at page
+   * load) puts the job under the poll watch; then failures and lost jobs (done.error) go to the page's alert,
+   * a lost job's message ending with cfg.retry.
    */
   function watch(v, cfg) {
-    let w = watches.get(cfg.job.done);
-    if (!w) watches.set(cfg.job.done, (w = {track: null, timer: null, shown: null}));
-    const now = Date.now();
-    if (v.triggered.has("busy")) {
-      if (v.busy) {
-        if (w.shown) { sv.notify(cfg.alert, null); w.shown = null; }
-        w.track = {heard: now, ended: null, cancelled: false};
-        if (!w.timer) w.timer = setInterval(() => check(w, cfg), 250);
-      } else if (w.track) {
-        w.track.ended = now;
-      }
+    const w = entry(cfg);
+    if (!v.triggered.has("done") || !v.done) return;
+    if (v.done.error) say(w, v.done.error + (v.done.lost && cfg.retry ? " " + cfg.retry : ""));
+    else unsay(w);
+  }
+
+  /* The watched job a request to _dash-update-component belongs to: its body names the outputs first. */
+  function watchedBy(body) {
+    if (typeof body !== "string") return null;
+    const outputs = body.slice(0, body.indexOf('"outputs"'));  // {"output":"..a.data...b.data..",...
+    for (const w of jobs.values()) if (outputs.includes("." + w.cfg.done + ".data.")) return w;
+    return null;
+  }
+
+  /* A fetch that gives up (AbortError) when no answer has come after ms. */
+  const realFetch = window.fetch.bind(window);
+  function answer(url, init, ms) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), ms);
+    return realFetch(url, Object.assign({}, init, {signal: abort.signal})).finally(() => clearTimeout(timer));
+  }
+
+  /* What Dash gets for a job the page lost contact with: its done, as if the server had answered it. */
+  function lostContact(w, polling, why) {
+    if (w.cancelled) return new Response(null, {status: 204});  // cancelled: Dash ends it without a word
+    const cfg = w.cfg;
+    const reason = polling ? "lost contact with the server for " + Math.round(cfg.timing.silentMs / 1000) + " s (" +
+      why + ")" : "could not reach the server to start it (" + why + ")";
+    const done = {ok: false, error: cfg.what + ": " + reason + (polling ? "; the job may be lost." : "."),
+                  lost: reason, t: Date.now() / 1000};
+    return new Response(JSON.stringify({multi: true, response: {[cfg.done]: {data: done}}}),
+                        {status: 200, headers: {"Content-Type": "application/json"}});
+  }
+
+  /* Send a watched job's request: a poll is sent again until it is answered or has failed for silentMs. */
+  async function send(w, url, init) {
+    const polling = /[?&]job=/.test(url), since = Date.now(), silentMs = w.cfg.timing.silentMs;
+    if (!polling) {  // a new job: a message about the last one goes
+      w.cancelled = false;
+      unsay(w);
     }
-    if (v.triggered.has("beat") && w.track) w.track.heard = now;
-    if (v.triggered.has("cancel") && w.track) w.track.cancelled = true;
-    if (v.triggered.has("done") && v.done) {
-      settle(w);
-      if (v.done.lost) release(cfg);
-      if (v.done.error) say(w, cfg, v.done.error + (v.done.lost && cfg.retry ? " " + cfg.retry : ""));
-      else if (w.shown) { sv.notify(cfg.alert, null); w.shown = null; }
+    for (;;) {
+      let why;
+      try {
+        const res = await answer(url, init, Math.max(since + silentMs - Date.now(), MIN_WAIT_MS));
+        if (res.ok || res.status === 204) return res;
+        why = "HTTP " + res.status;
+      } catch (e) {
+        why = e.name === "AbortError" ? "no answer" : "no connection";
+      }
+      if (!polling || w.cancelled || Date.now() - since >= silentMs) return lostContact(w, polling, why);
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
     }
   }
 
+  window.fetch = function (resource, init) {
+    const w = typeof resource === "string" && resource.includes("_dash-update-component") && init
+      ? watchedBy(init.body) : null;
+    return w ? send(w, resource, init) : realFetch(resource, init);
+  };
+
   /*
-   * Say that a job was cancelled, when its Cancel button is pressed: cfg {alert, what}. The watch cannot tell:
-   * Dash holds back callbacks whose inputs a pending callback writes (busy, beat, done) until that callback
-   * ends, and a cancelled job's never does, so the watch is not called at all. The button is enabled only while
-   * the job runs (wiring.job), and Dash stops the job on the same click.
+   * Say that a job was cancelled, when its Cancel button is pressed: cfg {done, alert, what}. The watch cannot
+   * tell: a cancelled job never writes done. The button is enabled only while the job runs (wiring.job), and
+   * Dash stops the job on the same click; its polls are then no longer watched.
    */
   function cancelled(v, cfg) {
-    if (v.clicks) sv.notify(cfg.alert, cfg.what + " was cancelled.", "info");
+    if (!v.clicks) return;
+    const w = jobs.get(cfg.done);
+    if (w) w.cancelled = true;
+    sv.notify(cfg.alert, cfg.what + " was cancelled.", "info");
   }
 
   /*

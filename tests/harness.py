@@ -7,11 +7,16 @@ use their real process model (diskcache children, or Celery workers). Process he
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -54,6 +59,76 @@ def running_app(args: Sequence[str] = (), env: dict[str, str] | None = None, por
             proc.kill()
         if log:
             out.close()
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of a served app that can make the page's requests fail.
+
+    ``fail(status)`` answers Dash's job polls (requests to _dash-update-component carrying ``job=``) with that HTTP
+    status instead of passing them on, or every callback request with ``polls_only=False``; ``fail(None)``
+    passes everything again. ``refused`` counts the requests it answered itself.
+    """
+
+    POLL = re.compile(r"_dash-update-component.*[?&]job=")
+    HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+
+    def __init__(self, target: str) -> None:
+        self.target = urlsplit(target)
+        self.status: int | None = None
+        self.polls_only = True
+        self.refused = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                proxy._forward(self)
+
+            do_POST = do_GET
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # the app going away mid-request: the browser sees it
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fail(self, status: int | None, polls_only: bool = True) -> None:
+        self.status, self.polls_only = status, polls_only
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _refuses(self, path: str) -> bool:
+        if self.status is None:
+            return False
+        return bool(self.POLL.search(path)) if self.polls_only else "_dash-update-component" in path
+
+    def _forward(self, request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        if self._refuses(request.path):
+            self.refused += 1
+            status, headers, data = self.status, [], b""
+        else:
+            upstream = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=600)
+            try:
+                upstream.request(request.command, request.path, body=body,
+                                 headers={k: v for k, v in request.headers.items() if k.lower() not in self.HOP})
+                answer = upstream.getresponse()
+                status, headers, data = answer.status, answer.getheaders(), answer.read()
+            finally:
+                upstream.close()
+        request.send_response(status)
+        for key, value in headers:
+            if key.lower() not in self.HOP:
+                request.send_header(key, value)
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
 
 
 def chrome():

@@ -250,3 +250,25 @@ def test_a_restarted_worker_finishes_running_and_queued_jobs(celery_web, workers
     pool.shutdown()
     assert answers == [f"done {t}" for t in tags]
     assert [jobs.starts()[t] for t in tags] == [1, 1, 1]
+
+
+def test_worker_processes_have_the_kernels_before_their_first_task(redis: Redis, workdir: Path) -> None:
+    """The app's Celery worker loads the compiled kernels at start, as the web server does before it forks its
+    jobs (create_app, which the worker module calls): every pool process has them before its first task, so no
+    job's time, and no run estimate made from it, includes loading them."""
+    from splineviz.partition import kernels
+
+    if not kernels.available():
+        pytest.skip("numba is not installed or SPLINEVIZ_NUMBA=0")
+    probe = workdir / "kernels.log"
+    worker = celery_worker("kernelprobe:celery_app", _env(workdir, broker=redis.url, KERNEL_PROBE_LOG=str(probe)),
+                           workdir / "probe-worker.log", 2, "probe", cwd=TESTS)
+    worker.start()
+    try:
+        wait_ready(worker)
+        lines = wait_for(lambda: probe.exists() and len(probe.read_text().splitlines()) == 2 and probe.read_text(),
+                         30, message="both pool processes to start")
+    finally:
+        worker.stop()
+    counts = [[int(n) for n in line.split()[1:]] for line in lines.splitlines()]
+    assert all(cut >= 1 and split >= 1 for cut, split in counts), counts

@@ -28,11 +28,12 @@ def nav(name: str) -> str:
 
 
 class Job(NamedTuple):
-    """The ids of one background job: its progress bar and the three stores the browser watches.
+    """The ids of one background job: its progress bar and the three stores the browser follows it by.
 
     ``busy`` is True while the job runs (Dash's ``running``), ``beat`` changes with every progress report
-    (a heartbeat, so a silent job can be told from a slow one), ``done`` is written once per finished job
-    with ``{"ok", "error", "t"}``; a job that ends without ``done`` was lost.
+    (a heartbeat, so a silent job can be told from a slow one: the Playground's transport reads both), ``done``
+    is written once per finished job with ``{"ok", "error", "lost", "t"}``, by the server or, for a job whose
+    polls kept failing, by the browser's poll watch (splineviz-6-jobs.js).
     """
 
     progress: str

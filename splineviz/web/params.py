@@ -267,13 +267,14 @@ class Limits:
     heartbeat_s: float = 5.0  # how often a tab says it is still open
     heartbeat_timeout_s: float = 20.0  # a tab silent this long is gone: its jobs stop
     lost_grace_s: float = 1.5  # a job that ended without its result this long ago was lost
-    # a running job not heard of this long (it beats every second) was lost: longer than a short outage of the job
-    # backend, during which the manager keeps the job pending (manager.py) and its beats cannot arrive
+    # a running job whose polls have failed this long (job pages), or that was not heard of this long (the Playground:
+    # it beats every second), was lost: longer than a short outage of the job backend, during which the manager keeps
+    # the job pending (manager.py) and its beats cannot arrive
     lost_silence_s: float = 15.0
 
     @property
     def browser_timing(self) -> dict[str, float]:
-        """The lost-job rule's timings, for the page (splineviz-4-jobs.js, lostReason)."""
+        """The lost-job rules' timings, for the page (splineviz-6-jobs.js: the poll watch, and lostReason)."""
         return {"graceMs": 1000 * self.lost_grace_s, "silentMs": 1000 * self.lost_silence_s}
 
     @property

@@ -3,9 +3,9 @@
 Server callbacks return a dict holding only the outputs they change (``fill`` sends ``no_update`` for the
 rest), so an error path is one line instead of a tuple of placeholders. Background jobs go through
 ``job``: it adds the job's stores (see ``ids.Job``), runs the function inside ``JobContext.start``, turns
-every exception into a message for the page and registers the browser's watch over the job. Browser
-callbacks (``clientside``) call a function of ``window.splineviz`` with named inputs and a config (the ids it
-needs), and return named outputs.
+every exception into a message for the page and registers the browser's watch over the job (which also
+reports a job whose polls keep failing). Browser callbacks (``clientside``) call a function of
+``window.splineviz`` with named inputs and a config (the ids it needs), and return named outputs.
 """
 from __future__ import annotations
 
@@ -57,9 +57,10 @@ def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str,
     ``start`` is disabled while the job runs; the ``cancel`` button is enabled while it runs and stops it, as
     do changes of the ``cancel_on`` inputs. The progress bar shows only while the job runs unless
     ``hide_idle_progress`` is False. Whatever the function raises reaches the page's ``alert`` as
-    "{what} failed: ..." (through the job's ``done`` store), as does a job its manager reports lost; one that
-    ends without writing ``done``, or stops beating, is reported lost by the browser. Lost jobs' messages end
-    with ``retry``. ``watch=False`` leaves all that to the page (the Playground's transport does it).
+    "{what} failed: ..." (through the job's ``done`` store), as does a job its manager reports lost; one whose
+    polls fail for ``LIMITS.lost_silence_s`` (server down, HTTP errors) is reported lost by the browser, which
+    writes ``done`` itself. Lost jobs' messages end with ``retry``. ``watch=False`` leaves all that to the page
+    (the Playground's transport does it).
     ``stream`` receives what the function passes to ``ctx.stream`` while it runs (partial results: frames as
     training proceeds); the page sees ``None`` there until the first one, and again once the job has ended.
     """
@@ -94,7 +95,7 @@ def job(app: Dash, job_ids: ids.Job, what: str, alert: str, output: Mapping[str,
                      progress_default=["0", "", None, *([None] if stream else [])], running=flags,
                      cancel=stop or None, on_error=lost)(run)
         if watch:
-            _watch(app, job_ids, what, alert, start, cancel, retry, hide_idle_progress)
+            _watch(app, job_ids, what, alert, cancel, retry)
         return fn
     return register
 
@@ -123,19 +124,15 @@ def lost_outcome(what: str, error: BaseException) -> dict[str, Any]:
     return {"ok": False, "error": f"{what} was lost: {reason}.", "lost": reason, "t": time.time()}
 
 
-def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, start: str | None, cancel: str | None,
-           retry: str | None, hide_idle: bool) -> None:
-    """The browser's watch over one job (splineviz-4-jobs.js, watch): errors, lost and cancelled jobs."""
-    inputs: dict[str, Input] = {"busy": Input(job_ids.busy, "data"), "beat": Input(job_ids.beat, "data"),
-                                "done": Input(job_ids.done, "data")}
-    if cancel:
-        inputs["cancel"] = Input(cancel, "n_clicks")
-    config = {"job": job_ids._asdict(), "alert": alert, "start": start, "cancel": cancel, "what": what,
-              "retry": retry, "hideIdle": hide_idle, "timing": LIMITS.browser_timing}
-    clientside(app, "jobs.watch", None, inputs, config=config, prevent_initial_call=True)
+def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, cancel: str | None, retry: str | None) -> None:
+    """The browser's watch over one job (splineviz-6-jobs.js, watch): its failures, lost jobs, polls that fail
+    for ``LIMITS.lost_silence_s`` and cancels reach the page's alert. Its first call, at page load, puts the job
+    under the poll watch."""
+    config = {"done": job_ids.done, "alert": alert, "what": what, "retry": retry, "timing": LIMITS.browser_timing}
+    clientside(app, "jobs.watch", None, {"done": Input(job_ids.done, "data")}, config=config)
     if cancel:
         clientside(app, "jobs.cancelled", None, {"clicks": Input(cancel, "n_clicks")},
-                   config={"alert": alert, "what": what}, prevent_initial_call=True)
+                   config={"done": job_ids.done, "alert": alert, "what": what}, prevent_initial_call=True)
 
 
 def clientside(app: Dash, function: str, output: Mapping[str, Output] | Output | None, inputs: Deps,

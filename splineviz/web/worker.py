@@ -2,7 +2,9 @@
 
 Building the app registers every background callback as a Celery task under a name derived from the
 callback's source, so the worker and the web processes agree on task names without sharing memory. Workers
-never sign or check job handles, so they need no SPLINEVIZ_SECRET_KEY.
+never sign or check job handles, so they need no SPLINEVIZ_SECRET_KEY. Building the app also loads the compiled
+kernels (create_app) in the worker's main process, before it forks its pool: every pool process has them before its
+first task (tests/test_faults.py), so no job's time, nor a run estimate made from it, includes loading them.
 """
 from __future__ import annotations
 
