@@ -1,0 +1,176 @@
+"""Pruning while training at the sizes the Playground offers (issue 16, item 6): a gradual and an early-bird run on
+6x64 Spirals (the largest net the controls build) and, for scale, on 3x32, as the Pruning page's job runs them.
+
+Usage: nice -n 5 python bench/pruning_anim.py [--epochs 40] [--only gradual-6x64 ...] [--browser]
+  -> writes the "Pruning runs" sections of bench/APP_RESULTS.md
+
+Server side, each case runs in its own process (``--child``), so that its peak resident memory (``ru_maxrss``) is the
+job's: the run goes through ``web.jobs.pruning.scheduled_run`` with the page's ``stream`` callback, which times
+every streamed payload and measures its JSON size (what the page polls), and a Recorder that times each pruning
+step's decision change. ``--browser`` also runs the 6x64 gradual run on the Pruning page in headless Chromium
+and records the longest main-thread task (PerformanceObserver ``longtask``, as bench/app_latency.py) and the slowest
+scripted round trip while it streams.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+OUT = REPO / "bench" / "APP_RESULTS.md"
+HEADING = "## Pruning runs (bench/pruning_anim.py)"
+CASES = {  # name -> (Playground config, schedule spec)
+    "gradual-3x32": ({"dataset": "spirals", "layers": 3, "width": 32}, {"kind": "gradual"}),
+    "gradual-6x64": ({"dataset": "spirals", "layers": 6, "width": 64}, {"kind": "gradual"}),
+    "earlybird-6x64": ({"dataset": "spirals", "layers": 6, "width": 64}, {"kind": "earlybird"}),
+    "side-by-side-6x64": ({"dataset": "spirals", "layers": 6, "width": 64}, {"kind": "gradual", "compare": "method:spline"}),
+}
+
+
+def child(name: str, epochs: int, parallel: bool) -> dict:
+    """One case in this process: the job's own numbers."""
+    import torch
+    from plotly.io.json import to_json_plotly
+
+    from splineviz.web.jobs import earlybird as eb_jobs, playground as pg_jobs, pruning as pr_jobs
+    from splineviz.web.state import PlaygroundConfig
+
+    torch.set_num_threads(1)
+    config, spec_values = CASES[name]
+    spec_values = dict(spec_values)
+    compare = spec_values.pop("compare", "none")
+    run, _ = pg_jobs.start_run(PlaygroundConfig(**config))
+    spec = pr_jobs.ScheduleSpec(epochs=epochs, **spec_values)
+    changes: list[float] = []
+
+    class Timed(eb_jobs.DistanceRecorder if spec.kind == "earlybird" else pr_jobs.Recorder):
+        def _event(self, *args, **kw):
+            t0 = time.perf_counter()
+            try:
+                return super()._event(*args, **kw)
+            finally:
+                changes.append(time.perf_counter() - t0)
+
+    streams: list[tuple[float, int, float]] = []  # (seconds since start, JSON bytes, seconds to encode)
+    start = time.perf_counter()
+
+    def stream(partial: list) -> None:
+        t0 = time.perf_counter()
+        size = len(to_json_plotly(pr_jobs.animation_store(run, partial, "bench")))
+        streams.append((t0 - start, size, time.perf_counter() - t0))
+
+    specs = pr_jobs.compare_specs(spec, compare)
+    estimate = pr_jobs.estimate(run, specs)
+    runs = pr_jobs.scheduled_run(run, specs, stream=stream, recorder=Timed, parallel=parallel)
+    wall = time.perf_counter() - start
+    final = len(to_json_plotly(pr_jobs.animation_store(run, runs, "bench")))
+    gaps = [b[0] - a[0] for a, b in zip(streams, streams[1:])]
+    traces = [f["stats"]["trace_s"] for r in runs for f in r["frames"].values()]
+    regions = [f["n_regions"] for r in runs for f in r["frames"].values()]
+    return {"case": name + (" (one after the other)" if len(runs) > 1 and not parallel else ""), "epochs": epochs,
+            "estimate_s": estimate.seconds, "estimate_frames": estimate.frames, "wall_s": wall, "frames": sum(r["n_frames"] for r in runs),
+            "events": sum(len(r["events"]) for r in runs), "tickets": [r["ticket"] for r in runs],
+            "regions": [min(regions), max(regions)], "trace_s": [statistics.median(traces), max(traces)],
+            "gap_s": [statistics.median(gaps), max(gaps)] if gaps else [0, 0],
+            "stream_bytes": [statistics.median(s[1] for s in streams), max(s[1] for s in streams)],
+            "stream_encode_s": max(s[2] for s in streams), "final_bytes": final,
+            "change_s": [statistics.median(changes), max(changes)] if changes else None,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def row(r: dict) -> str:
+    mb = lambda n: f"{n / 1e6:.2f} MB"  # noqa: E731
+    change = "–" if r["change_s"] is None else f"{r['change_s'][0]:.2f} / {r['change_s'][1]:.2f} s"
+    return (f"| {r['case']} | {r['epochs']} | {r['wall_s']:.1f} s | {r['frames']} ({r['events']} events) | "
+            f"{r['regions'][0]:,}–{r['regions'][1]:,} | {r['trace_s'][0]:.2f} / {r['trace_s'][1]:.2f} s | "
+            f"{r['gap_s'][0]:.2f} / {r['gap_s'][1]:.2f} s | {mb(r['stream_bytes'][0])} / {mb(r['stream_bytes'][1])} | "
+            f"{mb(r['final_bytes'])} | {change} | {r['peak_rss_mib']:.0f} MiB |")
+
+
+def browser(epochs: int) -> dict[str, str]:
+    """The 6x64 gradual run on the Pruning page: longest main-thread task and round trips while it streams."""
+    from selenium.webdriver.common.by import By
+
+    sys.path[:0] = [str(REPO / "tests"), str(REPO / "bench")]
+    from app_latency import LONGTASKS, _longest, _round_trip  # noqa: E402
+    from harness import chrome, element_text, running_app, wait_for  # noqa: E402
+
+    with running_app() as app:
+        driver = chrome()
+        try:
+            driver.get(f"{app.url}/pruning?dataset=spirals&layers=6&width=64&pr_epochs={epochs}")
+            wait_for(lambda: element_text(driver, "pg-stat-epoch") == "0", 120, message="the Playground's model")
+            wait_for(lambda: "regions" in element_text(driver, "pr-estimate"), 120, message="the run's estimate")
+            estimate = element_text(driver, "pr-estimate")
+            driver.execute_script(LONGTASKS)
+            start = time.perf_counter()
+            driver.find_element(By.ID, "pr-run").click()
+            wait_for(lambda: driver.execute_script("return document.getElementById('pr-run').disabled"), 30,
+                     message="the run to start")
+            trips, first = [], None
+            while driver.execute_script("return document.getElementById('pr-run').disabled"):
+                trips.append(_round_trip(driver))
+                if first is None and "epoch" in element_text(driver, "pr-info"):
+                    first = time.perf_counter() - start
+                time.sleep(0.25)
+            wall = time.perf_counter() - start
+            return {"6x64 gradual on the page: estimate shown before the run": estimate,
+                    "6x64 gradual on the page: first frame shown / run ended": f"{first or float('nan'):.1f} s / {wall:.1f} s",
+                    "6x64 gradual on the page: longest main-thread task": _longest(driver),
+                    "6x64 gradual on the page: slowest scripted round trip":
+                        f"{1000 * max(trips):.0f} ms (median {1000 * statistics.median(trips):.0f} ms, n={len(trips)})",
+                    "6x64 gradual on the page: alert": element_text(driver, "pr-alert") or "none"}
+        finally:
+            driver.quit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--only", nargs="*", choices=list(CASES))
+    parser.add_argument("--browser", action="store_true")
+    parser.add_argument("--child", choices=list(CASES), help=argparse.SUPPRESS)
+    parser.add_argument("--sequential", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.epochs, not args.sequential)))
+        return
+    results = []
+    runs = [(name, []) for name in args.only or CASES]
+    runs += [(name, ["--sequential"]) for name in args.only or CASES if "compare" in CASES[name][1]]
+    for name, extra in runs:
+        out = subprocess.run([sys.executable, __file__, "--child", name, "--epochs", str(args.epochs), *extra],
+                             capture_output=True, text=True, check=True, cwd=REPO)
+        results.append(json.loads(out.stdout.splitlines()[-1]))
+        print(row(results[-1]), flush=True)
+    lines = [HEADING, "",
+             f"{os.cpu_count()} CPUs shared with other work (load average {os.getloadavg()[0]:.1f} at the end); one "
+             "process per case, torch on one thread, as a job process runs. Spirals, 2-input nets, Playground seed 0, "
+             "default schedule controls (sparsity 50 %, node pruning; gradual from epoch 5 to 25 every 5; early-bird "
+             "threshold 0.16). median / max per column. Stream gap: time between two streamed payloads (a frame "
+             "traced, its training and any pruning step). Stream: one streamed payload's JSON (what the page polls). "
+             "Final: the finished run's JSON.", "",
+             "| case | epochs | wall | frames | regions | trace+frame | stream gap | stream | final | decision "
+             "change per step | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [row(r) for r in results]
+    if args.browser:
+        found = browser(args.epochs)
+        lines += ["", "| in the browser | result |", "|---|---|", *[f"| {k} | {v} |" for k, v in found.items()]]
+    text = OUT.read_text() if OUT.exists() else ""
+    before = text.split(HEADING, 1)[0].rstrip()
+    after = text.split(HEADING, 1)[1].split("\n## ", 1) if HEADING in text else []
+    rest = ("\n\n## " + after[1]) if len(after) > 1 else ""
+    OUT.write_text(before + "\n\n" + "\n".join(lines) + "\n" + rest)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
