@@ -107,8 +107,10 @@ def test_specs_from_any_controls_run() -> None:
 
 def test_earlybird_run_distances_and_ticket_match_the_offline_rule(run) -> None:
     spec = pr_jobs.ScheduleSpec(kind="earlybird", epochs=20, threshold=0.1, sparsity=0.5)
-    result = eb_jobs.earlybird_run(run, spec)
+    streamed: list = []
+    result = eb_jobs.earlybird_run(run, spec, stream=streamed.append)
     ticket = result["ticket"]
+    assert len(streamed) == result["n_frames"] and streamed[-1]["rows"] == result["rows"]
     assert ticket is not None
     # the dense part of the run is plain training: the same weights as fit() from the same initial weights
     data = config_dataset(run.config)

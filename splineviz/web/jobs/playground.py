@@ -131,7 +131,9 @@ def frame_mib(frame: AppFrame) -> float:
 
 
 def duration(seconds: float) -> str:
-    """A duration in words for an estimate: "40 s", "12 min"."""
+    """A duration in words for an estimate: "under 1 s", "40 s", "12 min"."""
+    if seconds < 1:
+        return "under 1 s"
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 

@@ -133,7 +133,7 @@ class Recorder:
         self.spec, self.data, self.arch, self.probe, self.cancel = spec, data, arch, probe, cancel
         self.stride = frame_stride(spec.epochs)
         self.frames: list[AppFrame] = []
-        self.sizes: list[int] = []  # each frame's JSON bytes
+        self.frame_bytes: list[int] = []  # each frame's JSON size
         self.history: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.ticket: int | None = None
@@ -152,7 +152,7 @@ class Recorder:
             self._partitions[len(self.frames)] = partition
             self._traced[position] = len(self.frames)
             self.frames.append(frame)
-            self.sizes.append(len(json.dumps(frame)))
+            self.frame_bytes.append(len(json.dumps(frame)))
             self._pace(snap.epoch)
             self.history[position]["n_regions"] = frame["n_regions"]
         return self._traced[position]
@@ -160,10 +160,10 @@ class Recorder:
     def _pace(self, epoch: int) -> None:
         """Keep the run's frames within ``LIMITS.run_frame_bytes``: the stride grows (never shrinks) until the
         frames still to come, each as large as the newest, fit into what is left (pruning steps come on top)."""
-        left = (self.spec.epochs - epoch) // self.stride
-        room = LIMITS.run_frame_bytes - sum(self.sizes)
-        if left and self.sizes[-1] * left > room:
-            self.stride = max(self.stride, math.ceil(self.stride * self.sizes[-1] * left / max(room, self.sizes[-1])))
+        left, newest = (self.spec.epochs - epoch) // self.stride, self.frame_bytes[-1]
+        room = LIMITS.run_frame_bytes - sum(self.frame_bytes)
+        if left and newest * left > room:
+            self.stride = max(self.stride, math.ceil(self.stride * newest * left / max(room, newest)))
 
     def observe(self, snap: Snapshot, live: ScheduledRun) -> bool:
         """Record a new snapshot (``train_with_schedule``'s ``on_snapshot``); True when it got a frame."""
@@ -201,7 +201,7 @@ class Recorder:
         ``STREAM_BYTES`` (large frames arrive seconds apart, and the page polls every 0.3 s)."""
         chosen: list[int] = []
         for i in range(len(self.frames) - 1, max(len(self.frames) - TAIL, 0) - 1, -1):
-            if chosen and sum(self.sizes[j] for j in chosen) + self.sizes[i] > STREAM_BYTES:
+            if chosen and sum(self.frame_bytes[j] for j in chosen) + self.frame_bytes[i] > STREAM_BYTES:
                 break
             chosen.insert(0, i)
         return chosen
