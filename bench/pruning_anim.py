@@ -95,41 +95,56 @@ def row(r: dict) -> str:
             f"{mb(r['final_bytes'])} | {change} | {r['peak_rss_mib']:.0f} MiB |")
 
 
+PAGES = {  # browser runs: page, its query, its ids (estimate, run button, status line, alert)
+    "6x64 gradual on the Pruning page": ("pruning", "pr_epochs", ("pr-estimate", "pr-run", "pr-info", "pr-alert")),
+    "6x64 early-bird on the Early-bird page": ("earlybird", "eb_epochs", ("eb-estimate", "eb-run", "eb-info", "eb-alert")),
+}
+
+
 def browser(epochs: int) -> dict[str, str]:
-    """The 6x64 gradual run on the Pruning page: longest main-thread task and round trips while it streams."""
+    """Each page's 6x64 Spirals run in headless Chromium: the estimate it showed, when the first frame and the end
+    came, the longest main-thread task and the slowest scripted round trip while it streamed."""
     from selenium.webdriver.common.by import By
 
     sys.path[:0] = [str(REPO / "tests"), str(REPO / "bench")]
     from app_latency import LONGTASKS, _longest, _round_trip  # noqa: E402
     from harness import chrome, element_text, running_app, wait_for  # noqa: E402
 
+    found: dict[str, str] = {}
     with running_app() as app:
-        driver = chrome()
-        try:
-            driver.get(f"{app.url}/pruning?dataset=spirals&layers=6&width=64&pr_epochs={epochs}")
-            wait_for(lambda: element_text(driver, "pg-stat-epoch") == "0", 120, message="the Playground's model")
-            wait_for(lambda: "regions" in element_text(driver, "pr-estimate"), 120, message="the run's estimate")
-            estimate = element_text(driver, "pr-estimate")
-            driver.execute_script(LONGTASKS)
-            start = time.perf_counter()
-            driver.find_element(By.ID, "pr-run").click()
-            wait_for(lambda: driver.execute_script("return document.getElementById('pr-run').disabled"), 30,
-                     message="the run to start")
-            trips, first = [], None
-            while driver.execute_script("return document.getElementById('pr-run').disabled"):
-                trips.append(_round_trip(driver))
-                if first is None and "epoch" in element_text(driver, "pr-info"):
-                    first = time.perf_counter() - start
-                time.sleep(0.25)
-            wall = time.perf_counter() - start
-            return {"6x64 gradual on the page: estimate shown before the run": estimate,
-                    "6x64 gradual on the page: first frame shown / run ended": f"{first or float('nan'):.1f} s / {wall:.1f} s",
-                    "6x64 gradual on the page: longest main-thread task": _longest(driver),
-                    "6x64 gradual on the page: slowest scripted round trip":
-                        f"{1000 * max(trips):.0f} ms (median {1000 * statistics.median(trips):.0f} ms, n={len(trips)})",
-                    "6x64 gradual on the page: alert": element_text(driver, "pr-alert") or "none"}
-        finally:
-            driver.quit()
+        for name, (page, key, (estimate, run, info, alert)) in PAGES.items():
+            driver = chrome()
+            try:
+                driver.get(f"{app.url}/{page}?dataset=spirals&layers=6&width=64&{key}={epochs}")
+                wait_for(lambda: element_text(driver, "pg-stat-epoch") == "0", 120, message="the Playground's model")
+                wait_for(lambda: "regions" in element_text(driver, estimate), 120, message="the run's estimate")
+                told = element_text(driver, estimate)
+                driver.execute_script(LONGTASKS)
+                start = time.perf_counter()
+                driver.find_element(By.ID, run).click()
+                running = lambda: driver.execute_script(f"return document.getElementById('{run}').disabled")  # noqa: E731
+                wait_for(running, 30, message="the run to start")
+                trips, first = [], None
+                while running():
+                    trips.append(_round_trip(driver))
+                    if first is None and "epoch" in element_text(driver, info):
+                        first = time.perf_counter() - start
+                    time.sleep(0.25)
+                wall = time.perf_counter() - start
+                wait_for(lambda: f"epoch {epochs} ·" in element_text(driver, info), 120, message="the last epoch shown")
+                shown = time.perf_counter() - start
+                found.update({
+                    f"{name}: estimate shown before the run": told,
+                    f"{name}: first frame shown / job ended / last epoch shown": f"{first or float('nan'):.1f} s / "
+                                                                             f"{wall:.1f} s / {shown:.1f} s",
+                    f"{name}: longest main-thread task": _longest(driver),
+                    f"{name}: slowest scripted round trip": f"{1000 * max(trips):.0f} ms (median "
+                                                          f"{1000 * statistics.median(trips):.0f} ms, n={len(trips)})",
+                    f"{name}: alert": element_text(driver, alert) or "none"})
+                print("\n".join(f"{k}: {v}" for k, v in found.items() if k.startswith(name)), flush=True)
+            finally:
+                driver.quit()
+    return found
 
 
 def main() -> None:
