@@ -89,7 +89,8 @@ def child(name: str, epochs: int, parallel: bool) -> dict:
 def row(r: dict) -> str:
     mb = lambda n: f"{n / 1e6:.2f} MB"  # noqa: E731
     change = "–" if r["change_s"] is None else f"{r['change_s'][0]:.2f} / {r['change_s'][1]:.2f} s"
-    return (f"| {r['case']} | {r['epochs']} | {r['wall_s']:.1f} s | {r['frames']} ({r['events']} events) | "
+    return (f"| {r['case']} | {r['epochs']} | {r['wall_s']:.1f} s (estimate {r['estimate_s']:.1f} s) | "
+            f"{r['frames']} ({r['events']} events) | "
             f"{r['regions'][0]:,}–{r['regions'][1]:,} | {r['trace_s'][0]:.2f} / {r['trace_s'][1]:.2f} s | "
             f"{r['gap_s'][0]:.2f} / {r['gap_s'][1]:.2f} s | {mb(r['stream_bytes'][0])} / {mb(r['stream_bytes'][1])} | "
             f"{mb(r['final_bytes'])} | {change} | {r['peak_rss_mib']:.0f} MiB |")

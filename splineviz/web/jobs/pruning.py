@@ -15,12 +15,13 @@ import numpy as np
 from splineviz.data import Dataset
 from splineviz.earlybird import PAPER_RULE, EarlyBirdRule, grid_probe
 from splineviz.figures import side_by_side_layout
+from splineviz.partition import Cancelled, Partition, PartitionBudgetError
 from splineviz.prune import (METHODS, DecisionChange, EarlyBirdSchedule, Gradual, OneShot, ScheduledRun,
-                             achieved_sparsity, changed_area, hidden_layers, prune, prune_and_finetune, train_with_schedule)
+                             achieved_sparsity, changed_area, hidden_layers, prune, prune_and_finetune,
+                             train_with_schedule)
 from splineviz.prune.schedule import Schedule
 from splineviz.train import Snapshot
 from splineviz.web.jobs import Cancel, Progress, quiet
-from splineviz.partition import Cancelled, Partition, PartitionBudgetError
 from splineviz.web.jobs.playground import duration, frame_mib, frame_stride
 from splineviz.web.params import LIMITS, Limits
 from splineviz.web.state import Run, accuracy, build, config_dataset, train_config
@@ -265,8 +266,8 @@ def estimate(run: Run, specs: Sequence[ScheduleSpec], limits: Limits = LIMITS) -
     regions, per_frame, mib = first
     plans = [_planned_frames(spec, mib * 2**20, limits) for spec in specs]
     frames, events = max(p[0] for p in plans), max(p[1] for p in plans)
-    # each pruning step also traces the nets before and after it for the decision change
-    seconds = per_frame * (frames + 2 * events)
+    # a pruning step's decision change (shapely unions of both sides' class cells) costs about a trace
+    seconds = per_frame * (frames + events)
     refused = None
     if seconds > limits.job_timeout_s:
         refused = (f"Too long for a pruning run: {frames} frames of at least {regions:,} regions take at least "
