@@ -125,13 +125,14 @@ class ScheduleSpec:
 
 class Recorder:
     """What the page receives of a scheduled run, filled in snapshot by snapshot: frames (every ``stride``-th
-    epoch, fewer when the frames are so large that the run's would pass ``LIMITS.run_frame_bytes``, and both sides
-    of every pruning event), every snapshot's numbers, the events with their decision change, and the ticket.
-    ``payload()`` is the page's JSON (``web.pages.pruning``)."""
+    epoch, fewer when the frames are so large that the run's would pass ``frame_budget`` bytes, by default
+    ``LIMITS.run_frame_bytes``, and both sides of every pruning event), every snapshot's numbers, the events with
+    their decision change, and the ticket. ``payload()`` is the page's JSON (``web.pages.pruning``)."""
 
     def __init__(self, spec: ScheduleSpec, data: Dataset, arch: dict[str, Any], probe: np.ndarray,
-                 cancel: Cancel | None = None) -> None:
+                 cancel: Cancel | None = None, frame_budget: int | None = None) -> None:
         self.spec, self.data, self.arch, self.probe, self.cancel = spec, data, arch, probe, cancel
+        self.frame_budget = LIMITS.run_frame_bytes if frame_budget is None else frame_budget
         self.stride = frame_stride(spec.epochs)
         self.frames: list[AppFrame] = []
         self.frame_bytes: list[int] = []  # each frame's JSON size
@@ -159,10 +160,10 @@ class Recorder:
         return self._traced[position]
 
     def _pace(self, epoch: int) -> None:
-        """Keep the run's frames within ``LIMITS.run_frame_bytes``: the stride grows (never shrinks) until the
+        """Keep the run's frames within ``frame_budget``: the stride grows (never shrinks) until the
         frames still to come, each as large as the newest, fit into what is left (pruning steps come on top)."""
         left, newest = (self.spec.epochs - epoch) // self.stride, self.frame_bytes[-1]
-        room = LIMITS.run_frame_bytes - sum(self.frame_bytes)
+        room = self.frame_budget - sum(self.frame_bytes)
         if left and newest * left > room:
             self.stride = max(self.stride, math.ceil(self.stride * newest * left / max(room, newest)))
 
@@ -264,7 +265,7 @@ def estimate(run: Run, specs: Sequence[ScheduleSpec], limits: Limits = LIMITS) -
             f"initialisation, the most a run starts from (training multiplies them, and every frame must stay under "
             f"{limits.regions:,}). Choose fewer or narrower layers in the Playground."))
     regions, per_frame, mib = first
-    plans = [_planned_frames(spec, mib * 2**20, limits) for spec in specs]
+    plans = [_planned_frames(spec, mib * 2**20, limits.run_frame_bytes // len(specs)) for spec in specs]
     frames, events = max(p[0] for p in plans), max(p[1] for p in plans)
     # a pruning step's decision change (shapely unions of both sides' class cells) costs about a trace
     seconds = per_frame * (frames + events)
@@ -276,9 +277,10 @@ def estimate(run: Run, specs: Sequence[ScheduleSpec], limits: Limits = LIMITS) -
     return RunEstimate(regions, per_frame, mib, frames, events, len(specs), seconds, refused)
 
 
-def _planned_frames(spec: ScheduleSpec, frame_bytes: float, limits: Limits) -> tuple[int, int]:
-    """Frames and pruning steps the Recorder will keep for ``spec`` if every frame is ``frame_bytes`` (its rule)."""
-    stride = max(frame_stride(spec.epochs), math.ceil(spec.epochs * frame_bytes / limits.run_frame_bytes))
+def _planned_frames(spec: ScheduleSpec, frame_bytes: float, budget: int) -> tuple[int, int]:
+    """Frames and pruning steps the Recorder will keep for ``spec`` within ``budget`` bytes if every frame is
+    ``frame_bytes`` (its rule)."""
+    stride = max(frame_stride(spec.epochs), math.ceil(spec.epochs * frame_bytes / max(budget - frame_bytes, 1)))
     plain = len(set(range(0, spec.epochs + 1, stride)) | {spec.epochs})
     events = 1 if spec.kind == "earlybird" else len(spec.schedule(np.zeros((1, 2))).targets(spec.epochs))
     return plain + events * (1 if stride == 1 else 2), events
@@ -303,7 +305,8 @@ def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = 
     def stop() -> bool:
         return failed.is_set() or (cancel is not None and cancel())
 
-    recs = [recorder(spec, data, run.arch, probe, stop) for spec in specs]
+    budget = LIMITS.run_frame_bytes // len(specs)  # the job's frames, shared by its runs
+    recs = [recorder(spec, data, run.arch, probe, stop, budget) for spec in specs]
     models = [build(run.arch) for _ in specs]  # built here: building seeds torch's global generator
     state = {"started": [False] * len(specs), "done": [False] * len(specs), "notes": [""] * len(specs),
              "fractions": [0.0] * len(specs)}
