@@ -31,9 +31,12 @@ from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame, traced_
 PROBE_SIDE = 100  # the early-bird rule, spline pruning and the decision change look at a 100 x 100 grid
 
 
-def _prune_kw(method: str, probe: np.ndarray) -> dict[str, Any]:
-    """What a method needs besides the model: spline pruning compares units on the probe."""
-    return {"probe": probe} if method == "spline" else {}
+def _prune_kw(method: str, probe: np.ndarray, guard: str | None = None) -> dict[str, Any]:
+    """What a method needs besides the model: spline pruning compares units on the probe, and ``guard`` is the
+    measure its tolerance checks each merge with (default: the exact area, which traces the net once per merge)."""
+    if method != "spline":
+        return {}
+    return {"probe": probe} if guard is None else {"probe": probe, "measure": guard}
 
 
 def prune_view(run: Run, method: str, sparsity: float, scope: str = "layerwise") -> dict[str, Any]:
@@ -85,6 +88,10 @@ def sparsity_sweep(run: Run, sparsities: Sequence[float], epochs: int, methods: 
 # -- pruning while training (issue 16): a schedule run as one job, its frames streamed as they are traced ------------
 TAIL = 3  # frames each streamed payload repeats: the page polls every 0.3 s and may miss one ...
 STREAM_BYTES = 2 * 2**20  # ... while they stay within this (the newest frame always goes)
+# spline pruning's tolerance, in a run: the share of the 100 x 100 probe grid whose class changed. The exact area
+# traces the whole net once per merge, minutes per step at 6 x 64 (bench/pruning_anim.py); each step's change
+# shown on the page stays exact (prune.changed_area)
+GUARD = "probe"
 STREAM_RESEND_S = 2.0  # a streamed payload rides along with the job's progress this long, then None (runner.stream)
 
 
@@ -228,7 +235,7 @@ class RunEstimate:
     frames: int                # per run: kept epochs and both sides of every pruning step
     events: int                # pruning steps per run (early-bird: at most one)
     runs: int
-    seconds: float             # the whole job, runs side by side computed at once
+    seconds: float             # the whole job, runs side by side computed at the same time
     refused: str | None = None
 
     @property
@@ -236,7 +243,8 @@ class RunEstimate:
         """In words, for the line beside a page's Run button."""
         if self.refused:
             return self.refused
-        each = f"{self.runs} runs side by side (computed at the same time), each" if self.runs > 1 else "The run:"
+        each = (f"{self.runs} runs side by side (at the same time while the tab has a second job slot free), each"
+                if self.runs > 1 else "The run:")
         size = f"{self.mib_per_frame:.1f} MiB" if self.mib_per_frame >= 0.1 else f"{1024 * self.mib_per_frame:.0f} KiB"
         return (f"{each} {self.frames} frames of {self.regions:,} regions or more (at initialisation: "
                 f"{self.seconds_per_frame:.2g} s and {size} a frame; training usually adds regions), "
@@ -332,7 +340,7 @@ def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = 
         try:
             train_with_schedule(models[k], data, train_config(run.config, spec.epochs), spec.schedule(probe),
                                 spec.method, spec.scope, on_snapshot=functools.partial(seen, k), cancel=stop,
-                                **_prune_kw(spec.method, probe))
+                                **_prune_kw(spec.method, probe, GUARD))
         except BaseException:
             failed.set()
             raise
