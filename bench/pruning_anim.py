@@ -83,13 +83,13 @@ def child(name: str, epochs: int, parallel: bool) -> dict:
             "stream_bytes": [statistics.median(s[1] for s in streams), max(s[1] for s in streams)],
             "stream_encode_s": max(s[2] for s in streams), "final_bytes": final,
             "change_s": [statistics.median(changes), max(changes)] if changes else None,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "load": os.getloadavg()[0]}
 
 
 def row(r: dict) -> str:
     mb = lambda n: f"{n / 1e6:.2f} MB"  # noqa: E731
     change = "–" if r["change_s"] is None else f"{r['change_s'][0]:.2f} / {r['change_s'][1]:.2f} s"
-    return (f"| {r['case']} | {r['epochs']} | {r['wall_s']:.1f} s (estimate {r['estimate_s']:.1f} s) | "
+    return (f"| {r['case']} (load {r['load']:.1f}) | {r['epochs']} | {r['wall_s']:.1f} s (estimate {r['estimate_s']:.1f} s) | "
             f"{r['frames']} ({r['events']} events) | "
             f"{r['regions'][0]:,}–{r['regions'][1]:,} | {r['trace_s'][0]:.2f} / {r['trace_s'][1]:.2f} s | "
             f"{r['gap_s'][0]:.2f} / {r['gap_s'][1]:.2f} s | {mb(r['stream_bytes'][0])} / {mb(r['stream_bytes'][1])} | "
@@ -168,7 +168,8 @@ def main() -> None:
         results.append(json.loads(out.stdout.splitlines()[-1]))
         print(row(results[-1]), flush=True)
     lines = [HEADING, "",
-             f"{os.cpu_count()} CPUs shared with other work (load average {os.getloadavg()[0]:.1f} at the end); one "
+             f"{os.cpu_count()} CPUs shared with other work (load average at the end of each row's run in its first "
+             "column: the job gets a share of a core, so wall times are several times an idle machine's); one "
              "process per case, torch on one thread, as a job process runs. Spirals, 2-input nets, Playground seed 0, "
              "default schedule controls (sparsity 50 %, node pruning; gradual from epoch 5 to 25 every 5; early-bird "
              "threshold 0.16). median / max per column. Stream gap: time between two streamed payloads (a frame "
@@ -176,11 +177,19 @@ def main() -> None:
              "Final: the finished run's JSON.", "",
              "| case | epochs | wall | frames | regions | trace+frame | stream gap | stream | final | decision "
              "change per step | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [row(r) for r in results]
+    text = OUT.read_text() if OUT.exists() else ""
+    earlier = text.split(HEADING, 1)[1].split("\n## ", 1)[0] if HEADING in text else ""
+    fresh = {r["case"] for r in results}
+    kept = [line for line in earlier.splitlines() if line.startswith("| ") and not line.startswith("| case")
+            and "| in the browser" not in line and ":" not in line.split("|")[1]
+            and line.split("|")[1].strip().split(" (load")[0] not in fresh]
+    lines += kept + [row(r) for r in results]
+    browser_rows = [line for line in earlier.splitlines() if line.startswith("| ") and ":" in line.split("|")[1]]
     if args.browser:
         found = browser(args.epochs)
-        lines += ["", "| in the browser | result |", "|---|---|", *[f"| {k} | {v} |" for k, v in found.items()]]
-    text = OUT.read_text() if OUT.exists() else ""
+        browser_rows = [f"| {k} | {v} (load {os.getloadavg()[0]:.1f}) |" for k, v in found.items()]
+    if browser_rows:
+        lines += ["", "| in the browser | result |", "|---|---|", *browser_rows]
     before = text.split(HEADING, 1)[0].rstrip()
     after = text.split(HEADING, 1)[1].split("\n## ", 1) if HEADING in text else []
     rest = ("\n\n## " + after[1]) if len(after) > 1 else ""
