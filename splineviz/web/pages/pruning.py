@@ -6,7 +6,12 @@ page as they are traced (the job's ``stream`` output, the ``LIVE`` store), and t
 and is copied to ``LIVE``, the JSON store the animation, its replay and the curves are drawn from
 (``assets/splineviz-8p-pruning.js``). Units
 a pruning step removed are drawn dashed for a few frames after it, and each step's decision change is measured
-exactly. A second run beside the first (another method or schedule, same initial weights) plays in step.
+exactly. A second run beside the first (another method or schedule, same initial weights) plays in step; the two
+are computed at the same time, in two threads of the job holding two of the tab's job slots, when a second is free.
+
+Beside Run, the run's cost is told before it starts (``web.jobs.pruning.estimate``: the net traced at initialisation
+in the web process, with the run budget ``LIMITS.run_regions``, once per architecture), and a run past the limits is
+refused there and again by the job, in the same words.
 
 One-shot pruning of the Playground's current model is cheap (prune + two exact traces, ~50 ms), so the sparsity
 slider redraws live while this page is shown; fine-tuning and the accuracy-vs-sparsity sweep run as jobs.
