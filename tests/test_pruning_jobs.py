@@ -227,11 +227,15 @@ def test_side_by_side_runs_are_computed_at_the_same_time_and_match_one_after_the
 
     _InStep.meet = threading.Barrier(2)
     spec = pr_jobs.ScheduleSpec(kind="gradual", method="node", sparsity=0.5, epochs=12, start=2, end=8, every=2)
-    streamed: list = []
+    streamed, progress = [], []
     runs = pr_jobs.scheduled_run(run, pr_jobs.compare_specs(spec, "method:spline"), stream=streamed.append,
+                                 progress=lambda fraction, message: progress.append((fraction, message)),
                                  recorder=_InStep, parallel=True)
-    # both runs stream from their first frames on, each carrying its own newest frames
+    # both runs stream from their first frames on, each carrying its own newest frames; the progress names both
     assert all(len(p) == 2 for p in streamed)
+    assert any("node pruning: epoch" in m and "spline pruning: epoch" in m for _, m in progress)
+    fractions = [f for f, _ in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert sum(bool(p[0]["frames"]) and bool(p[1]["frames"]) for p in streamed) >= 2
     # the same runs as computed one after the other (gradual fixture): same numbers, same frames
     for together, alone in zip(runs, gradual[0]):
