@@ -1,7 +1,7 @@
 """Pruning while training at the sizes the Playground offers (issue 16, item 6): a gradual and an early-bird run on
 6x64 Spirals (the largest net the controls build) and, for scale, on 3x32, as the Pruning page's job runs them.
 
-Usage: nice -n 5 python bench/pruning_anim.py [--epochs 40] [--only gradual-6x64 ...] [--browser]
+Usage: nice -n 5 python bench/pruning_anim.py [--epochs 40] [--only gradual-6x64 ...] [--browser] [--interleaved 2]
   -> writes the "Pruning runs" sections of bench/APP_RESULTS.md
 
 Server side, each case runs in its own process (``--child``), so that its peak resident memory (``ru_maxrss``) is the
@@ -86,6 +86,33 @@ def child(name: str, epochs: int, parallel: bool) -> dict:
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "load": os.getloadavg()[0]}
 
 
+def interleaved(repeats: int, epochs: int = 10) -> str:
+    """Two runs side by side (6x64, node beside spline, gradual every 2 epochs) in threads against one after the
+    other, in this one process, interleaved in alternating order: the median of per-repeat wall-time ratios."""
+    import torch
+
+    from splineviz.web.jobs import playground as pg_jobs, pruning as pr_jobs
+    from splineviz.web.state import PlaygroundConfig
+
+    torch.set_num_threads(1)
+    run, _ = pg_jobs.start_run(PlaygroundConfig(**CASES["side-by-side-6x64"][0]))
+    specs = pr_jobs.compare_specs(pr_jobs.ScheduleSpec(epochs=epochs, start=2, end=8, every=2), "method:spline")
+    ratios, cpu = [], {True: [], False: []}
+    for rep in range(repeats):
+        wall = {}
+        for parallel in ((True, False) if rep % 2 == 0 else (False, True)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            pr_jobs.scheduled_run(run, specs, parallel=parallel)
+            wall[parallel] = time.perf_counter() - t0
+            cpu[parallel].append(time.process_time() - c0)
+        ratios.append(wall[True] / wall[False])
+        print(f"repeat {rep}: threads {wall[True]:.1f} s, one after the other {wall[False]:.1f} s", flush=True)
+    return (f"| side by side: threads / one after the other, 6x64, {epochs} epochs, interleaved (load "
+            f"{os.getloadavg()[0]:.1f}) | wall ratio median {statistics.median(ratios):.2f} (range {min(ratios):.2f}–"
+            f"{max(ratios):.2f}, n={repeats}); CPU seconds {statistics.median(cpu[True]):.1f} vs "
+            f"{statistics.median(cpu[False]):.1f} |")
+
+
 def row(r: dict) -> str:
     mb = lambda n: f"{n / 1e6:.2f} MB"  # noqa: E731
     change = "–" if r["change_s"] is None else f"{r['change_s'][0]:.2f} / {r['change_s'][1]:.2f} s"
@@ -153,6 +180,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--only", nargs="*", choices=list(CASES))
     parser.add_argument("--browser", action="store_true")
+    parser.add_argument("--interleaved", type=int, default=0, metavar="REPEATS",
+                        help="also time two runs side by side in threads against one after the other")
     parser.add_argument("--child", choices=list(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--sequential", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -160,8 +189,8 @@ def main() -> None:
         print(json.dumps(child(args.child, args.epochs, not args.sequential)))
         return
     results = []
-    runs = [(name, []) for name in args.only or CASES]
-    runs += [(name, ["--sequential"]) for name in args.only or CASES if "compare" in CASES[name][1]]
+    runs = [(name, []) for name in (CASES if args.only is None else args.only)]
+    runs += [(name, ["--sequential"]) for name, _ in runs if "compare" in CASES[name][1]]
     for name, extra in runs:
         out = subprocess.run([sys.executable, __file__, "--child", name, "--epochs", str(args.epochs), *extra],
                              capture_output=True, text=True, check=True, cwd=REPO)
@@ -181,15 +210,18 @@ def main() -> None:
     earlier = text.split(HEADING, 1)[1].split("\n## ", 1)[0] if HEADING in text else ""
     fresh = {r["case"] for r in results}
     kept = [line for line in earlier.splitlines() if line.startswith("| ") and not line.startswith("| case")
-            and "| in the browser" not in line and ":" not in line.split("|")[1]
+            and not line.startswith(("| in the browser", "| measurement")) and ":" not in line.split("|")[1]
             and line.split("|")[1].strip().split(" (load")[0] not in fresh]
     lines += kept + [row(r) for r in results]
     browser_rows = [line for line in earlier.splitlines() if line.startswith("| ") and ":" in line.split("|")[1]]
+    if args.interleaved:
+        side = interleaved(args.interleaved)
+        browser_rows = [r for r in browser_rows if "interleaved" not in r] + [side]
     if args.browser:
         found = browser(args.epochs)
         browser_rows = [f"| {k} | {v} (load {os.getloadavg()[0]:.1f}) |" for k, v in found.items()]
     if browser_rows:
-        lines += ["", "| in the browser | result |", "|---|---|", *browser_rows]
+        lines += ["", "| measurement | result |", "|---|---|", *browser_rows]
     before = text.split(HEADING, 1)[0].rstrip()
     after = text.split(HEADING, 1)[1].split("\n## ", 1) if HEADING in text else []
     rest = ("\n\n## " + after[1]) if len(after) > 1 else ""
