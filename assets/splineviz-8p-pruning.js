@@ -158,6 +158,13 @@
     return v.runs ? Object.assign({}, v.runs, {final: true}) : undefined;
   }
 
+  /* What server callbacks read of the live store (curves, distances): everything but the frames, which for a
+     large run are far more than one request may carry (LIMITS.request_bytes). */
+  function numbers(v) {
+    if (!v.live) return undefined;
+    return Object.assign({}, v.live, {runs: v.live.runs.map((r) => Object.assign({}, r, {frames: {}}))});
+  }
+
   /*
    * values: live (the job's stream, or the finished run), step (slider), data, style.
    * cfg: {graph, curves, points, ghostFrames}. Follows a run in progress on its newest step unless the user moved
@@ -166,6 +173,8 @@
   function render(v, cfg) {
     const fired = v.triggered;
     let s = shown[cfg.graph];
+    // a large run's job sends its payload for a moment, then null (runner.stream): nothing new to show
+    if (!v.live && fired.size === 1 && fired.has("live")) return {};
     if (v.live && (fired.has("live") || !s)) s = merge(cfg.graph, v.live);
     if (!s || !s.steps || !s.steps.length) return {};
     Object.assign(s, {style: v.style, cfg: cfg});
@@ -237,5 +246,5 @@
                                                                shade: "class", decision: true})};
   }
 
-  sv.pruning = {land, render, replay, describe, anchors};
+  sv.pruning = {land, numbers, render, replay, describe, anchors};
 })();

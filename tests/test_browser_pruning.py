@@ -97,6 +97,10 @@ def test_gradual_schedule_beside_spline_pruning_streams_animates_and_replays(dri
     wait_for(lambda: text(driver, "pg-stat-epoch") == "0", 60, message="the Playground's model")
     assert driver.find_element(By.ID, "pr-run-epochs").get_attribute("value") == "40"  # the link set the controls
     assert not driver.find_element(By.ID, "pr-at-row").is_displayed()  # one-shot's field hidden for gradual
+    # the cost is told before the run: 2 runs, 40 epochs + 5 pruning steps (epochs 4 .. 24) each
+    wait_for(lambda: "2 runs side by side" in text(driver, "pr-estimate"), 30, message="the run's estimate")
+    assert re.search(r"each 47 frames of [\d,]+ regions or more .* 6 pruning steps: at least \d+ s\.",
+                     text(driver, "pr-estimate")), text(driver, "pr-estimate")
     seen = watch_run(driver, "pr-run", lambda: shown_epochs(driver, "pr-info"))
     live = {tuple(s) for s in seen if s}
     assert any(max(s) < 40 for s in live), "no frame was shown before the run ended"
@@ -135,6 +139,7 @@ def test_earlybird_run_fills_in_live_and_the_threshold_applies_at_once(driver, a
         const trace = gd && gd._fullData && gd._fullData[0];  // decoded: the figure sends typed arrays
         return trace && trace.z ? trace.z.length : 0;"""))
     assert any(0 < n < 41 for n in sizes), "the distance matrix did not fill in during the run"
+    assert text(driver, "eb-alert") == ""
     wait_for(lambda: "Ticket at epoch" in text(driver, "eb-summary"), 30, message="the ticket")
     ticket = int(re.search(r"Ticket at epoch (\d+)", text(driver, "eb-summary")).group(1))
     assert shown_epochs(driver, "eb-info") == [40]
@@ -165,3 +170,27 @@ def test_earlybird_run_fills_in_live_and_the_threshold_applies_at_once(driver, a
     driver.execute_script("document.getElementById('eb-heatmap').scrollIntoView()")
     shot(driver, "earlybird-distances")
     assert severe_console_errors(driver) == []
+
+
+def test_a_run_over_the_region_budget_is_refused_before_it_starts(driver, tmp_path) -> None:
+    """An app whose pruning runs may start from at most 50 regions: the Playground's default net (hundreds) is told
+    so beside Run, and Run refuses it with the same words, on both pages."""
+    from selenium.webdriver.common.by import By
+
+    from harness import running_app
+
+    env = {"SPLINEVIZ_RUN_REGIONS": "50", "SPLINEVIZ_CACHE_DIR": str(tmp_path / "cache")}
+    with running_app(env=env) as app:
+        for page, estimate, run, alert in (("pruning", "pr-estimate", "pr-run", "pr-alert"),
+                                           ("earlybird", "eb-estimate", "eb-run", "eb-alert")):
+            driver.get(f"{app.url}/{page}")
+            wait_for(lambda: "Too large" in text(driver, estimate), 60, message="the refusal beside Run")
+            words = text(driver, estimate)
+            assert "more than 50 regions at initialisation" in words and "fewer or narrower layers" in words
+            assert "refused" in driver.find_element(By.ID, estimate).get_attribute("class")
+            driver.find_element(By.ID, run).click()
+            wait_for(lambda: "Too large for a pruning run" in text(driver, alert), 30, message="the refusal")
+            assert words in text(driver, alert)
+            assert not running(driver, run)
+            shot(driver, f"{page}-refused")
+        assert severe_console_errors(driver) == []

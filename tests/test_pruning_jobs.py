@@ -16,6 +16,7 @@ from splineviz.frame import Frame
 from splineviz.train import fit
 from splineviz.web.codec import decode_blob
 from splineviz.web.jobs import earlybird as eb_jobs, playground as pg_jobs, pruning as pr_jobs
+from splineviz.web.pages import pruning as pr_page
 from splineviz.web.runner import JobContext
 from splineviz.web.state import PlaygroundConfig, build, config_dataset, train_config
 
@@ -106,8 +107,10 @@ def test_specs_from_any_controls_run() -> None:
 
 def test_earlybird_run_distances_and_ticket_match_the_offline_rule(run) -> None:
     spec = pr_jobs.ScheduleSpec(kind="earlybird", epochs=20, threshold=0.1, sparsity=0.5)
-    result = eb_jobs.earlybird_run(run, spec)
+    streamed: list = []
+    result = eb_jobs.earlybird_run(run, spec, stream=streamed.append)
     ticket = result["ticket"]
+    assert len(streamed) == result["n_frames"] and streamed[-1]["rows"] == result["rows"]
     assert ticket is not None
     # the dense part of the run is plain training: the same weights as fit() from the same initial weights
     data = config_dataset(run.config)
@@ -132,18 +135,149 @@ def test_a_job_streams_through_its_progress_channel() -> None:
     assert sent == [("50.0", "half", 1), ("50.0", "half", 2, {"n": 1}), ("75.0", "more", 3, {"n": 1})]
 
 
+def test_a_large_streamed_payload_is_not_sent_again_with_every_beat() -> None:
+    sent: list = []
+    ctx = JobContext("0" * 32, sent.append)
+    ctx.stream({"frames": "megabytes"}, resend_s=0)
+    ctx.progress(0.5, "half")  # past resend_s: the page already had its chance to read the payload
+    ctx.stream({"frames": "more"}, resend_s=60)
+    ctx.progress(0.75, "more")
+    assert [v[3] for v in sent] == [{"frames": "megabytes"}, None, {"frames": "more"}, {"frames": "more"}]
+
+
 def test_large_frames_thin_the_epochs_but_keep_every_pruning_step(run, monkeypatch) -> None:
     import dataclasses
 
     first = pg_jobs.start_run(CONFIG)[1]
-    size = len(json.dumps(first))
-    # room for a little over 4 frames of this size: every 3rd epoch of 12 gets one
-    monkeypatch.setattr(pr_jobs, "LIMITS", dataclasses.replace(pr_jobs.LIMITS, run_frame_bytes=4 * size + 1000))
+    budget = 4 * len(json.dumps(first)) + 1000  # room for a little over 4 frames of the first one's size
+    monkeypatch.setattr(pr_jobs, "LIMITS", dataclasses.replace(pr_jobs.LIMITS, run_frame_bytes=budget))
     spec = pr_jobs.ScheduleSpec(kind="oneshot", epochs=12, at=5, sparsity=0.5)
     (result,) = pr_jobs.scheduled_run(run, [spec])
-    epochs = [f["stats"]["epoch"] for f in result["frames"].values()]
+    frames = list(result["frames"].values())
+    epochs = [f["stats"]["epoch"] for f in frames]
     (event,) = result["events"]
-    assert epochs == [0, 3, 5, 5, 6, 9, 12]  # 3 = ceil(12 * size / (4 * size)); both sides of the step at 5
-    assert (event["before"], event["after"]) == (2, 3)
-    assert [h["n_regions"] is not None for h in result["history"]] == [e in (0, 3, 5, 6, 9, 12) for e in
-                                                                         [h["epoch"] for h in result["history"]]]
+    # every epoch would make 14 frames; the first one's size alone allows every 4th (ceil(12 / 3.x))
+    assert epochs[:2] == [0, 4] and epochs[-1] == 12 and len(frames) < 14
+    assert epochs == sorted(epochs) and epochs.count(5) == 2  # both sides of the step at 5 ...
+    assert [frames[event["before"]]["stats"]["epoch"], frames[event["after"]]["stats"]["epoch"]] == [5, 5]
+    # ... come on top of the budget, as does the last epoch; the other frames keep within it, whatever their sizes
+    sides = {event["before"], event["after"], len(frames) - 1}
+    assert sum(len(json.dumps(f)) for i, f in enumerate(frames) if i not in sides) <= budget
+    assert [h["n_regions"] is not None for h in result["history"]] == [
+        h["epoch"] in epochs for h in result["history"]]
+
+
+# -- at the sizes the Playground offers (issue 16, item 6): estimate and refusal, runs side by side, cancel -----------
+BIG = PlaygroundConfig(dataset="spirals", layers=6, width=64)  # the largest net the Playground's controls build
+
+
+def test_a_net_over_the_run_budget_is_refused_with_the_message(run) -> None:
+    import dataclasses
+
+    from oracles import grid, point_codes
+    from splineviz.nets import to_ops
+
+    spec = pr_jobs.ScheduleSpec(kind="gradual", epochs=12, start=2, end=8, every=2)
+    # an independent lower bound on the regions at initialisation: distinct activation patterns on a fine grid
+    bounds = config_dataset(run.config).bounds
+    patterns = len(np.unique(point_codes(to_ops(build(run.arch)), grid(bounds, 300))[0], axis=0))
+    tight = dataclasses.replace(pr_jobs.LIMITS, run_regions=patterns - 1)
+    refused = pr_jobs.estimate(run, [spec], tight)
+    assert refused.refused and refused.message == refused.refused
+    assert f"more than {patterns - 1:,} regions at initialisation" in refused.message
+    with pytest.raises(ValueError, match="Too large for a pruning run"):
+        pr_page.check(refused)
+    assert pr_page.estimate_line(refused)["style"].endswith("refused")
+
+    fine = pr_jobs.estimate(run, [spec])  # the app's own limits: it starts
+    assert fine.refused is None and fine.regions >= patterns
+    pr_page.check(fine)
+    assert f"{fine.regions:,} regions" in fine.message and "at least" in fine.message
+    slow = pr_jobs.estimate(run, [spec], dataclasses.replace(pr_jobs.LIMITS, job_timeout_s=fine.seconds / 2))
+    assert slow.refused and "past the limit" in slow.refused
+
+
+def test_the_estimate_counts_the_frames_the_run_keeps(gradual, run) -> None:
+    spec = pr_jobs.ScheduleSpec(kind="gradual", method="node", sparsity=0.5, epochs=12, start=2, end=8, every=2)
+    est = pr_jobs.estimate(run, pr_jobs.compare_specs(spec, "method:spline"))
+    assert est.runs == 2 and est.events == 4  # epochs 2, 4, 6, 8; the first (sparsity 0) may prune nothing
+    for kept in gradual[0]:
+        assert 0 <= est.frames - kept["n_frames"] <= est.events - len(kept["events"])
+
+
+def test_the_largest_net_the_playground_builds_is_estimated_and_allowed() -> None:
+    big = pg_jobs.start_run(BIG)[0]
+    est = pr_jobs.estimate(big, [pr_jobs.ScheduleSpec(kind="earlybird", epochs=40)])
+    assert est.refused is None and est.regions > 5_000 and est.frames == 42 and est.events == 1
+
+
+class _InStep(pr_jobs.Recorder):
+    """Waits at epoch 2 until the other run is there too: two runs computed one after the other never meet."""
+
+    meet, timeout = None, 120.0  # a guard against a deadlock, not a timing
+
+    def observe(self, snap, live) -> bool:
+        if snap.epoch == 2 and snap.event is None:
+            self.meet.wait(self.timeout)  # BrokenBarrierError when the other run is not running at the same time
+        return super().observe(snap, live)
+
+
+def test_side_by_side_runs_are_computed_at_the_same_time_and_match_one_after_the_other(gradual, run) -> None:
+    import threading
+
+    _InStep.meet = threading.Barrier(2)
+    spec = pr_jobs.ScheduleSpec(kind="gradual", method="node", sparsity=0.5, epochs=12, start=2, end=8, every=2)
+    streamed, progress = [], []
+    runs = pr_jobs.scheduled_run(run, pr_jobs.compare_specs(spec, "method:spline"), stream=streamed.append,
+                                 progress=lambda fraction, message: progress.append((fraction, message)),
+                                 recorder=_InStep, parallel=True)
+    # both runs stream from their first frames on, each carrying its own newest frames; the progress names both
+    assert all(len(p) == 2 for p in streamed)
+    assert any("node pruning: epoch" in m and "spline pruning: epoch" in m for _, m in progress)
+    fractions = [f for f, _ in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert sum(bool(p[0]["frames"]) and bool(p[1]["frames"]) for p in streamed) >= 2
+    # the same runs as computed one after the other (gradual fixture): same numbers, same frames
+    for together, alone in zip(runs, gradual[0]):
+        assert [h["loss"] for h in together["history"]] == [h["loss"] for h in alone["history"]]
+        assert together["events"] == alone["events"]
+        assert [f["weights"] for f in together["frames"].values()] == [f["weights"] for f in alone["frames"].values()]
+    _InStep.meet, _InStep.timeout = threading.Barrier(2), 0.5
+    with pytest.raises(threading.BrokenBarrierError):  # the oracle can fail: one after the other, they never meet
+        pr_jobs.scheduled_run(run, pr_jobs.compare_specs(spec, "method:spline"), recorder=_InStep)
+    _InStep.timeout = 120.0
+
+
+def test_a_second_run_takes_a_free_job_slot_of_the_tab(tmp_path) -> None:
+    from splineviz.web import quota
+    from splineviz.web.params import Limits
+
+    registry, session = quota.DiskRegistry(tmp_path / "sessions"), "0123456789abcdef0123456789abcdef"
+    with JobContext.start(session, None, Limits(jobs_per_session=2), registry) as ctx:
+        with ctx.slots(2) as held:
+            assert held == 2 and not registry.acquire(session, "other", 2, 60)  # both slots are this job's
+            ctx.beat()  # renews both
+        assert registry.acquire(session, "other", 2, 60)  # the second slot was given back
+        with ctx.slots(2) as held:
+            assert held == 1  # the tab's other job holds it: this job runs its parts one after the other
+
+
+def test_cancelling_a_big_side_by_side_run_stops_both_promptly() -> None:
+    from splineviz.partition import Cancelled
+
+    big = pg_jobs.start_run(BIG)[0]
+    streamed, checks = [], {"after": 0}
+
+    def cancel() -> bool:
+        if streamed:  # the page pressed Cancel once a frame was shown
+            checks["after"] += 1
+            return True
+        return False
+
+    spec = pr_jobs.ScheduleSpec(kind="gradual", epochs=40)
+    with pytest.raises(Cancelled):
+        pr_jobs.scheduled_run(big, pr_jobs.compare_specs(spec, "method:spline"), cancel=cancel,
+                              stream=streamed.append, parallel=True)
+    # each run stops at its next check (inside a trace or a training epoch): no frame after the one that was shown
+    # but the other run's frame already in its trace, and a few checks, not an epoch's worth
+    assert len(streamed) <= 2 and checks["after"] <= 6

@@ -15,7 +15,7 @@ Modules: ``layers`` (what can be pruned), ``masks`` (masks, counts, sparsity), o
 (decision-change measure), ``dispatch`` (by name), ``finetune`` (prune, then train on), ``schedule`` (pruning while
 training: one-shot, gradual, early-bird).
 """
-from splineviz.prune.change import DecisionChange
+from splineviz.prune.change import DecisionChange, changed_area
 from splineviz.prune.dispatch import METHODS, UNIT_METHODS, prune
 from splineviz.prune.finetune import PruneResult, data_probe, prune_and_finetune, reinitialise
 from splineviz.prune.layers import (HiddenLayer, hidden_layers, incoming_norms, outgoing_norms, silent_units,
@@ -32,7 +32,7 @@ from splineviz.prune.weight import weight_prune
 
 __all__ = ["DEFAULT_TOLERANCE", "DecisionChange", "EarlyBirdSchedule", "Gradual", "HiddenLayer", "METHODS", "Masks",
            "Merge", "OneShot", "PruneEvent", "PruneResult", "SCOPES", "ScheduledRun", "SplinePruneReport",
-           "UNIT_METHODS", "achieved_sparsity", "apply_masks", "count", "data_probe", "hidden_layers",
+           "UNIT_METHODS", "achieved_sparsity", "apply_masks", "changed_area", "count", "data_probe", "hidden_layers",
            "incoming_norms", "layer_similarities", "node_prune", "ones_masks", "outgoing_norms", "prune",
            "prune_and_finetune", "random_prune", "reinitialise", "removed_units", "silent_units", "spline_prune",
            "train_with_schedule", "unit_groups", "unit_masks", "unit_similarity", "unit_sparsity", "weight_prune",

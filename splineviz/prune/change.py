@@ -21,6 +21,7 @@ import shapely
 import torch
 from torch import nn
 
+from splineviz.partition import Partition
 from splineviz.probe import outputs
 
 MEASURES = ("area", "probe", "rmse")
@@ -36,13 +37,30 @@ def _class_regions(model: nn.Module, bounds: Sequence[float]) -> dict[int, shape
     from splineviz.nets import to_ops
     from splineviz.partition import box, trace
 
-    cells, classes = trace(_without_silent_units(to_ops(model)), box(*bounds)).class_cells()
+    return class_regions(trace(_without_silent_units(to_ops(model)), box(*bounds)))
+
+
+def class_regions(partition: Partition) -> dict[int, shapely.Geometry]:
+    """Class -> the region of a traced 2-D classifier's domain it assigns to it (a union of its class cells)."""
+    cells, classes = partition.class_cells()
     sizes = np.fromiter((len(c) for c in cells), dtype=np.int64, count=len(cells))
     rings = shapely.linearrings(np.concatenate(cells), indices=np.repeat(np.arange(len(cells)), sizes))
     polygons = shapely.polygons(rings)
     classes = np.asarray(classes)
     # the cells tile the box edge to edge, so GEOS's coverage union applies (10x faster than a general union)
     return {int(c): shapely.coverage_union_all(polygons[classes == c]) for c in np.unique(classes)}
+
+
+def changed_area(before: Partition, after: Partition) -> float:
+    """The exact fraction of the domain whose predicted class differs between two traced 2-D classifiers (the
+    ``"area"`` measure, from partitions already traced: a pruning step's frames before and after it)."""
+    reference, candidate = class_regions(before), class_regions(after)
+    return _changed(reference, candidate, float(before.areas.sum()))
+
+
+def _changed(reference: dict[int, shapely.Geometry], candidate: dict[int, shapely.Geometry], area: float) -> float:
+    kept = sum(shapely.intersection(region, reference[c]).area for c, region in candidate.items() if c in reference)
+    return max(0.0, 1.0 - kept / area)
 
 
 def _without_silent_units(ops: list) -> list:
@@ -111,10 +129,7 @@ class DecisionChange:
     def __call__(self, model: nn.Module) -> float:
         """The change of ``model`` from the reference: a fraction of area or probe points, or a relative RMS."""
         if self.measure == "area":
-            regions = _class_regions(model, self.bounds)
-            kept = sum(shapely.intersection(region, self._regions[c]).area
-                       for c, region in regions.items() if c in self._regions)
-            return max(0.0, 1.0 - kept / self._area)
+            return _changed(self._regions, _class_regions(model, self.bounds), self._area)
         out = outputs(model, self.probe).double()
         if self.measure == "probe":
             return float((out.argmax(dim=1) != self._reference.argmax(dim=1)).double().mean())

@@ -175,6 +175,7 @@ class Pruning:
     EB_ROW = "pr-eb-row"
     RUN = "pr-run"
     RUN_CANCEL = "pr-run-cancel"
+    ESTIMATE = "pr-estimate"  # what the run will cost, or why it is refused, told before it starts
     ANIM = "pr-anim"
     STEP = "pr-step"
     REPLAY = "pr-replay"
@@ -183,6 +184,7 @@ class Pruning:
     ANIM_EXPORT = export("pr-anim")
     RUNS = "pr-runs"  # stores: the finished run(s), JSON (web.jobs.pruning.Recorder.payload) ...
     LIVE = "pr-live"  # ... and the run in progress, streamed by its job
+    NUMBERS = "pr-numbers"  # LIVE without its frames: what server callbacks (the curves) read of it
     RUN_JOB = job("pr-run")
 
 
@@ -193,6 +195,7 @@ class EarlyBird:
     THRESHOLD = "eb-threshold"
     RUN = "eb-run"
     CANCEL = "eb-cancel"
+    ESTIMATE = "eb-estimate"
     SUMMARY = "eb-summary"
     HEATMAP = "eb-heatmap"
     CURVE = "eb-curve"
@@ -205,6 +208,7 @@ class EarlyBird:
     EXPORT = export("eb")
     RUNS = "eb-runs"  # stores: the finished run (web.jobs.earlybird.DistanceRecorder.payload) ...
     LIVE = "eb-live"  # ... and the run in progress, streamed by its job
+    NUMBERS = "eb-numbers"  # LIVE without its frames (the distances, curve and summary read it)
     JOB = job("eb")
 
 

@@ -258,8 +258,13 @@ class Limits:
     own_csv_bytes: int = 1 * MiB  # a CSV of own data
     session_bytes: int = 12 * MiB  # a session file (bundle) the Playground opens: its upload fits request_bytes
     trace_bytes: int = 1024 * MiB  # the tracer's vertex-table cap on every web trace path (321k regions need 768)
-    # frames a pruning run keeps (Pruning, Early-bird pages): past this, fewer epochs get a frame (never a pruning step)
+    # frames a pruning job keeps (Pruning, Early-bird pages; two runs side by side share it): past this, fewer epochs
+    # get a frame (never a pruning step). The page receives them all at the end (bench/pruning_anim.py)
     run_frame_bytes: int = 200 * MiB
+    # regions of a pruning run's first frame (its net at initialisation), checked before the run starts: training
+    # multiplies them (6x64 Spirals: 12k at initialisation, 85k after 30 epochs) and every frame must stay within
+    # ``regions``. A run whose estimated time passes ``job_timeout_s`` is refused too (web.jobs.pruning.estimate)
+    run_regions: int = field(default_factory=lambda: _env_int("SPLINEVIZ_RUN_REGIONS", 60_000))
     request_bytes: int = 16 * MiB  # any HTTP request (Flask MAX_CONTENT_LENGTH)
     model_bytes: int = 8 * MiB  # an uploaded file, or model weights read back from a browser store
     jobs_per_session: int = field(default_factory=lambda: _env_int("SPLINEVIZ_JOBS_PER_SESSION", 2))

@@ -54,7 +54,9 @@ class JobContext:
         self._last: tuple[str, str] = ("0", "starting")
         self._stream: Any = None  # the latest partial result, for jobs registered with a stream output
         self._streams = False
+        self._stream_until: float | None = None  # after this, progress and beats send None instead (stream())
         self._beats = 0
+        self._extra: list[str] = []  # further slots held (slots()), renewed with the job's own
         self._lock = threading.Lock()
         self._done = threading.Event()
 
@@ -87,14 +89,37 @@ class JobContext:
             self._last = (str(round(100 * min(max(fraction, 0.0), 1.0), 1)), message)
         self._emit()
 
-    def stream(self, payload: Any) -> None:
+    def stream(self, payload: Any, resend_s: float | None = None) -> None:
         """Show ``payload`` (JSON) on the page before the job ends, in the job's ``stream`` output (see
         ``wiring.job``). Latest wins: the page polls a few times a second and may miss an intermediate payload,
-        so each one should stand on its own (the whole state so far, or the newest item with its index); the
-        heartbeat re-sends the latest."""
+        so each one should stand on its own (the whole state so far, or the newest item with its index); progress
+        and the heartbeat re-send the latest, for ``resend_s`` seconds if given and then ``None`` (for payloads of
+        megabytes, which the page should not receive again every second)."""
         with self._lock:
             self._stream, self._streams = payload, True
-        self._emit()
+            self._stream_until = None if resend_s is None else time.monotonic() + resend_s
+        self._emit(fresh=True)
+
+    @contextlib.contextmanager
+    def slots(self, wanted: int) -> Iterator[int]:
+        """Up to ``wanted`` job slots for work this job computes in parallel: its own and as many more of its
+        tab's as are free (``LIMITS.jobs_per_session`` counts them like jobs), renewed by the heartbeat and
+        released when the block ends; how many it holds."""
+        extra = []
+        for _ in range(max(wanted - 1, 0)):
+            slot = uuid.uuid4().hex
+            if not self.registry.acquire(self.session, slot, self.limits.jobs_per_session, LEASE_S):
+                break
+            extra.append(slot)
+        with self._lock:
+            self._extra = list(extra)
+        try:
+            yield 1 + len(extra)
+        finally:
+            with self._lock:
+                self._extra = []
+            for slot in extra:
+                self.registry.release(self.session, slot)
 
     def part(self, lo: float, hi: float) -> Progress:
         """A progress function for a step that covers ``lo``..``hi`` of the job."""
@@ -106,18 +131,23 @@ class JobContext:
             self.stopped = f"it ran past the limit of {self.limits.job_timeout_s / 60:g} minutes per job"
         return self.stopped is not None
 
-    def _emit(self) -> None:
+    def _emit(self, fresh: bool = False) -> None:
         if self._send is None:
             return
         with self._lock:
             self._beats += 1
-            value = (*self._last, self._beats, self._stream) if self._streams else (*self._last, self._beats)
+            stale = not fresh and self._stream_until is not None and time.monotonic() >= self._stream_until
+            value = (*self._last, self._beats, None if stale else self._stream) if self._streams \
+                else (*self._last, self._beats)
         self._send(value)
 
     def beat(self) -> None:
         """Re-send the last progress, renew the job's slot, and note if its tab has gone (every BEAT_S)."""
         self._emit()
-        self.registry.renew(self.session, self.id, LEASE_S)
+        with self._lock:
+            held = [self.id, *self._extra]
+        for slot in held:
+            self.registry.renew(self.session, slot, LEASE_S)
         seen = self.registry.last_seen(self.session)
         if seen is None or time.time() - seen > self.limits.heartbeat_timeout_s:
             self.stopped = "its browser tab was closed"

@@ -33,19 +33,28 @@ AppFrame = dict[str, Any]  # Frame.to_json() plus "weights" (see the module docs
 
 
 def trace_model(model: nn.Module, bounds: Sequence[float], progress: Callable | None = None,
-                cancel: Callable | None = None) -> Partition:
-    """Exact partition of a 2-input model over ``bounds`` (xmin, xmax, ymin, ymax)."""
-    return trace(to_ops(model), bounds=tuple(bounds), progress=progress, cancel=cancel, **TRACE_BOUNDS)
+                cancel: Callable | None = None, budget: int = LIMITS.regions) -> Partition:
+    """Exact partition of a 2-input model over ``bounds`` (xmin, xmax, ymin, ymax); ``budget`` (regions) may only
+    be lowered below the app's."""
+    options = {**TRACE_BOUNDS, "budget": min(budget, LIMITS.regions)}
+    return trace(to_ops(model), bounds=tuple(bounds), progress=progress, cancel=cancel, **options)
 
 
 def trace_frame(model: nn.Module, bounds: Sequence[float], progress: Callable | None = None,
-                cancel: Callable | None = None, **stats: Any) -> AppFrame:
+                cancel: Callable | None = None, budget: int = LIMITS.regions, **stats: Any) -> AppFrame:
     """The model's partition as a frame carrying its weights, and in ``stats`` how long it took (``trace_s``)."""
+    return traced_frame(model, bounds, progress, cancel, budget, **stats)[1]
+
+
+def traced_frame(model: nn.Module, bounds: Sequence[float], progress: Callable | None = None,
+                 cancel: Callable | None = None, budget: int = LIMITS.regions,
+                 **stats: Any) -> tuple[Partition, AppFrame]:
+    """``trace_frame`` with the partition it drew, for work that needs more of it (a pruning step's change)."""
     start = time.perf_counter()
-    partition = trace_model(model, bounds, progress, cancel)
+    partition = trace_model(model, bounds, progress, cancel, budget)
     frame = Frame.from_partition(partition, bounds, **stats)
     frame.stats["trace_s"] = round(time.perf_counter() - start, 4)
-    return {**frame.to_json(), "weights": encode_blob(model.state_dict())}
+    return partition, {**frame.to_json(), "weights": encode_blob(model.state_dict())}
 
 
 def snapshot_stats(snapshot: Snapshot) -> dict[str, Any]:

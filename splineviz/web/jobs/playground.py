@@ -117,15 +117,23 @@ def run_estimate(config: PlaygroundConfig, frame: AppFrame) -> dict[str, Any] | 
     total = per_frame * frames
     if regions < LARGE_REGIONS and total < LARGE_SECONDS:
         return None
-    mib = len(json.dumps([frame[k] for k in ("cells", "keys", "lines", "decision")])) / 2**20
+    mib = frame_mib(frame)
     message = (f"A large run: {regions:,} regions at initialisation, and training usually adds more. Each frame "
                f"takes about {per_frame:.1f} s to trace and {mib:.1f} MiB to send, so {config.epochs} epochs "
-               f"({frames} frames) take at least {_duration(total)}. Fewer layers or units make it faster.")
+               f"({frames} frames) take at least {duration(total)}. Fewer layers or units make it faster.")
     return {"regions": regions, "seconds_per_frame": per_frame, "frames": frames, "seconds": total,
             "mib_per_frame": mib, "message": message}
 
 
-def _duration(seconds: float) -> str:
+def frame_mib(frame: AppFrame) -> float:
+    """MiB a frame's drawn parts take to send (cells, colour keys, lines, decision boundary)."""
+    return len(json.dumps([frame[k] for k in ("cells", "keys", "lines", "decision")])) / 2**20
+
+
+def duration(seconds: float) -> str:
+    """A duration in words for an estimate: "under 1 s", "40 s", "12 min"."""
+    if seconds < 1:
+        return "under 1 s"
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 

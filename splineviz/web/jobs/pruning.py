@@ -2,8 +2,11 @@
 while training, streamed frame by frame (background jobs)."""
 from __future__ import annotations
 
+import functools
 import json
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
 
@@ -12,23 +15,28 @@ import numpy as np
 from splineviz.data import Dataset
 from splineviz.earlybird import PAPER_RULE, EarlyBirdRule, grid_probe
 from splineviz.figures import side_by_side_layout
+from splineviz.partition import Cancelled, Partition, PartitionBudgetError
 from splineviz.prune import (METHODS, DecisionChange, EarlyBirdSchedule, Gradual, OneShot, ScheduledRun,
-                             achieved_sparsity, hidden_layers, prune, prune_and_finetune, train_with_schedule)
+                             achieved_sparsity, changed_area, hidden_layers, prune, prune_and_finetune,
+                             train_with_schedule)
 from splineviz.prune.schedule import Schedule
 from splineviz.train import Snapshot
 from splineviz.web.jobs import Cancel, Progress, quiet
-from splineviz.web.jobs.playground import frame_stride
-from splineviz.web.params import LIMITS
+from splineviz.web.jobs.playground import duration, frame_mib, frame_stride
+from splineviz.web.params import LIMITS, Limits
 from splineviz.web.state import Run, accuracy, build, config_dataset, train_config
-from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame
+from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame, traced_frame
 
 
 PROBE_SIDE = 100  # the early-bird rule, spline pruning and the decision change look at a 100 x 100 grid
 
 
-def _prune_kw(method: str, probe: np.ndarray) -> dict[str, Any]:
-    """What a method needs besides the model: spline pruning compares units on the probe."""
-    return {"probe": probe} if method == "spline" else {}
+def _prune_kw(method: str, probe: np.ndarray, guard: str | None = None) -> dict[str, Any]:
+    """What a method needs besides the model: spline pruning compares units on the probe, and ``guard`` is the
+    measure its tolerance checks each merge with (default: the exact area, which traces the net once per merge)."""
+    if method != "spline":
+        return {}
+    return {"probe": probe} if guard is None else {"probe": probe, "measure": guard}
 
 
 def prune_view(run: Run, method: str, sparsity: float, scope: str = "layerwise") -> dict[str, Any]:
@@ -78,7 +86,13 @@ def sparsity_sweep(run: Run, sparsities: Sequence[float], epochs: int, methods: 
 
 
 # -- pruning while training (issue 16): a schedule run as one job, its frames streamed as they are traced ------------
-TAIL = 3  # frames each streamed payload repeats: the page polls every 0.3 s and may miss one
+TAIL = 3  # frames each streamed payload repeats: the page polls every 0.3 s and may miss one ...
+STREAM_BYTES = 2 * 2**20  # ... while they stay within this (the newest frame always goes)
+# spline pruning's tolerance, in a run: the share of the 100 x 100 probe grid whose class changed. The exact area
+# traces the whole net once per merge, minutes per step at 6 x 64 (bench/pruning_anim.py); each step's change
+# shown on the page stays exact (prune.changed_area)
+GUARD = "probe"
+STREAM_RESEND_S = 2.0  # a streamed payload rides along with the job's progress this long, then None (runner.stream)
 
 
 @dataclass(frozen=True)
@@ -118,19 +132,22 @@ class ScheduleSpec:
 
 class Recorder:
     """What the page receives of a scheduled run, filled in snapshot by snapshot: frames (every ``stride``-th
-    epoch, fewer if the first frame is so large that the run's frames would pass ``LIMITS.run_frame_bytes``, and
-    both sides of every pruning event), every snapshot's numbers, the events with their decision
-    change, and the ticket. ``payload()`` is the page's JSON (``web.pages.pruning``)."""
+    epoch, fewer when the frames are so large that the run's would pass ``frame_budget`` bytes, by default
+    ``LIMITS.run_frame_bytes``, and both sides of every pruning event), every snapshot's numbers, the events with
+    their decision change, and the ticket. ``payload()`` is the page's JSON (``web.pages.pruning``)."""
 
     def __init__(self, spec: ScheduleSpec, data: Dataset, arch: dict[str, Any], probe: np.ndarray,
-                 cancel: Cancel | None = None) -> None:
+                 cancel: Cancel | None = None, frame_budget: int | None = None) -> None:
         self.spec, self.data, self.arch, self.probe, self.cancel = spec, data, arch, probe, cancel
+        self.frame_budget = LIMITS.run_frame_bytes if frame_budget is None else frame_budget
         self.stride = frame_stride(spec.epochs)
         self.frames: list[AppFrame] = []
+        self.frame_bytes: list[int] = []  # each frame's JSON size
         self.history: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.ticket: int | None = None
         self._traced: dict[int, int] = {}  # snapshot position -> frame index
+        self._partitions: dict[int, Partition] = {}  # frame index -> partition, the newest two (a step's two sides)
 
     def _frame(self, position: int, live: ScheduledRun) -> int:
         """Trace the snapshot at ``position`` (from its stored weights) once; its frame index."""
@@ -138,15 +155,24 @@ class Recorder:
             snap = live.snapshots[position]
             model = build(self.arch)
             model.load_state_dict(snap.state)
-            frame = trace_frame(model.eval(), self.data.bounds, cancel=self.cancel,
-                                **snapshot_stats(snap), sparsity=snap.sparsity, position=position)
+            partition, frame = traced_frame(model.eval(), self.data.bounds, cancel=self.cancel,
+                                            **snapshot_stats(snap), sparsity=snap.sparsity, position=position)
+            self._partitions = {i: q for i, q in self._partitions.items() if i == len(self.frames) - 1}
+            self._partitions[len(self.frames)] = partition
             self._traced[position] = len(self.frames)
             self.frames.append(frame)
-            if len(self.frames) == 1:  # the first frame's size says how many a run can keep
-                size = len(json.dumps(frame))
-                self.stride = max(self.stride, math.ceil(self.spec.epochs * size / LIMITS.run_frame_bytes))
+            self.frame_bytes.append(len(json.dumps(frame)))
+            self._pace(snap.epoch)
             self.history[position]["n_regions"] = frame["n_regions"]
         return self._traced[position]
+
+    def _pace(self, epoch: int) -> None:
+        """Keep the run's frames within ``frame_budget``: the stride grows (never shrinks) until the
+        frames still to come, each as large as the newest, fit into what is left (pruning steps come on top)."""
+        left, newest = (self.spec.epochs - epoch) // self.stride, self.frame_bytes[-1]
+        room = self.frame_budget - sum(self.frame_bytes)
+        if left and newest * left > room:
+            self.stride = max(self.stride, math.ceil(self.stride * newest * left / max(room, newest)))
 
     def observe(self, snap: Snapshot, live: ScheduledRun) -> bool:
         """Record a new snapshot (``train_with_schedule``'s ``on_snapshot``); True when it got a frame."""
@@ -162,24 +188,32 @@ class Recorder:
             return True
         before = self._frame(position - 1, live)  # the partition the event cut from
         after = self._frame(position, live)
-        self.events.append(self._event(snap, live.snapshots[position - 1], before, after))
+        self.events.append(self._event(snap, before, after))
         return True
 
-    def _event(self, snap: Snapshot, previous: Snapshot, before: int, after: int) -> dict[str, Any]:
+    def _event(self, snap: Snapshot, before: int, after: int) -> dict[str, Any]:
         """An event for the page: when, how much, which units went (per hidden layer, counted from 0), and the
-        exact fraction of the drawn box whose predicted class changed (``DecisionChange``)."""
+        exact fraction of the drawn box whose predicted class changed (``prune.changed_area`` of its frames'
+        partitions: no further trace)."""
         event = snap.event
-        reference, pruned = build(self.arch), build(self.arch)
-        reference.load_state_dict(previous.state)
-        pruned.load_state_dict(snap.state)
         change = None
-        if self.data.task == "classification":
-            change = DecisionChange(reference.eval(), self.probe, self.data.bounds, "area")(pruned.eval())
-        layers = [layer.name for layer in hidden_layers(reference)]
+        if self.data.task == "classification":  # the exact area, from the two partitions just drawn
+            change = changed_area(self._partitions[before], self._partitions[after])
+        layers = [layer.name for layer in hidden_layers(build(self.arch))]
         return {"epoch": event.epoch, "before": before, "after": after, "target": event.target,
                 "achieved": event.achieved, "change": change, "ticket": event.epoch == self.ticket,
                 "removed": [event.removed_units.get(name, []) for name in layers],
                 "weights": sum(len(w) for w in event.removed_weights.values())}
+
+    def tail(self) -> list[int]:
+        """What a streamed payload carries: the newest frame, and up to ``TAIL`` in all while they stay within
+        ``STREAM_BYTES`` (large frames arrive seconds apart, and the page polls every 0.3 s)."""
+        chosen: list[int] = []
+        for i in range(len(self.frames) - 1, max(len(self.frames) - TAIL, 0) - 1, -1):
+            if chosen and sum(self.frame_bytes[j] for j in chosen) + self.frame_bytes[i] > STREAM_BYTES:
+                break
+            chosen.insert(0, i)
+        return chosen
 
     def payload(self, frames: Sequence[int] | None = None) -> dict[str, Any]:
         """The run so far; ``frames``: only these frame indices (a streamed payload), else all."""
@@ -190,40 +224,141 @@ class Recorder:
                 "events": list(self.events), "ticket": self.ticket}
 
 
+@dataclass(frozen=True)
+class RunEstimate:
+    """What a scheduled run (one or two side by side) will cost, from its net traced at initialisation, and why the
+    app refuses it, if it does. Regions and seconds are lower bounds: training usually adds regions."""
+
+    regions: int               # the first frame's (at initialisation); 0 when refused before counting
+    seconds_per_frame: float   # trace + frame of the first frame
+    mib_per_frame: float       # the first frame's drawn parts, as sent
+    frames: int                # per run: kept epochs and both sides of every pruning step
+    events: int                # pruning steps per run (early-bird: at most one)
+    runs: int
+    seconds: float             # the whole job, runs side by side computed at the same time
+    refused: str | None = None
+
+    @property
+    def message(self) -> str:
+        """In words, for the line beside a page's Run button."""
+        if self.refused:
+            return self.refused
+        each = (f"{self.runs} runs side by side (at the same time while the tab has a second job slot free), each"
+                if self.runs > 1 else "The run:")
+        size = f"{self.mib_per_frame:.1f} MiB" if self.mib_per_frame >= 0.1 else f"{1024 * self.mib_per_frame:.0f} KiB"
+        return (f"{each} {self.frames} frames of {self.regions:,} regions or more (at initialisation: "
+                f"{self.seconds_per_frame:.2g} s and {size} a frame; training usually adds regions), "
+                f"{self.events} pruning step{'s' if self.events != 1 else ''}: at least {duration(self.seconds)}.")
+
+
+@functools.lru_cache(maxsize=64)
+def _first_frame(arch: str, bounds: tuple[float, ...], budget: int) -> tuple[int, float, float] | None:
+    """Regions, seconds and MiB of the frame of ``arch`` (JSON) at initialisation; None past ``budget`` regions."""
+    try:
+        partition_frame = trace_frame(build(json.loads(arch)), bounds, budget=budget)
+    except PartitionBudgetError:
+        return None
+    return partition_frame["n_regions"], partition_frame["stats"]["trace_s"], frame_mib(partition_frame)
+
+
+def estimate(run: Run, specs: Sequence[ScheduleSpec], limits: Limits = LIMITS) -> RunEstimate:
+    """The cost of ``scheduled_run(run, specs)``, told before it starts; ``refused`` says why the app will not run
+    it: a first frame over ``limits.run_regions`` (traced with that budget, so the check itself stays cheap), or an
+    estimated time past ``limits.job_timeout_s``."""
+    bounds = tuple(config_dataset(run.config).bounds)
+    first = _first_frame(json.dumps(run.arch, sort_keys=True), bounds, limits.run_regions)
+    if first is None:
+        return RunEstimate(0, 0.0, 0.0, 0, 0, len(specs), 0.0, refused=(
+            f"Too large for a pruning run: this network makes more than {limits.run_regions:,} regions at "
+            f"initialisation, the most a run starts from (training multiplies them, and every frame must stay under "
+            f"{limits.regions:,}). Choose fewer or narrower layers in the Playground."))
+    regions, per_frame, mib = first
+    plans = [_planned_frames(spec, mib * 2**20, limits.run_frame_bytes // len(specs)) for spec in specs]
+    frames, events = max(p[0] for p in plans), max(p[1] for p in plans)
+    # a pruning step's decision change (shapely unions of both sides' class cells) costs about a trace
+    seconds = per_frame * (frames + events)
+    refused = None
+    if seconds > limits.job_timeout_s:
+        refused = (f"Too long for a pruning run: {frames} frames of at least {regions:,} regions take at least "
+                   f"{duration(seconds)}, past the limit of {duration(limits.job_timeout_s)} per job. Choose fewer "
+                   f"epochs, or fewer or narrower layers in the Playground.")
+    return RunEstimate(regions, per_frame, mib, frames, events, len(specs), seconds, refused)
+
+
+def _planned_frames(spec: ScheduleSpec, frame_bytes: float, budget: int) -> tuple[int, int]:
+    """Frames and pruning steps the Recorder will keep for ``spec`` within ``budget`` bytes if every frame is
+    ``frame_bytes`` (its rule)."""
+    stride = max(frame_stride(spec.epochs), math.ceil(spec.epochs * frame_bytes / max(budget - frame_bytes, 1)))
+    plain = len(set(range(0, spec.epochs + 1, stride)) | {spec.epochs})
+    events = 1 if spec.kind == "earlybird" else len(spec.schedule(np.zeros((1, 2))).targets(spec.epochs))
+    return plain + events * (1 if stride == 1 else 2), events
+
+
 def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = quiet, cancel: Cancel | None = None,
                   stream: Callable[[list[dict[str, Any]]], None] | None = None,
-                  recorder: type[Recorder] = Recorder) -> list[dict[str, Any]]:
+                  recorder: type[Recorder] = Recorder, parallel: bool = False) -> list[dict[str, Any]]:
     """Train ``run``'s architecture on its data from its initial weights under each schedule of ``specs`` (one,
     or two to compare), pruning as they say; every run's payload (``Recorder.payload``).
 
     Each run starts from the same initial weights (the run's seed), so two specs compare methods or schedules on
-    the same net. ``stream(payloads)`` sees the runs so far after every new frame, each carrying its newest
-    ``TAIL`` frames only.
+    the same net. ``parallel``: the runs are computed at the same time, one thread each (the job holds a job slot
+    per run; training and tracing release the GIL for most of their work), so that two runs side by side arrive in
+    step; else one after the other. ``stream(payloads)`` sees the runs started so far after every new frame, each
+    still running one carrying its newest ``TAIL`` frames, a finished one none (its frames were sent).
     """
     data = config_dataset(run.config)
     probe = grid_probe(data.bounds, PROBE_SIDE)
-    done: list[Recorder] = []
-    for k, spec in enumerate(specs):
-        rec = recorder(spec, data, run.arch, probe, cancel)
-        share = _share(progress, k, len(specs))
+    failed = threading.Event()  # one run failed: the other stops at its next check
 
-        def seen(snap: Snapshot, live: ScheduledRun, rec: Recorder = rec, share: Progress = share) -> None:
-            if rec.observe(snap, live) and stream is not None:
-                tail = range(max(0, len(rec.frames) - TAIL), len(rec.frames))
-                stream([r.payload([]) for r in done] + [rec.payload(tail)])
-            share(snap.epoch / max(spec.epochs, 1), f"{spec.method} pruning: epoch {snap.epoch} of {spec.epochs}, "
-                                                    f"sparsity {100 * (snap.sparsity or 0):.0f} %")
+    def stop() -> bool:
+        return failed.is_set() or (cancel is not None and cancel())
 
-        train_with_schedule(build(run.arch), data, train_config(run.config, spec.epochs), spec.schedule(probe),
-                            spec.method, spec.scope, on_snapshot=seen, cancel=cancel, **_prune_kw(spec.method, probe))
-        done.append(rec)
+    budget = LIMITS.run_frame_bytes // len(specs)  # the job's frames, shared by its runs
+    recs = [recorder(spec, data, run.arch, probe, stop, budget) for spec in specs]
+    models = [build(run.arch) for _ in specs]  # built here: building seeds torch's global generator
+    state = {"started": [False] * len(specs), "done": [False] * len(specs), "notes": [""] * len(specs),
+             "fractions": [0.0] * len(specs)}
+    lock = threading.Lock()
+
+    def seen(k: int, snap: Snapshot, live: ScheduledRun) -> None:
+        spec, rec = specs[k], recs[k]
+        framed = rec.observe(snap, live)
+        with lock:
+            state["fractions"][k] = snap.epoch / max(spec.epochs, 1)
+            state["notes"][k] = (f"{spec.method} pruning: epoch {snap.epoch} of {spec.epochs}, "
+                                 f"sparsity {100 * (snap.sparsity or 0):.0f} %")
+            if framed and stream is not None:
+                stream([r.payload(r.tail() if not state["done"][j] else [])
+                        for j, r in enumerate(recs) if state["started"][j]])
+            notes = [n for j, n in enumerate(state["notes"]) if state["started"][j] and not state["done"][j]]
+            progress(sum(state["fractions"]) / len(specs), " · ".join(notes))
+
+    def train(k: int) -> None:
+        spec = specs[k]
+        with lock:
+            state["started"][k] = True  # in parallel, all were from the start
+        try:
+            train_with_schedule(models[k], data, train_config(run.config, spec.epochs), spec.schedule(probe),
+                                spec.method, spec.scope, on_snapshot=functools.partial(seen, k), cancel=stop,
+                                **_prune_kw(spec.method, probe, GUARD))
+        except BaseException:
+            failed.set()
+            raise
+        with lock:
+            state["done"][k], state["fractions"][k] = True, 1.0
+
+    if parallel and len(specs) > 1:
+        state["started"] = [True] * len(specs)
+        with ThreadPoolExecutor(len(specs), thread_name_prefix="splineviz-run") as pool:
+            outcomes = [pool.submit(train, k) for k in range(len(specs))]
+        errors = [f.exception() for f in outcomes if f.exception() is not None]
+        if errors:  # the run that failed first, not the other's Cancelled that followed
+            raise next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
+    else:
+        for k in range(len(specs)):
+            train(k)
     progress(1.0, "done")
-    return [r.payload() for r in done]
-
-
-def _share(progress: Progress, k: int, n: int) -> Progress:
-    """The progress of part ``k`` of ``n`` equal parts of a job."""
-    return lambda fraction, message: progress((k + fraction) / n, message)
+    return [r.payload() for r in recs]
 
 
 def compare_specs(spec: ScheduleSpec, compare: str) -> list[ScheduleSpec]:

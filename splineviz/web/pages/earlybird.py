@@ -23,8 +23,8 @@ from splineviz.web.components import (alert, button, card, export_buttons, field
                                       slider, view_slider)
 from splineviz.web.ids import EarlyBird as ID
 from splineviz.web.jobs.earlybird import WINDOW, distance_matrix, earlybird_run, ticket_at
-from splineviz.web.jobs.pruning import ScheduleSpec, animation_store
-from splineviz.web.pages.pruning import animation
+from splineviz.web.jobs.pruning import STREAM_RESEND_S, ScheduleSpec, animation_store, estimate as work_estimate
+from splineviz.web.pages.pruning import animation, check, estimate_line
 from splineviz.web.params import EarlyBird as P, Pruning as PR
 from splineviz.web.runner import JobContext
 from splineviz.web.state import Run
@@ -46,6 +46,7 @@ def layout() -> html.Div:
                           "when it ran"),
                     field("Prune the ticket by", radio(P.METHOD)),
                     field("to sparsity (%)", slider(P.SPARSITY, {i: str(i) for i in range(0, 96, 20)})),
+                    html.Div(id=ID.ESTIMATE, className="hint estimate"),
                     html.Div([button("▶ Run", ID.RUN, "primary"), button("Cancel", ID.CANCEL, disabled=True)],
                              className="button-row"),
                     progress(ID.JOB),
@@ -64,30 +65,45 @@ def layout() -> html.Div:
                   card("Largest distance to the previous epochs", graph(ID.CURVE, "430px", figure=hint))],
                  className="pair"),
     ], className="stack")
-    stores = [dcc.Store(id=i) for i in (ID.RUNS, ID.LIVE)]
+    stores = [dcc.Store(id=i) for i in (ID.RUNS, ID.LIVE, ID.NUMBERS)]
     return html.Div([*stores, alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
+def spec(epochs: Any, threshold: Any, method: Any, sparsity: Any) -> ScheduleSpec:
+    """The early-bird schedule the controls describe, every value cleaned."""
+    return ScheduleSpec(kind="earlybird", method=P.METHOD.clean(method), scope=PR.SCOPE.default,
+                        sparsity=P.SPARSITY.clean(sparsity) / 100, epochs=P.EPOCHS.clean(epochs),
+                        threshold=P.THRESHOLD.clean(threshold), window=WINDOW)
+
+
 def register(app: Dash) -> None:
+    controls = {"epochs": ID.EPOCHS, "threshold": ID.THRESHOLD, "method": ID.METHOD, "sparsity": ID.SPARSITY}
+
+    @callback(app, output={"text": Output(ID.ESTIMATE, "children"), "style": Output(ID.ESTIMATE, "className")},
+              inputs={**{name: Input(i, "value") for name, i in controls.items()},
+                      "model": Input(ids.MODEL, "data"), "path": Input(ids.URL, "pathname")})
+    def estimate(model: dict | None, path: str | None, **values: Any) -> dict:
+        """What a run with these controls will cost, or why it is refused (only while this page shows)."""
+        if (path or "").rstrip("/") != PATH or not model:
+            return {}
+        return estimate_line(work_estimate(Run.from_json(model), [spec(**values)]))
+
     @job(app, ID.JOB, "The early-bird run", ID.ALERT, output={"runs": Output(ID.RUNS, "data")},
          inputs={"clicks": Input(ID.RUN, "n_clicks")},
-         state={"epochs": State(ID.EPOCHS, "value"), "threshold": State(ID.THRESHOLD, "value"),
-                "method": State(ID.METHOD, "value"), "sparsity": State(ID.SPARSITY, "value"),
-                "model": State(ids.MODEL, "data")},
+         state={**{name: State(i, "value") for name, i in controls.items()}, "model": State(ids.MODEL, "data")},
          start=ID.RUN, cancel=ID.CANCEL, retry="Press Run to run it again.", stream=Output(ID.LIVE, "data"))
     def run(ctx: JobContext, clicks: int, epochs: Any, threshold: Any, method: Any, sparsity: Any,
             model: dict | None) -> dict:
         run, token = Run.from_json(model), uuid.uuid4().hex
-        spec = ScheduleSpec(kind="earlybird", method=P.METHOD.clean(method), scope=PR.SCOPE.default,
-                            sparsity=P.SPARSITY.clean(sparsity) / 100, epochs=P.EPOCHS.clean(epochs),
-                            threshold=P.THRESHOLD.clean(threshold), window=WINDOW)
-        result = earlybird_run(run, spec, ctx.progress, ctx.cancel,
-                               stream=lambda partial: ctx.stream(animation_store(run, [partial], token)))
+        chosen = spec(epochs, threshold, method, sparsity)
+        check(work_estimate(run, [chosen]))
+        result = earlybird_run(run, chosen, ctx.progress, ctx.cancel, stream=lambda partial: ctx.stream(
+            animation_store(run, [partial], token), STREAM_RESEND_S))
         return {"runs": animation_store(run, [result], token)}
 
     @callback(app, output={"heatmap": Output(ID.HEATMAP, "figure"), "curve": Output(ID.CURVE, "figure"),
                            "summary": Output(ID.SUMMARY, "children")},
-              inputs={"shown": Input(ID.LIVE, "data"), "threshold": Input(ID.THRESHOLD, "value")})
+              inputs={"shown": Input(ID.NUMBERS, "data"), "threshold": Input(ID.THRESHOLD, "value")})
     def distances(shown: dict | None, threshold: Any) -> dict:
         """The distances so far, and the rule at the slider's threshold applied to them (live)."""
         if not shown or not shown.get("runs"):

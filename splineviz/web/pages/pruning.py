@@ -6,7 +6,12 @@ page as they are traced (the job's ``stream`` output, the ``LIVE`` store), and t
 and is copied to ``LIVE``, the JSON store the animation, its replay and the curves are drawn from
 (``assets/splineviz-8p-pruning.js``). Units
 a pruning step removed are drawn dashed for a few frames after it, and each step's decision change is measured
-exactly. A second run beside the first (another method or schedule, same initial weights) plays in step.
+exactly. A second run beside the first (another method or schedule, same initial weights) plays in step; the two
+are computed at the same time, in two threads of the job holding two of the tab's job slots, when a second is free.
+
+Beside Run, the run's cost is told before it starts (``web.jobs.pruning.estimate``: the net traced at initialisation
+in the web process, with the run budget ``LIMITS.run_regions``, once per architecture), and a run past the limits is
+refused there and again by the job, in the same words.
 
 One-shot pruning of the Playground's current model is cheap (prune + two exact traces, ~50 ms), so the sparsity
 slider redraws live while this page is shown; fine-tuning and the accuracy-vs-sparsity sweep run as jobs.
@@ -52,6 +57,7 @@ def _schedule_controls() -> list:
                        "Prune at the first epoch whose partition distance to each of the previous 3 is below it"),
                  id=ID.EB_ROW),
         field("Beside it", dropdown(P.COMPARE), "The same net from the same initial weights, pruned another way"),
+        html.Div(id=ID.ESTIMATE, className="hint estimate"),
         html.Div([button("▶ Run", ID.RUN, "primary"), button("Cancel", ID.RUN_CANCEL, disabled=True)],
                  className="button-row"),
         progress(ID.RUN_JOB),
@@ -97,7 +103,7 @@ def layout() -> html.Div:
         card("Accuracy vs sparsity (after fine-tuning)", graph(ID.CURVES, "300px",
                                                                 figure=empty_figure("press “Compare methods”"))),
     ], className="stack")
-    stores = [dcc.Store(id=i) for i in (ID.PANELS, ID.RUNS, ID.LIVE)]
+    stores = [dcc.Store(id=i) for i in (ID.PANELS, ID.RUNS, ID.LIVE, ID.NUMBERS)]
     return html.Div([*stores, alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
@@ -203,6 +209,17 @@ def _schedule_run(app: Dash) -> None:
         return {name: None if name == {"oneshot": "at", "gradual": "gradual", "earlybird": "eb"}[kind]
                 else {"display": "none"} for name in ("at", "gradual", "eb")}
 
+    @callback(app, output={"text": Output(ID.ESTIMATE, "children"), "style": Output(ID.ESTIMATE, "className")},
+              inputs={**{name: Input(param.id, "value") for name, param in SPEC.items()},
+                      "sparsity": Input(ID.SPARSITY, "value"), "compare": Input(ID.COMPARE, "value"),
+                      "model": Input(ids.MODEL, "data"), "path": Input(ids.URL, "pathname")})
+    def estimate(sparsity: Any, compare: Any, model: dict | None, path: str | None, **values: Any) -> dict:
+        """What a run with these controls will cost, or why it is refused (only while this page shows)."""
+        if (path or "").rstrip("/") != PATH or not model:
+            return {}
+        specs = work.compare_specs(schedule_spec(values, sparsity), P.COMPARE.clean(compare))
+        return estimate_line(work.estimate(Run.from_json(model), specs))
+
     @job(app, ID.RUN_JOB, "The pruning run", ID.ALERT, output={"runs": Output(ID.RUNS, "data")},
          inputs={"clicks": Input(ID.RUN, "n_clicks")},
          state={**{name: State(param.id, "value") for name, param in SPEC.items()},
@@ -214,11 +231,16 @@ def _schedule_run(app: Dash) -> None:
         """Train with the schedule (and the comparison beside it), streaming frames as they are traced."""
         run, token = Run.from_json(model), uuid.uuid4().hex
         specs = work.compare_specs(schedule_spec(values, sparsity), P.COMPARE.clean(compare))
-        runs = work.scheduled_run(run, specs, ctx.progress, ctx.cancel,
-                                  stream=lambda partial: ctx.stream(work.animation_store(run, partial, token)))
+        check(work.estimate(run, specs))
+        with ctx.slots(len(specs)) as held:  # two runs side by side: at the same time if the tab has a slot free
+            if held < len(specs):
+                ctx.progress(0.0, "no second job slot free in this tab: the runs go one after the other")
+            runs = work.scheduled_run(run, specs, ctx.progress, ctx.cancel, parallel=held >= len(specs),
+                                      stream=lambda partial: ctx.stream(work.animation_store(run, partial, token),
+                                                                        work.STREAM_RESEND_S))
         return {"runs": work.animation_store(run, runs, token)}
 
-    @callback(app, output={"figure": Output(ID.ANIM_CURVES, "figure")}, inputs={"shown": Input(ID.LIVE, "data")})
+    @callback(app, output={"figure": Output(ID.ANIM_CURVES, "figure")}, inputs={"shown": Input(ID.NUMBERS, "data")})
     def curves(shown: dict | None) -> dict:
         if not shown or not isinstance(shown.get("runs"), list):
             return {}
@@ -229,12 +251,26 @@ def _schedule_run(app: Dash) -> None:
     export_images(app, ID.ANIM_EXPORT, ID.ANIM, "pruning.describe", ID.ALERT, "splineviz-pruning-run")
 
 
+def estimate_line(estimate: work.RunEstimate) -> dict[str, str]:
+    """The estimate's line above a page's Run button: its words, styled as a refusal where it is one."""
+    return {"text": estimate.message, "style": "hint estimate" + (" refused" if estimate.refused else "")}
+
+
+def check(estimate: work.RunEstimate) -> None:
+    """Refuse a run the app's limits do not allow, before any work (the page said so beside its Run button)."""
+    if estimate.refused:
+        raise ValueError(estimate.refused)
+
+
 def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool) -> None:
     """The browser side of a page's scheduled-run animation on ``graph`` (splineviz-8p-pruning.js): painting the
     step the slider selects (following a run in progress), the replay, and the marker on ``curves``. ``page``
-    holds the ids STEP, REPLAY, INFO, RUNS and LIVE; LIVE is what is shown: the job streams into it, and the
-    finished run (RUNS) is copied there, marked ``final`` (splineviz-8p-pruning.js, land)."""
+    holds the ids STEP, REPLAY, INFO, RUNS, LIVE and NUMBERS; LIVE is what is shown: the job streams into it, and the
+    finished run (RUNS) is copied there, marked ``final`` (splineviz-8p-pruning.js, land). NUMBERS is LIVE without
+    its frames, for server callbacks: a large run's frames are far more than a request may carry."""
     clientside(app, "pruning.land", Output(page.LIVE, "data", allow_duplicate=True), {"runs": Input(page.RUNS, "data")},
+               prevent_initial_call=True)
+    clientside(app, "pruning.numbers", Output(page.NUMBERS, "data"), {"live": Input(page.LIVE, "data")},
                prevent_initial_call=True)
     clientside(app, "pruning.render",
                output={"figure": Output(graph, "figure"),
