@@ -233,6 +233,9 @@ def test_errors_are_clear():
         trace(small, bounds=BOUNDS, budget=regions - 1)
     with pytest.raises(TypeError, match="unsupported op"):
         trace([Affine(np.ones((2, 2)), np.zeros(2)), "sigmoid"])
+    for groups in [((0, 1), (2, 3)), ((-1, 0),), ((0,), ())]:  # 3 incoming values: index 3 is one past the end
+        with pytest.raises(ValueError, match="outside the 3 incoming values"):
+            trace([Affine(np.ones((3, 2)), np.zeros(3)), MaxPool(groups), Affine(np.ones((1, len(groups))), [0.0])])
 
 
 @pytest.mark.parametrize("refine", ["auto", "unit"])
