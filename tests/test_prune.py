@@ -284,6 +284,8 @@ def test_a_positive_duplicate_is_folded_losslessly(out_w0, out_w2, removed, kept
     points = np.random.default_rng(1).uniform(-50, 50, (2000, 2))  # far outside the probe: the fold is exact
     assert np.abs(outputs(pruned, points) - outputs(model, points)).max() < 1e-6 * np.abs(outputs(model, points)).max()
     assert report.change == 0.0 and unit_sparsity(model, masks) == pytest.approx(1 / 3)
+    strict = spline_prune(model, P=0.999, tolerance=0.0)[2]  # "differ by at most 0": a lossless merge still passes
+    assert strict.removed == [[removed]] and strict.rejected == []
 
 
 def test_a_flipped_unit_is_a_different_function_and_stays() -> None:
