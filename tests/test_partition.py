@@ -179,9 +179,12 @@ def test_max_pool_adds_argmax_boundaries():
     rng = np.random.default_rng(10)
     ops = [Affine(rng.normal(size=(9, 2)), rng.normal(size=9)), ReLU(), MaxPool(((0, 1, 2), (3, 4, 5, 6), (7, 8))),
            Affine(rng.normal(size=(2, 3)), rng.normal(size=2))]
-    p = trace(ops, bounds=BOUNDS)
+    seen = []
+    p = trace(ops, bounds=BOUNDS, progress=lambda f, msg: seen.append(f))
     assert_consistent(p, 36.0, grid(BOUNDS, 300))
     assert len(p.segments(1)) > 0  # the pool's own boundaries
+    # 15 steps by hand: 9 ReLU units, and a group of k values takes k - 1 comparisons (2 + 3 + 1)
+    assert seen[-1] == 1.0 and all(abs(15 * f - round(15 * f)) < 1e-9 for f in seen)
 
 
 def test_plane_through_images_and_points():
@@ -231,6 +234,8 @@ def test_errors_are_clear():
     assert trace(small, bounds=BOUNDS, budget=regions).n_regions == regions
     with pytest.raises(PartitionBudgetError, match=f"budget of {regions - 1:,} regions"):
         trace(small, bounds=BOUNDS, budget=regions - 1)
+    with pytest.raises(ValueError, match="decision_classes"):  # two outputs: 0 and 1 only
+        trace(ops, bounds=BOUNDS, decision_classes=(0, 2))
     with pytest.raises(TypeError, match="unsupported op"):
         trace([Affine(np.ones((2, 2)), np.zeros(2)), "sigmoid"])
     for groups in [((0, 1), (2, 3)), ((-1, 0),), ((0,), ())]:  # 3 incoming values: index 3 is one past the end
