@@ -307,6 +307,9 @@ def test_dead_relu_units_go_first_and_leaky_ones_stay() -> None:
         assert report.removed == ([[3]] if dead_removed else [[]])
         if dead_removed:
             assert report.merges[0].kept is None and report.merges[0].fold == 0.0
+        else:  # the leaky unit (0.01 z there) is no candidate at all: none refused, none taken without the check
+            assert report.rejected == []
+            assert spline_prune(model, P=0.9999, tolerance=None)[2].removed == [[]]
 
 
 def test_pruning_counts_units_already_pruned() -> None:
