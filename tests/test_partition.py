@@ -148,6 +148,19 @@ def test_single_output_and_class_pair_decision_boundaries():
     np.testing.assert_array_equal(cells.classes[clear], np.where(out[clear, 3] > out[clear, 1], 3, 1))
 
 
+def test_an_output_that_never_wins_changes_no_decision_boundary():
+    """Outputs 1 and 1 - |x| touch along x = 0 (a tie, output 0 ahead on both sides). A third output at -5 can never
+    win, so the boundary must be the one the two outputs alone give (their difference's zero set, the segment
+    x = 0), not dropped because output 0 wins at every vertex."""
+    hidden = [Affine(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.zeros(2)), ReLU()]
+    two = trace(hidden + [Affine(np.array([[0.0, 0.0], [-1.0, -1.0]]), np.array([1.0, 1.0]))], bounds=BOUNDS)
+    three = trace(hidden + [Affine(np.array([[0.0, 0.0], [-1.0, -1.0], [0.0, 0.0]]), np.array([1.0, 1.0, -5.0]))],
+                  bounds=BOUNDS)
+    np.testing.assert_allclose(np.sort(two.decision_boundary[:, :, 1], axis=1), [[-3.0, 3.0]])
+    np.testing.assert_allclose(two.decision_boundary[:, :, 0], 0.0)
+    np.testing.assert_allclose(three.decision_boundary, two.decision_boundary)
+
+
 def test_segments_without_a_layer_are_every_internal_edge():
     p = trace(random_mlp((2, 6, 5, 2), 3, scale=3.0), bounds=BOUNDS)
     every = p.segments()
