@@ -312,6 +312,16 @@ def test_dead_relu_units_go_first_and_leaky_ones_stay() -> None:
             assert spline_prune(model, P=0.9999, tolerance=None)[2].removed == [[]]
 
 
+def test_a_layer_of_dead_units_keeps_its_last_one() -> None:
+    """All three units are negative on the whole probe (bias -100): the first two go as dead, the last stays."""
+    model = mlp(2, (3,), 2, seed=0)
+    with torch.no_grad():
+        model[0].bias[:] = -100.0
+    _, masks, report = spline_prune(model, P=0.9999)
+    assert report.removed == [[0, 1]] and [m.kept for m in report.merges] == [None, None]
+    assert masks["0.weight"].sum(dim=1).tolist() == [0.0, 0.0, 2.0]
+
+
 def test_pruning_counts_units_already_pruned() -> None:
     model = duplicate_net([1.0, -1.0], [0.1, 0.1])
     widened = mlp(2, (4,), 2, seed=0)   # units 0-2 as in duplicate_net, unit 3 already pruned
