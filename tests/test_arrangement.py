@@ -97,13 +97,16 @@ def test_degenerate_layers_leave_the_graph_untouched(make_degenerate):
     assert_same(graph, before)
 
 
-def test_a_face_count_that_does_not_add_up_leaves_the_graph_untouched(monkeypatch):
-    """The last check, after the new tables are in place: its failure must undo the face names."""
+@pytest.mark.parametrize("name,fault", [
+    ("radix_order", lambda keys, bits: np.arange(keys.size)[::-1]),  # names ordered wrongly: too many faces
+    ("_sign_codes", lambda positive: np.zeros(len(positive), dtype=np.int64)),  # codes lost: names collide, too few
+], ids=["too-many", "too-few"])
+def test_a_face_count_that_does_not_add_up_leaves_the_graph_untouched(monkeypatch, name, fault):
+    """The last check, after the new tables are in place: its failure, either way, must undo the face names."""
     rng = np.random.default_rng(1)
     graph = first_layer_graph(rng.normal(size=(6, 2)), rng.normal(size=6) * 0.3)
     before = snapshot(graph)
-    # a fault that only this check can see: names ordered wrongly count too many faces
-    monkeypatch.setattr(arrangement, "radix_order", lambda keys, bits: np.arange(keys.size)[::-1])
+    monkeypatch.setattr(arrangement, name, fault)  # a fault that only this check can see
     assert refine_by_layer(graph, tolerances(graph), layer=0) is None
     assert_same(graph, before)
     monkeypatch.undo()

@@ -118,6 +118,32 @@ def test_duplicate_scaled_units_make_one_knot():
     assert_matches_brute_force(p, ops)
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_zero_closer_to_an_end_than_half_a_float_step_reuses_that_end(side):
+    """The interval is 1e-7 long at x = +-1; the second unit is u - 5e-10 with u = relu(+-1e7 x - 1e7) rising from 0
+    at x = +-1 to ~1 at the far end. Its zero lies 5e-17 inside the interval (by hand: u = 5e-10 at |x| = 1 + 5e-17),
+    less than half the float spacing at 1 (2.2e-16 / 2), and 5e-10 is above the unit's tolerance (1e-10 x ~1): a
+    genuine crossing whose interpolated knot rounds onto the end. The end must take the zero (one piece, no
+    duplicate knot) and keep the other end's value."""
+    sign = 1.0 if side == "left" else -1.0
+    bounds = (1.0, 1.0 + 1e-7) if side == "left" else (-1.0 - 1e-7, -1.0)
+    ops = [Affine([[sign * 1e7]], [-1e7]), ReLU(), Affine([[1.0]], [-5e-10]), ReLU(), Affine([[1.0]], [0.0])]
+    p = trace_interval(ops, bounds)
+    assert p.breakpoints.tolist() == list(bounds) and p.n_regions == 1 and p.layer_region_counts == [1, 1]
+    ends = np.array(bounds)
+    want = np.maximum(np.maximum(sign * 1e7 * ends - 1e7, 0.0) - 5e-10, 0.0)  # by hand: 0 at |x| = 1, ~1 at the other
+    assert want[ends == sign].item() == 0.0 and abs(want[ends != sign].item() - 1.0) < 1e-8
+    np.testing.assert_allclose(p.values[:, 0], want, rtol=0, atol=1e-9)
+
+
+def test_units_on_scales_1e9_apart_each_keep_their_own_tolerance():
+    """By hand: the first unit is 1e-9 (x - 0.5), the second 1e6 (x + 0.5): knots at 0.5 and -0.5. A tolerance shared
+    by the layer (1e-10 x 1.5e6) would take every value of the small unit for zero and drop its knot."""
+    ops = [Affine([[1e-9], [1e6]], [-0.5e-9, 0.5e6]), ReLU(), Affine([[1.0, 1.0]], [0.0])]
+    p = trace_interval(ops, (-1, 1))
+    assert p.knots().tolist() == pytest.approx([-0.5, 0.5], abs=1e-12) and p.knot_units(0).tolist() == [1, 0]
+
+
 def test_decision_points_of_classifiers():
     ops = random_ops((1, 16, 16, 4), 10)  # four classes, four changes; (0, 2) alone changes three times
     p = trace_interval(ops, (-3, 3))
@@ -144,6 +170,7 @@ def test_locate_and_outputs_at():
     pts = np.array([-5.0, -1.0, *p.knots(), 0.123, 2.0, 2.5, np.nan])
     found = p.locate(pts)
     assert found[0] == -1 and found[-1] == -1 and found[-2] == -1 and found[1] == 0
+    assert found[-3] == p.n_regions - 1  # the right end (2.0) is inside: the last piece
     inside = found >= 0
     assert (p.regions[found[inside], 0] <= pts[inside]).all() and (pts[inside] <= p.regions[found[inside], 1]).all()
     np.testing.assert_allclose(p.outputs_at([0.5, 1.5]), forward(ops, np.array([[0.5], [1.5]])))
@@ -165,8 +192,9 @@ def test_errors_budget_progress_and_cancel():
     ops = random_ops((1, 20, 20, 1), 0)
     with pytest.raises(ValueError, match="interval"):
         trace_interval(ops, (-1, 1, -1, 1))
-    with pytest.raises(ValueError, match="lo < hi"):
-        trace_interval(ops, (1, -1))
+    for empty in [(1, -1), (1, 1)]:
+        with pytest.raises(ValueError, match="lo < hi"):
+            trace_interval(ops, empty)
     with pytest.raises(ValueError, match="one input"):
         trace_interval(random_ops((2, 4, 1), 0), (-1, 1))
     with pytest.raises(ValueError, match="max pooling"):

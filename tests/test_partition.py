@@ -148,6 +148,19 @@ def test_single_output_and_class_pair_decision_boundaries():
     np.testing.assert_array_equal(cells.classes[clear], np.where(out[clear, 3] > out[clear, 1], 3, 1))
 
 
+def test_an_output_that_never_wins_changes_no_decision_boundary():
+    """Outputs 1 and 1 - |x| touch along x = 0 (a tie, output 0 ahead on both sides). A third output at -5 can never
+    win, so the boundary must be the one the two outputs alone give (their difference's zero set, the segment
+    x = 0), not dropped because output 0 wins at every vertex."""
+    hidden = [Affine(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.zeros(2)), ReLU()]
+    two = trace(hidden + [Affine(np.array([[0.0, 0.0], [-1.0, -1.0]]), np.array([1.0, 1.0]))], bounds=BOUNDS)
+    three = trace(hidden + [Affine(np.array([[0.0, 0.0], [-1.0, -1.0], [0.0, 0.0]]), np.array([1.0, 1.0, -5.0]))],
+                  bounds=BOUNDS)
+    np.testing.assert_allclose(np.sort(two.decision_boundary[:, :, 1], axis=1), [[-3.0, 3.0]])
+    np.testing.assert_allclose(two.decision_boundary[:, :, 0], 0.0)
+    np.testing.assert_allclose(three.decision_boundary, two.decision_boundary)
+
+
 def test_segments_without_a_layer_are_every_internal_edge():
     p = trace(random_mlp((2, 6, 5, 2), 3, scale=3.0), bounds=BOUNDS)
     every = p.segments()
@@ -179,9 +192,12 @@ def test_max_pool_adds_argmax_boundaries():
     rng = np.random.default_rng(10)
     ops = [Affine(rng.normal(size=(9, 2)), rng.normal(size=9)), ReLU(), MaxPool(((0, 1, 2), (3, 4, 5, 6), (7, 8))),
            Affine(rng.normal(size=(2, 3)), rng.normal(size=2))]
-    p = trace(ops, bounds=BOUNDS)
+    seen = []
+    p = trace(ops, bounds=BOUNDS, progress=lambda f, msg: seen.append(f))
     assert_consistent(p, 36.0, grid(BOUNDS, 300))
     assert len(p.segments(1)) > 0  # the pool's own boundaries
+    # 15 steps by hand: 9 ReLU units, and a group of k values takes k - 1 comparisons (2 + 3 + 1)
+    assert seen[-1] == 1.0 and all(abs(15 * f - round(15 * f)) < 1e-9 for f in seen)
 
 
 def test_plane_through_images_and_points():
@@ -231,8 +247,13 @@ def test_errors_are_clear():
     assert trace(small, bounds=BOUNDS, budget=regions).n_regions == regions
     with pytest.raises(PartitionBudgetError, match=f"budget of {regions - 1:,} regions"):
         trace(small, bounds=BOUNDS, budget=regions - 1)
+    with pytest.raises(ValueError, match="decision_classes"):  # two outputs: 0 and 1 only
+        trace(ops, bounds=BOUNDS, decision_classes=(0, 2))
     with pytest.raises(TypeError, match="unsupported op"):
         trace([Affine(np.ones((2, 2)), np.zeros(2)), "sigmoid"])
+    for groups in [((0, 1), (2, 3)), ((-1, 0),), ((0,), ())]:  # 3 incoming values: index 3 is one past the end
+        with pytest.raises(ValueError, match="outside the 3 incoming values"):
+            trace([Affine(np.ones((3, 2)), np.zeros(3)), MaxPool(groups), Affine(np.ones((1, len(groups))), [0.0])])
 
 
 @pytest.mark.parametrize("refine", ["auto", "unit"])

@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiLineString
 from torch import nn
@@ -114,6 +114,7 @@ def test_random_pruning_counts_and_seeds() -> None:
 
 @FAST
 @given(widths=st.lists(st.integers(1, 20), min_size=1, max_size=3), sparsity=sparsities, seed=st.integers(0, 99))
+@example(widths=[4, 1], sparsity=0.9, seed=0)  # 0.9 x 4 and 0.9 x 1 round up to the whole layer: one unit must stay
 def test_unit_methods_remove_the_rounded_share(widths: list[int], sparsity: float, seed: int) -> None:
     model = mlp(3, widths, 2, seed=seed)
     for method in ("node", "random"):
@@ -283,6 +284,8 @@ def test_a_positive_duplicate_is_folded_losslessly(out_w0, out_w2, removed, kept
     points = np.random.default_rng(1).uniform(-50, 50, (2000, 2))  # far outside the probe: the fold is exact
     assert np.abs(outputs(pruned, points) - outputs(model, points)).max() < 1e-6 * np.abs(outputs(model, points)).max()
     assert report.change == 0.0 and unit_sparsity(model, masks) == pytest.approx(1 / 3)
+    strict = spline_prune(model, P=0.999, tolerance=0.0)[2]  # "differ by at most 0": a lossless merge still passes
+    assert strict.removed == [[removed]] and strict.rejected == []
 
 
 def test_a_flipped_unit_is_a_different_function_and_stays() -> None:
@@ -304,6 +307,19 @@ def test_dead_relu_units_go_first_and_leaky_ones_stay() -> None:
         assert report.removed == ([[3]] if dead_removed else [[]])
         if dead_removed:
             assert report.merges[0].kept is None and report.merges[0].fold == 0.0
+        else:  # the leaky unit (0.01 z there) is no candidate at all: none refused, none taken without the check
+            assert report.rejected == []
+            assert spline_prune(model, P=0.9999, tolerance=None)[2].removed == [[]]
+
+
+def test_a_layer_of_dead_units_keeps_its_last_one() -> None:
+    """All three units are negative on the whole probe (bias -100): the first two go as dead, the last stays."""
+    model = mlp(2, (3,), 2, seed=0)
+    with torch.no_grad():
+        model[0].bias[:] = -100.0
+    _, masks, report = spline_prune(model, P=0.9999)
+    assert report.removed == [[0, 1]] and [m.kept for m in report.merges] == [None, None]
+    assert masks["0.weight"].sum(dim=1).tolist() == [0.0, 0.0, 2.0]
 
 
 def test_pruning_counts_units_already_pruned() -> None:
