@@ -60,15 +60,14 @@
   /*
    * Keyboard: every control is reachable with Tab and shows where the focus is (style.css, :focus-visible).
    * Native buttons, links, inputs, radios, sliders (arrows, Home, End) and dropdowns handle their own keys; the
-   * file drop zones (dcc.Upload) are divs, so they get a tab stop and open their file chooser on Enter or Space.
+   * file drop zones (dcc.Upload) are divs and the Playground's unit thumbnails images, so they get a tab stop and
+   * act on Enter or Space as on a click (a drop zone opens its file chooser).
    */
-  const KEYED = ".upload";
+  const KEYED = ".upload, .unit-thumb";
   function keyed(root) {
     root.querySelectorAll(KEYED).forEach((el) => {
-      if (el.tabIndex < 0 || !el.hasAttribute("tabindex")) {
-        el.tabIndex = 0;
-        el.setAttribute("role", "button");
-      }
+      if (el.tabIndex < 0 || !el.hasAttribute("tabindex")) el.tabIndex = 0;
+      if (!el.hasAttribute("role")) el.setAttribute("role", "button");
     });
   }
   document.addEventListener("keydown", (event) => {
