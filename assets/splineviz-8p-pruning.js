@@ -199,7 +199,9 @@
       s.fresh = false;
       const layout = Object.assign({}, s.layout, {uirevision: s.token});
       const traces = anchors(layout);
-      if (!sv.painter.axes(cfg.graph, layout, traces)) out.figure = {data: traces, layout: sv.painter.layout(layout, cfg.graph)};
+      if (!sv.painter.axes(cfg.graph, layout, traces)) {
+        out.figure = {data: traces, layout: sv.painter.layout(layout, cfg.graph)};
+      }
       sv.painter.all(cfg.graph).forEach((p, k) => { if (k >= s.runs.length) p.hide(); });
     }
     out.info = info(s, i, cfg);

@@ -23,7 +23,7 @@ from splineviz.figures import STYLE
 from splineviz.web import ids, quota
 from splineviz.web.lessons import lesson_panel
 from splineviz.web.pages import earlybird, experiments, lessons, mnist, playground, pruning, regression
-from splineviz.web.params import LIMITS, URL_PARAMS, Param, Shell, encode_search, page_keys, parse_search
+from splineviz.web.params import LIMITS, URL_PARAMS, Shell, encode_search, page_keys, parse_search
 from splineviz.web.runner import use_one_thread
 from splineviz.web.wiring import callback, clientside
 
@@ -107,6 +107,7 @@ def register(app: Dash) -> None:
         new = page_search(path, values)
         links = {f"nav_{_name(p)}": p.PATH + page_search(p.PATH, values, run=False) for p in PAGES}
         return {**parsed, **links, **({"search": new} if new != (search or "") else {})}
+
     clientside(app, "shell.menu", {"header": Output(HEADER, "className"),
                                    "expanded": Output(ids.NAV_TOGGLE, "aria-expanded")},
                {"toggle": Input(ids.NAV_TOGGLE, "n_clicks"), "path": Input(ids.URL, "pathname")},
