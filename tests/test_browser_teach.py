@@ -362,6 +362,8 @@ def test_each_page_address_holds_its_own_keys_and_a_copied_link_reopens_the_page
             assert driver.find_element(By.ID, "eb-epochs").get_attribute("value") == "30"
         elif name == "regression":
             assert driver.find_element(By.ID, "rg-epochs").get_attribute("value") == "50"
+        elif name == "playground":  # the linked frame: epoch 3 (its weights are in the link)
+            wait_for(lambda: text(driver, "pg-stat-epoch") == "3", 60, message="the Playground at epoch 3")
     shot(driver, "links-per-page")
     assert severe_console_errors(driver) == []
 
