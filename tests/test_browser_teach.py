@@ -182,7 +182,7 @@ def test_side_by_side_panels_stack_at_400px_and_stand_side_by_side_on_a_desktop(
         return panels if len(panels) == 2 and abs(panels[0]["top"] - panels[1]["top"]) <= 1 else []
 
     for graph in ("pr-graph", "pr-anim"):
-        first, second = wait_for(lambda: in_a_row(graph), 30, message=f"{graph}'s panels side by side")
+        first, second = wait_for(lambda: in_a_row(graph), 60, message=f"{graph}'s panels side by side")
         assert second["left"] >= first["left"] + first["w"], (graph, first, second)
     driver.execute_script("document.getElementById('pr-anim').scrollIntoView()")
     shot(driver, "desktop-pruning-side-by-side")
@@ -533,7 +533,7 @@ def test_mnist_pickers_agree_and_the_slice_marks_a_and_b(driver, app_url: str) -
     first = {d: int((labels == d).nonzero()[0][0]) for d in range(10)}
     assert text(driver, "mn-caption-a") == f"test image {first[6]}, label 6"
     assert text(driver, "mn-caption-b") == f"test image {first[9]}, label 9"
-    assert text(driver, "mn-digit-a").strip() == "6"
+    wait_for(lambda: text(driver, "mn-digit-a").strip() == "6", 20, message="digit 6 in A's dropdown")
     # a linked index sets the digit and the thumbnails
     index = int((labels == 4).nonzero()[0][2])
     open_page(driver, app_url + f"/mnist?mn_epochs=1&a={index}", "mnist")
