@@ -269,6 +269,68 @@
   const TRANSPARENT = "rgba(0,0,0,0)";
   const pendingDraws = {};  // graph id -> the draw waiting for plotly to make the graph
 
+  /*
+   * Side-by-side panels (figures.side_by_side_layout: axes x, x2, ... in one row) are cramped on a narrow screen:
+   * in a graph narrower than STACK_PX they stack, the first on top, each as wide as the graph, and the graph's box
+   * grows to hold them (back to its own height when it is wide again: a ResizeObserver re-lays it).
+   */
+  const STACK_PX = 600, STACK_GAP_PX = 90;
+  const sideBySide = {};  // graph id -> {layout: as the page gave it, stacked, width}
+  const panelAxes = (layout) => Object.keys(layout).filter((k) => /^xaxis\d*$/.test(k));  // in panel order
+
+  function stack(layout, width) {
+    const keys = panelAxes(layout), m = layout.margin || {};
+    const side = Math.max(width - (m.l || 0) - (m.r || 0), 100);
+    const span = (axis) => (axis && axis.range ? Math.abs(axis.range[1] - axis.range[0]) : 1);
+    // each panel as tall as its box at the graph's full width (one scale on both axes), at most square
+    const heights = keys.map((x) => side * Math.min(span(layout["yaxis" + x.slice(5)]) / span(layout[x]), 1));
+    const plot = heights.reduce((a, b) => a + b, 0) + (keys.length - 1) * STACK_GAP_PX;
+    const out = Object.assign({}, layout, {height: plot + (m.t || 0) + (m.b || 0)});
+    const tops = keys.map((x, i) => 1 - (heights.slice(0, i).reduce((a, b) => a + b, 0) + i * STACK_GAP_PX) / plot);
+    keys.forEach((x, i) => {
+      const y = "yaxis" + x.slice(5);
+      out[x] = Object.assign({}, layout[x], {domain: [0, 1]});
+      out[y] = Object.assign({}, layout[y], {domain: [Math.max(tops[i] - heights[i] / plot, 0), tops[i]],
+                                             title: layout.yaxis && layout.yaxis.title});  // each its own y title
+    });
+    // each panel's title (an annotation on the paper over the panel's middle) goes over its panel
+    const panelOf = (a) => keys.findIndex((x) => {
+      const [lo, hi] = layout[x].domain || [0, 1];
+      return a.xref === "paper" && a.yref === "paper" && a.y === 1 && a.x > lo && a.x < hi;
+    });
+    out.annotations = (layout.annotations || []).map((a) => {
+      const i = panelOf(a);
+      return i < 0 ? a : Object.assign({}, a, {x: 0.5, y: tops[i]});
+    });
+    return out;
+  }
+
+  /* The layout for the graph as wide as it is now (see STACK_PX); sets the height of the graph's box. */
+  function fit(graphId, layout) {
+    const box = document.getElementById(graphId);
+    if (!box) return layout;
+    if (box.dataset.height == null) box.dataset.height = box.style.height;  // as the page made it
+    const width = box.clientWidth, many = panelAxes(layout).length > 1;
+    const narrow = many && width > 0 && width < STACK_PX;
+    sideBySide[graphId] = many ? {layout: layout, stacked: narrow, width: width} : null;
+    if (many && !box.__svStacking && window.ResizeObserver) {
+      box.__svStacking = new ResizeObserver(() => {
+        const held = sideBySide[graphId], gd = graphDiv(graphId), w = box.clientWidth;
+        if (!held || !gd || !gd._fullLayout || w === 0) return;
+        if ((w < STACK_PX) === held.stacked && (!held.stacked || w === held.width)) return;
+        window.Plotly.react(gd, gd.data, sv.painter.layout(held.layout, graphId));
+      });
+      box.__svStacking.observe(box);
+    }
+    if (!narrow) {
+      box.style.height = box.dataset.height;
+      return layout;
+    }
+    const stacked = stack(layout, width);
+    box.style.height = stacked.height + "px";
+    return stacked;
+  }
+
   sv.painter = {
     /* The painter of a graph's panel, made on first use; null while plotly has not drawn the graph. */
     of(graphId, panel, style) {
@@ -284,15 +346,17 @@
       const gd = graphDiv(graphId);
       return gd && gd.__svPainters ? gd.__svPainters.filter(Boolean) : [];
     },
-    /* A layout for a painted graph: plotly's backgrounds transparent, so the canvas shows through. */
-    layout(layout) {
-      return Object.assign({}, layout, {paper_bgcolor: TRANSPARENT, plot_bgcolor: TRANSPARENT});
+    /* A layout for a painted graph: plotly's backgrounds transparent, so the canvas shows through; with
+       `graphId`, side-by-side panels stack where that graph is narrow (fit). */
+    layout(layout, graphId) {
+      return Object.assign({}, graphId ? fit(graphId, layout) : layout,
+                           {paper_bgcolor: TRANSPARENT, plot_bgcolor: TRANSPARENT});
     },
     /* Draw a graph's axes (no traces but `traces`) once it exists; false while dcc.Graph has not made it. */
     axes(graphId, layout, traces) {
       const gd = graphDiv(graphId);
       if (!gd || !window.Plotly) return false;
-      window.Plotly.react(gd, traces || [], sv.painter.layout(layout));
+      window.Plotly.react(gd, traces || [], sv.painter.layout(layout, graphId));
       return true;
     },
     /* Call fn(graphId) once plotly has drawn the graph (now, or on a later animation frame). */
@@ -321,6 +385,7 @@
     },
     graphDiv: graphDiv,
     keyOf: keyOf,
+    panelAxes: panelAxes,  // the x axes of a layout's panels: "xaxis", "xaxis2", ...
     style: null,  // set by the first page that paints (the app's "style" store)
   };
 })();

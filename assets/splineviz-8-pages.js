@@ -12,7 +12,9 @@
   /* Axes once per new source (a new slice or panel set keeps the user's zoom through uirevision). */
   function axes(graphId, source, layout, traces) {
     const fresh = !drawn[graphId] || drawn[graphId].source !== source;
-    if (fresh && !sv.painter.axes(graphId, layout, traces)) return {data: traces || [], layout: sv.painter.layout(layout)};
+    if (fresh && !sv.painter.axes(graphId, layout, traces)) {
+      return {data: traces || [], layout: sv.painter.layout(layout, graphId)};
+    }
     return undefined;
   }
 

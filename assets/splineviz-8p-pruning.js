@@ -19,7 +19,7 @@
   /* One invisible point per panel of a side-by-side layout: plotly draws no axes that no trace uses (an empty
      trace would do, but makes NaN paths while the graph is hidden). */
   function anchors(layout) {
-    return Object.keys(layout).filter((k) => /^xaxis\d*$/.test(k)).map((k) => {
+    return sv.painter.panelAxes(layout).map((k) => {
       const xa = layout[k], y = xa.anchor || "y", ya = layout["yaxis" + y.slice(1)] || {};
       const at = (axis) => (axis.range ? [axis.range[0]] : [0]);
       return {type: "scatter", mode: "markers", x: at(xa), y: at(ya), xaxis: "x" + k.slice(5), yaxis: y,
@@ -34,6 +34,9 @@
       s = shown[graphId] = {token: payload.token, runs: [], index: null, fresh: true, follow: true,
                             ours: new Set()};
     }
+    // the second run of a comparison streams after the first: its panel is new, so the axes are laid out again
+    const panels = (layout) => (layout ? sv.painter.panelAxes(layout).length : 0);
+    if (panels(payload.layout) !== panels(s.layout)) s.fresh = true;
     Object.assign(s, {layout: payload.layout, title: payload.title, classes: payload.classes});
     payload.runs.forEach((r, k) => {
       const run = s.runs[k] || (s.runs[k] = {frames: []});
@@ -205,7 +208,9 @@
       s.fresh = false;
       const layout = Object.assign({}, s.layout, {uirevision: s.token});
       const traces = anchors(layout);
-      if (!sv.painter.axes(cfg.graph, layout, traces)) out.figure = {data: traces, layout: sv.painter.layout(layout)};
+      if (!sv.painter.axes(cfg.graph, layout, traces)) {
+        out.figure = {data: traces, layout: sv.painter.layout(layout, cfg.graph)};
+      }
       sv.painter.all(cfg.graph).forEach((p, k) => { if (k >= s.runs.length) p.hide(); });
     }
     out.info = info(s, i, cfg);

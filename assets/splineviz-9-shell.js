@@ -60,15 +60,14 @@
   /*
    * Keyboard: every control is reachable with Tab and shows where the focus is (style.css, :focus-visible).
    * Native buttons, links, inputs, radios, sliders (arrows, Home, End) and dropdowns handle their own keys; the
-   * file drop zones (dcc.Upload) are divs, so they get a tab stop and open their file chooser on Enter or Space.
+   * file drop zones (dcc.Upload) are divs and the Playground's unit thumbnails images, so they get a tab stop and
+   * act on Enter or Space as on a click (a drop zone opens its file chooser).
    */
-  const KEYED = ".upload";
+  const KEYED = ".upload, .unit-thumb";
   function keyed(root) {
     root.querySelectorAll(KEYED).forEach((el) => {
-      if (el.tabIndex < 0 || !el.hasAttribute("tabindex")) {
-        el.tabIndex = 0;
-        el.setAttribute("role", "button");
-      }
+      if (el.tabIndex < 0 || !el.hasAttribute("tabindex")) el.tabIndex = 0;
+      if (!el.hasAttribute("role")) el.setAttribute("role", "button");
     });
   }
   document.addEventListener("keydown", (event) => {
@@ -85,6 +84,28 @@
   };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", watchKeyed);
   else watchKeyed();
+
+  /*
+   * An open dcc.Dropdown (Dash 4.4) counts the arrow keys at once but moves the focus to the option one animation
+   * frame later, and Enter chooses the option that has the focus. Keys that come faster than frames (a busy page,
+   * a quick typist, a test) so chose a stale option: Up, Up, Up, Enter from 9 chose 9 again (not clearable: no
+   * change) or 7 instead of 6. Here the focus moves with the key, to the option the dropdown counted to: its
+   * stops are the search box (when searchable) then the options, with the same wrap-around and steps of 10; its
+   * own late focus then lands on the same option. Long (virtualised) lists are left alone.
+   */
+  const STEPS = {ArrowDown: (i, n) => (i + 1) % n, ArrowUp: (i, n) => (i - 1 + n) % n, Home: () => 0,
+                 End: (i, n) => n - 1, PageDown: (i, n) => Math.min(i + 10, n - 1), PageUp: (i) => Math.max(i - 10, 0),
+                 Tab: (i, n, back) => (back ? i - 1 + n : i + 1) % n};
+  document.addEventListener("keydown", (event) => {  // after React's handler, which marks the keys it took
+    const content = event.target.closest && event.target.closest(".dash-dropdown-content");
+    const step = STEPS[event.key];
+    if (!content || !step || !event.defaultPrevented || content.querySelector(".dash-options-list-virtualized")) {
+      return;
+    }
+    const stops = [...content.querySelectorAll("input.dash-dropdown-search, .dash-options-list-option input")];
+    const at = stops.indexOf(event.target);
+    if (at >= 0) stops[step(at, stops.length, event.shiftKey)].focus();
+  });
 
   sv.shell = {route, menu, autorun};
 })();

@@ -11,6 +11,7 @@ import os
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pytest
@@ -275,6 +276,43 @@ def test_url_state_roundtrip_keeps_only_changes() -> None:
     assert query == "?dataset=circles&lr=0.1"  # layers=3 is the default
     assert parse_search(query + "&bogus=1") == {"dataset": "circles", "lr": 0.1}
     assert encode_search({"dataset": "moons", "layers": 3, "lr": 0.03}) == ""
+
+
+def test_each_page_address_holds_its_own_keys() -> None:
+    """Every URL key set away from its default; each page's address keeps its own (listed here by hand)."""
+    from splineviz.web.params import PAGE_PARAMS, URL_PARAMS, holds_run
+    from splineviz.web.shell import PAGES, page_search
+
+    def changed(param):  # a value that is not the default, and that the param keeps
+        if param.kind is tuple:
+            return tuple(param.choices)[:1]
+        if param.choices:
+            return next(k for k in param.choices if k != param.default)
+        if param.key == "w":
+            return "3.abc"
+        if param.kind is str:
+            return "8"
+        return param.hi
+
+    values = {key: changed(param) for key, param in URL_PARAMS.items()}
+    assert all(URL_PARAMS[k].clean(v) == v != URL_PARAMS[k].default for k, v in values.items())
+    run = {"dataset", "noise", "layers", "width", "widths", "test", "act", "lr", "epochs", "seed", "batch", "l1",
+           "l2"}
+    expected = {"/playground": run | {"shade", "show", "layer", "w"},
+                "/pruning": run | {"w", "method", "scope", "sparsity", "schedule", "pr_epochs", "prune_at", "g_start",
+                                   "g_end", "g_every", "pr_threshold", "compare"},
+                "/earlybird": run | {"eb_epochs", "eb_threshold", "eb_method", "eb_sparsity"},
+                "/regression": {"rg_widths", "rg_epochs", "rg_lr", "rg_noise", "rg_seed"},
+                "/mnist": {"arch", "mn_epochs", "a", "b", "extent"},
+                "/experiments": {"experiment", "quick"}, "/lessons": set()}
+    assert set(expected) == {page.PATH for page in PAGES} and len(PAGE_PARAMS) == len(PAGES)
+    for path, keys in expected.items():
+        query = dict(parse_qsl(page_search(path, values).lstrip("?")))
+        assert set(query) == keys | {"run"}, path
+        assert set(dict(parse_qsl(page_search(path, values, run=False).lstrip("?")))) == keys
+        assert holds_run(path) == (run <= keys)
+    assert set().union(*expected.values()) | {"run"} == set(URL_PARAMS)  # every key is some page's
+    assert page_search("/", values) == page_search("/playground", values) == page_search("/nowhere", values)
 
 
 def test_app_builds_and_serves(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.browser
 if not HAS_CHROMIUM:
     pytest.skip("needs Chromium and chromedriver", allow_module_level=True)
 
-PAGES = {"playground": "/", "pruning": "/pruning", "earlybird": "/earlybird", "mnist": "/mnist",
-         "experiments": "/experiments", "lessons": "/lessons"}
+PAGES = {"playground": "/", "pruning": "/pruning", "earlybird": "/earlybird", "regression": "/regression",
+         "mnist": "/mnist", "experiments": "/experiments", "lessons": "/lessons"}
 
 
 def shown(driver, name: str) -> bool:
@@ -83,6 +83,20 @@ def tab_to(driver, test, limit: int = 120) -> dict:
     raise AssertionError("never reached with Tab")
 
 
+def choose_with_keys(driver, dropdown_id: str, *keys: str) -> None:
+    """Tab to a dropdown, open it with Enter and, once its list has the focus, press ``keys`` at once (as fast as
+    a keyboard sends them)."""
+    from selenium.webdriver.common.keys import Keys
+
+    tab_to(driver, lambda f: driver.execute_script(
+        "const box = document.activeElement.closest('.dash-dropdown-wrapper');"
+        f"return !!box && !!box.querySelector('#{dropdown_id}')"))
+    press(driver, Keys.ENTER)
+    wait_for(lambda: driver.execute_script("return document.activeElement.type === 'radio'"), 10,
+             message=f"the open {dropdown_id} list")
+    press(driver, *keys)
+
+
 # -- 400 px ---------------------------------------------------------------------------------------------------
 def test_a_400px_window_fits_every_page(driver, app_url: str) -> None:
     from selenium.webdriver.common.by import By
@@ -114,6 +128,67 @@ def test_a_400px_window_fits_every_page(driver, app_url: str) -> None:
     assert severe_console_errors(driver) == []
 
 
+def _panels(driver, graph: str) -> list[dict]:
+    """Where each painted panel of a graph lies on the page (left, top, w, h in pixels), once all are painted."""
+    return driver.execute_script(f"""
+        const ps = window.splineviz.painter.all('{graph}').filter(p => p.frame);
+        if (ps.some(p => p.busy || p.pending || !p.painted)) return [];
+        return ps.map(p => {{ const b = p.box(), r = p.gd.getBoundingClientRect();  // b: offsets in the graph
+                              return b && {{left: r.left + b.left - p.gd.offsetLeft,
+                                           top: r.top + b.top - p.gd.offsetTop, w: b.w, h: b.h}}; }});""")
+
+
+def _titles_fit(driver, graph: str) -> bool:
+    """Every panel title of the graph lies inside the window (not cut off at its right edge)."""
+    return driver.execute_script(f"""
+        const texts = [...document.querySelectorAll('#{graph} .annotation-text')];
+        return texts.length > 0 && texts.every(t => t.getBoundingClientRect().right <= window.innerWidth);""")
+
+
+def test_side_by_side_panels_stack_at_400px_and_stand_side_by_side_on_a_desktop(driver, app_url: str) -> None:
+    """Pruning's before / after panels and its two runs "beside" each other: one above the other (plot first,
+    each as wide as the window allows, titles inside it, no sideways scrolling) at 400 px; in a row on a desktop."""
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(400, 900)
+    open_page(driver, app_url + "/pruning?layers=1&width=4&compare=method:weight&schedule=oneshot&pr_epochs=4"
+                                "&prune_at=2", "pruning")
+    for graph in ("pr-graph", "pr-anim"):
+        if graph == "pr-anim":  # the Playground's model is there (before / after shows it): run the two schedules
+            driver.find_element(By.ID, "pr-run").click()
+        panels = wait_for(lambda: len(_panels(driver, graph)) == 2 and _panels(driver, graph), 120,
+                          message=f"{graph}'s two panels painted")
+        first, second = panels
+        width = driver.execute_script("return document.documentElement.clientWidth")
+        box = driver.execute_script(f"return document.getElementById('{graph}').clientWidth")
+        assert second["top"] >= first["top"] + first["h"], (graph, panels)  # stacked, the first on top
+        # each nearly as wide as the graph's plot area (its box less plotly's 50 + 10 px margins; side by side,
+        # each had less than half), inside the window
+        assert all(p["w"] >= 0.9 * (box - 60) and p["left"] >= 0 and p["left"] + p["w"] <= width for p in panels), \
+            (panels, box)
+        assert _titles_fit(driver, graph)
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= width
+    order = driver.execute_script("""
+        const page = document.getElementById('page-pruning');
+        return [page.querySelector('#pr-anim').getBoundingClientRect().top,
+                page.querySelector('.controls').getBoundingClientRect().top];""")
+    assert order[0] < order[1], order  # the plots come first
+    driver.execute_script("document.getElementById('pr-graph').scrollIntoView()")
+    shot(driver, "narrow-400-pruning-side-by-side")
+
+    driver.set_window_size(1600, 1000)  # wide again: the panels stand in a row
+    def in_a_row(graph: str) -> list[dict]:
+        panels = _panels(driver, graph)
+        return panels if len(panels) == 2 and abs(panels[0]["top"] - panels[1]["top"]) <= 1 else []
+
+    for graph in ("pr-graph", "pr-anim"):
+        first, second = wait_for(lambda: in_a_row(graph), 60, message=f"{graph}'s panels side by side")
+        assert second["left"] >= first["left"] + first["w"], (graph, first, second)
+    driver.execute_script("document.getElementById('pr-anim').scrollIntoView()")
+    shot(driver, "desktop-pruning-side-by-side")
+    assert severe_console_errors(driver) == []
+
+
 def test_the_menu_opens_and_navigates_with_the_keyboard(driver, app_url: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -133,31 +208,22 @@ def test_the_menu_opens_and_navigates_with_the_keyboard(driver, app_url: str) ->
 
 
 # -- keyboard -------------------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=False, reason="on merged main the digit-B dropdown opens from the keyboard but Arrow+Enter "
-                   "does not change the digit (it stays 9, the address gets no b); passed on its branch, cause not found")
-def test_every_mnist_control_is_a_visible_tab_stop_and_works_from_the_keyboard(driver, app_url: str) -> None:
-    from selenium.webdriver.common.keys import Keys
-
-    from splineviz.web.jobs.mnist import mnist_data
-
-    labels = mnist_data().y_test
-    open_page(driver, app_url + "/mnist", "mnist")
-    wait_for(lambda: driver.execute_script("return document.querySelectorAll('#mn-thumbs-b button').length") == 10,
-             30, message="thumbnails")
-    # every enabled button, input and slider of the page is reached by Tab, each with a visible focus ring
-    wanted = set(driver.execute_script("""
-        const page = document.getElementById('page-mnist');
-        const els = [...page.querySelectorAll('button, input, [role=slider], summary, a')]
+def _every_control_is_a_visible_tab_stop(driver, page: str, limit: int = 150) -> None:
+    """Every enabled button, input, slider, link, summary and other tab stop (drop zones, unit thumbnails) shown
+    on the page is reached by Tab, each with a visible focus ring."""
+    wanted = set(driver.execute_script(f"""
+        const page = document.getElementById('page-{page}');
+        const els = [...page.querySelectorAll('button, input, [role=slider], summary, a, [tabindex="0"]')]
             .filter(e => !e.disabled && e.offsetParent !== null && e.tabIndex >= 0
                          && (e.tagName === 'SUMMARY' || !e.closest('details:not([open])')));
         els.forEach((e, i) => e.setAttribute('data-stop', i));
         return els.map(e => e.getAttribute('data-stop'));"""))
-    radios = driver.execute_script("return [...document.querySelectorAll('#page-mnist input[type=radio]')]"
+    radios = driver.execute_script(f"return [...document.querySelectorAll('#page-{page} input[type=radio]')]"
                                    ".filter(r => !r.checked).map(r => r.getAttribute('data-stop'))")
     wanted -= set(radios)  # a radio group is one Tab stop: its checked option; arrows move within it
     reached, unringed = set(), []
     driver.find_element("tag name", "body").click()
-    for _ in range(150):
+    for _ in range(limit):
         tab(driver)
         stop = driver.execute_script("""  // a dropdown's focus target hands the focus to its button
             const e = document.activeElement, box = e.closest('.dash-dropdown-wrapper');
@@ -174,6 +240,44 @@ def test_every_mnist_control_is_a_visible_tab_stop_and_works_from_the_keyboard(d
     assert wanted <= reached, f"not reached with Tab: {missing}"
     assert unringed == [], unringed
 
+
+@pytest.mark.parametrize("page", ["playground", "pruning", "earlybird", "regression", "experiments", "lessons"])
+def test_every_control_of_every_page_is_a_visible_tab_stop(driver, app_url: str, page: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(driver, f"{app_url}/{page}", page)
+    if page == "playground":  # its unit strip (48 thumbnails) comes once the first frame settles
+        wait_for(lambda: text(driver, "pg-stat-epoch") == "0", 60, message="the first partition")
+        wait_for(lambda: driver.execute_script("return document.querySelectorAll('#pg-units .unit-thumb').length")
+                 == 48, 60, message="the unit strip")
+    if page == "pruning":  # the schedule shows its own fields only (gradual: not "prune at", not the threshold)
+        wait_for(lambda: driver.execute_script("return document.getElementById('pr-at-row').style.display")
+                 == "none", 30, message="the gradual schedule's fields")
+    _every_control_is_a_visible_tab_stop(driver, page, limit=300)
+    if page == "playground":  # a unit thumbnail answers to Enter; a dropdown of strings to quick arrows
+        tab_to(driver, lambda f: f["cls"] == "unit-thumb" and "layer 2, unit 3" == driver.execute_script(
+            "return document.activeElement.title"), limit=300)
+        press(driver, Keys.ENTER)
+        wait_for(lambda: "layer 2, unit 3" in text(driver, "pg-unit-info").replace("Layer", "layer"), 30,
+                 message="unit 3 of layer 2 chosen with Enter")
+        driver.get(app_url + "/playground")
+        wait_for(lambda: shown(driver, "playground"), 30)
+        choose_with_keys(driver, "pg-dataset", Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ENTER)
+        wait_for(lambda: url_values(driver).get("dataset") == "xor", 20, message="XOR chosen with the keyboard")
+    assert severe_console_errors(driver) == []
+
+
+def test_every_mnist_control_is_a_visible_tab_stop_and_works_from_the_keyboard(driver, app_url: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    from splineviz.web.jobs.mnist import mnist_data
+
+    labels = mnist_data().y_test
+    open_page(driver, app_url + "/mnist", "mnist")
+    wait_for(lambda: driver.execute_script("return document.querySelectorAll('#mn-thumbs-b button').length") == 10,
+             30, message="thumbnails")
+    _every_control_is_a_visible_tab_stop(driver, "mnist")
+
     # the lesson panel opens with Enter
     driver.get(app_url + "/mnist")
     wait_for(lambda: shown(driver, "mnist"), 30)
@@ -181,16 +285,10 @@ def test_every_mnist_control_is_a_visible_tab_stop_and_works_from_the_keyboard(d
     press(driver, Keys.ENTER)
     assert driver.execute_script("return document.getElementById('lesson-mnist').open")
     # the digit dropdown: open it with the keyboard, move up three digits (9 -> 6), choose
-    tab_to(driver, lambda f: driver.execute_script(
-        "const box = document.activeElement.closest('.dash-dropdown-wrapper');"
-        "return !!box && !!box.querySelector('#mn-digit-b')"))
-    press(driver, Keys.ENTER)
-    wait_for(lambda: driver.execute_script("return document.activeElement.type === 'radio'"), 10,
-             message="the open digit list")
-    press(driver, Keys.ARROW_UP, Keys.ARROW_UP, Keys.ARROW_UP, Keys.ENTER)
+    choose_with_keys(driver, "mn-digit-b", Keys.ARROW_UP, Keys.ARROW_UP, Keys.ARROW_UP, Keys.ENTER)
     first_six = int((labels == 6).nonzero()[0][0])
     wait_for(lambda: url_values(driver).get("b") == str(first_six), 20, message="image B: the first 6")
-    assert f"label 6" in text(driver, "mn-caption-b")
+    wait_for(lambda: "label 6" in text(driver, "mn-caption-b"), 20, message="image B's caption")
     # a thumbnail, chosen with Tab and Space
     wait_for(lambda: driver.execute_script(
         f"return document.querySelector('#mn-thumbs-b button.selected')?.title === 'test image {first_six}'"), 20,
@@ -211,12 +309,74 @@ def test_every_mnist_control_is_a_visible_tab_stop_and_works_from_the_keyboard(d
     assert severe_console_errors(driver) == []
 
 
+# -- each page's address ----------------------------------------------------------------------------------------
+def _keys(driver) -> set[str]:
+    return set(url_values(driver))
+
+
+def test_each_page_address_holds_its_own_keys_and_a_copied_link_reopens_the_page(driver, app_url: str) -> None:
+    """A link may set any page's controls; the address then shows the shown page's keys only (the Playground's
+    view, layer= among them, on no other page), and opening that address afresh gives the same page."""
+    from selenium.webdriver.common.by import By
+
+    from splineviz.web.jobs.mnist import mnist_data
+
+    # one link sets controls of five pages; the Playground trains its small net to epoch 3
+    open_page(driver, app_url + "/playground?layers=1&width=4&epochs=3&shade=code&method=weight&sparsity=80"
+                                "&eb_epochs=30&b=10&extent=0.5&rg_epochs=50", "playground")
+    wait_for(lambda: text(driver, "pg-stat-epoch") == "0", 60, message="the first partition")
+    driver.find_element(By.ID, "pg-play").click()
+    wait_for(lambda: url_values(driver).get("w", "").startswith("3."), 90, message="epoch 3's weights in the address")
+    assert _keys(driver) == {"layers", "width", "epochs", "shade", "layer", "w"}
+    # the keys each page's address holds, by hand: the Playground's run on the pages that train it, its shown
+    # weights where they are pruned, each page's own settings, and nothing of the Playground's view elsewhere
+    expected = {"mnist": {"b", "extent"}, "pruning": {"layers", "width", "epochs", "w", "method", "sparsity"},
+                "earlybird": {"layers", "width", "epochs", "eb_epochs"}, "regression": {"rg_epochs"},
+                "lessons": set(), "playground": {"layers", "width", "epochs", "shade", "layer", "w"}}
+    links = {}
+    for name, keys in expected.items():
+        driver.find_element(By.ID, f"nav-{name}").click()
+        wait_for(lambda: shown(driver, name) and _keys(driver) == keys, 20,
+                 message=f"{name}: only {sorted(keys)} in {driver.current_url}")
+        links[name] = driver.current_url
+    assert "layer=" not in "".join(links[name] for name in expected if name != "playground")
+
+    # what each page shows, to compare with the same address opened afresh
+    driver.get(links["pruning"])
+    summary = wait_for(lambda: "(epoch 3)" in text(driver, "pr-summary") and text(driver, "pr-summary"), 60,
+                       message="the Playground's epoch-3 model pruned on the Pruning page")
+    label = int(mnist_data().y_test[10])
+    views = {"pruning": summary, "mnist": f"test image 10, label {label}"}
+    for name, link in links.items():
+        driver.get("about:blank")
+        open_page(driver, link, name)
+        wait_for(lambda: driver.current_url == link, 20, message=f"{name}: the address as it was linked")
+        if name == "pruning":  # the link's weights (w=3....) are those the Pruning page prunes
+            wait_for(lambda: text(driver, "pr-summary") == views["pruning"], 60, message="the same pruning summary")
+            assert driver.find_element(By.CSS_SELECTOR, "#pr-method input[value=weight]").is_selected()
+        elif name == "mnist":
+            wait_for(lambda: text(driver, "mn-caption-b") == views["mnist"], 20, message="image B")
+            assert driver.find_element(By.CSS_SELECTOR, "#mn-extent [role=slider]").get_attribute(
+                "aria-valuenow") == "0.5"
+        elif name == "earlybird":
+            assert driver.find_element(By.ID, "eb-epochs").get_attribute("value") == "30"
+        elif name == "regression":
+            assert driver.find_element(By.ID, "rg-epochs").get_attribute("value") == "50"
+        elif name == "playground":  # the linked frame: epoch 3 (its weights are in the link)
+            wait_for(lambda: text(driver, "pg-stat-epoch") == "3", 60, message="the Playground at epoch 3")
+    shot(driver, "links-per-page")
+    assert severe_console_errors(driver) == []
+
+
 # -- presets --------------------------------------------------------------------------------------------------
 def _expected_query(preset) -> dict:
-    """The address the shell writes back after reading a preset's link: the values that differ from defaults."""
+    """The address the shell writes back after reading a preset's link: the values of the page's own keys that
+    differ from defaults (the X-shape preset also sets the Pruning page's, which its address then holds)."""
+    from splineviz.web.params import page_keys
     from splineviz.web.shell import encode_search
 
-    return _read(dict(parse_qsl(encode_search(preset.values).lstrip("?"))))
+    own = {k: v for k, v in preset.values.items() if k in page_keys(preset.path)}
+    return _read(dict(parse_qsl(encode_search(own).lstrip("?"))))
 
 
 def _read(query: dict[str, str]) -> dict:
@@ -239,6 +399,7 @@ def _checked(driver, radio_id: str) -> str:
         f"const r = document.querySelector('#{radio_id} input:checked'); return r ? r.value : ''")
 
 
+@pytest.mark.timeout(900)  # six presets, each trains a while
 def test_each_preset_opens_its_page_in_its_state_and_starts_it(driver, app_url: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -266,6 +427,9 @@ def test_each_preset_opens_its_page_in_its_state_and_starts_it(driver, app_url: 
             layers = preset.values["layers"]
             legend = text(driver, "pg-legend")
             assert f"layer {layers} boundaries" in legend and f"layer {layers + 1} " not in legend
+            if "sparsity" in preset.values:  # set up for the Pruning page, whose address will show it
+                assert driver.find_element(By.CSS_SELECTOR, "#pr-sparsity [role=slider]").get_attribute(
+                    "aria-valuenow") == str(preset.values["sparsity"])
         elif page == "mnist":
             assert _checked(driver, "mn-arch") == preset.values["arch"]
             assert "label 6" in text(driver, "mn-caption-a") and "label 9" in text(driver, "mn-caption-b")
@@ -277,6 +441,15 @@ def test_each_preset_opens_its_page_in_its_state_and_starts_it(driver, app_url: 
             assert driver.find_element(By.ID, "eb-epochs").get_attribute("value") == str(preset.values["eb_epochs"])
             wait_for(lambda: driver.find_element(By.ID, "eb-cancel").is_enabled()
                      or "Ticket at epoch" in text(driver, "eb-summary"), 60, message="the early-bird run to start")
+        elif page == "regression":
+            assert driver.find_element(By.ID, "rg-widths").get_attribute("value") == preset.values["rg_widths"]
+            # the run started with the preset's net: its first epochs are drawn, titled 1-8-8-1
+            arch = "-".join(["1", *preset.values["rg_widths"].split(","), "1"])
+            wait_for(lambda: arch + " net" in driver.execute_script(
+                "const gd = document.querySelector('#rg-graph .js-plotly-plot');"
+                "return gd && gd.layout && gd.layout.title ? gd.layout.title.text : ''"), 120,
+                message="the regression run's first epoch")
+            driver.find_element(By.ID, "rg-cancel").click()
         shot(driver, f"preset-{name}")
         assert severe_console_errors(driver) == [], name
 
@@ -360,7 +533,7 @@ def test_mnist_pickers_agree_and_the_slice_marks_a_and_b(driver, app_url: str) -
     first = {d: int((labels == d).nonzero()[0][0]) for d in range(10)}
     assert text(driver, "mn-caption-a") == f"test image {first[6]}, label 6"
     assert text(driver, "mn-caption-b") == f"test image {first[9]}, label 9"
-    assert text(driver, "mn-digit-a").strip() == "6"
+    wait_for(lambda: text(driver, "mn-digit-a").strip() == "6", 20, message="digit 6 in A's dropdown")
     # a linked index sets the digit and the thumbnails
     index = int((labels == 4).nonzero()[0][2])
     open_page(driver, app_url + f"/mnist?mn_epochs=1&a={index}", "mnist")

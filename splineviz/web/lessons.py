@@ -3,7 +3,7 @@
 The text is grounded in the paper's figure captions (You, Balestriero et al., TMLR 2022); each preset is a plain
 link made of the app's own URL keys (``params.URL_PARAMS``), so a preset is exactly what a user could have set by
 hand and shared with "Copy link". ``run=1`` (``params.Shell.RUN``) asks the page to press its run button once it
-is ready (the Playground's Train, the MNIST page's Train classifier, Early-bird's Run).
+is ready (the Playground's Train, the MNIST page's Train classifier, Early-bird's Run, Regression's Train).
 """
 from __future__ import annotations
 
@@ -71,6 +71,13 @@ EARLYBIRD = Preset(
     "A 2-16-16-2 net on two moons trained for 60 epochs from scratch; every pair of epochs is compared by the "
     "activation signs on a 100 × 100 grid. The ticket is the first epoch within 0.16 of the previous 3: the "
     "partition has settled long before training ends, which is what lets early-bird training stop early.")
+SAWTOOTH = Preset(
+    "sawtooth", "The sawtooth, knot by knot", "Fig. 6", "/regression",
+    {"rg_widths": "8,8", "rg_epochs": 200, "rg_lr": 0.01, "rg_noise": 0.0, "rg_seed": 0},
+    "The paper's univariate task: a 1-8-8-1 ReLU net fits the two-peak sawtooth on [-1, 1] for 200 epochs, every "
+    "epoch traced exactly. Training starts by itself; afterwards the epoch slider shows where training moved the "
+    "knots, and the layer slider which knots the first layer makes and which the second adds on its pieces. "
+    "The sawtooth itself needs 3 knots.")
 DEEP = Preset(
     "deep", "Deep: 4 layers × 8 units", "", "/playground",
     {"dataset": "spirals", "noise": 0.1, "layers": 4, "width": 8, "act": "relu", "lr": 0.03, "epochs": 300,
@@ -84,7 +91,7 @@ WIDE = Preset(
 
 GROUPS = (
     Group("The paper's figures", "Each opens its page with the paper's setting and starts it.",
-          (XSHAPE, MNIST_69, EARLYBIRD)),
+          (XSHAPE, MNIST_69, EARLYBIRD, SAWTOOTH)),
     Group("Depth vs width", "The same 32 hidden units, stacked or side by side, on the spirals. Open both, let them "
           "train to epoch 300, and compare the region counts, the shapes of the boundaries and the accuracy.",
           (DEEP, WIDE)),
@@ -131,7 +138,8 @@ LESSONS: dict[str, Lesson] = {
         "curve drawn is the fit exactly, through its breakpoints, not sampled.",
         "The first layer's knots are where its units cross zero; deeper layers add knots where their units switch "
         "on the pieces the earlier layers made. The sawtooth needs only 3 knots (4 pieces); watch the epochs to "
-        "see where training puts the knots and how many pieces it uses (paper Fig. 6 fits the same target)."), ()),
+        "see where training puts the knots and how many pieces it uses (paper Fig. 6 fits the same target)."),
+        (SAWTOOTH,)),
     "/mnist": Lesson((
         "MNIST images have 784 pixels, too many dimensions to draw; this page draws the 2-D slice through two "
         "test images: the point (a, b) is the image a·A + b·B, so A sits at (1, 0) and B at (0, 1) (both marked). "

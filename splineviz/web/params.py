@@ -220,6 +220,35 @@ PARAMS: list[Param] = [p for g in (Playground, Pruning, EarlyBird, Regression, M
                       for p in _params(g)]
 URL_PARAMS: dict[str, Param] = {p.key: p for p in PARAMS if p.key}
 
+# The Playground's run (data, network, training): the Pruning and Early-bird pages train it too, so their links
+# carry it. Its view (shading, what is shown, the layer, the shown frame's weights) is the Playground's own, but
+# for the weights, which the Pruning page prunes ("the Playground's model, now").
+PLAYGROUND_VIEW = (Playground.SHADE, Playground.SHOW, Playground.LAYER, Playground.LINK)
+PLAYGROUND_RUN = tuple(p for p in _params(Playground) if p.key and p not in PLAYGROUND_VIEW)
+HOME = "playground"  # the page of "/" and of unknown paths
+# Each page's address holds its own keys only (and run=1 while a preset waits to start it), so a copied link says
+# what that page shows and nothing else; a link may still set any key (the X-shape preset sets Pruning's too).
+PAGE_PARAMS: dict[str, tuple[Param, ...]] = {
+    "playground": PLAYGROUND_RUN + PLAYGROUND_VIEW,
+    "pruning": PLAYGROUND_RUN + (Playground.LINK, *_params(Pruning)),
+    "earlybird": PLAYGROUND_RUN + tuple(_params(EarlyBird)),
+    "regression": tuple(_params(Regression)),
+    "mnist": tuple(_params(Mnist)),
+    "experiments": tuple(_params(Experiments)),
+    "lessons": (),
+}
+
+
+def page_keys(path: str | None) -> tuple[str, ...]:
+    """The URL keys the address of the page at ``path`` holds (the shell routes "/" and unknown paths HOME)."""
+    name = (path or "").strip("/")
+    return tuple(p.key for p in PAGE_PARAMS.get(name, PAGE_PARAMS[HOME]) + (Shell.RUN,) if p.key)
+
+
+def holds_run(path: str | None) -> bool:
+    """Whether the address of the page at ``path`` holds the Playground's run (so a change there may be one)."""
+    return {p.key for p in PLAYGROUND_RUN} <= set(page_keys(path))
+
 
 def parse_search(search: str | None, params: Mapping[str, Param] = URL_PARAMS) -> dict[str, Any]:
     """URL query -> control values, each cleaned by its Param (clamped, or its default if unreadable);

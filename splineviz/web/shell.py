@@ -1,8 +1,10 @@
 """The frame around the pages: header and navigation, routing by URL path, state in the URL, app-level stores.
 
 All pages stay mounted and are shown or hidden by path, so switching pages never loses a page's state
-(a Playground run keeps its frames while you look at pruning). The address bar always holds the
-controls that differ from their defaults (``params.URL_PARAMS``), so copying it shares the view; values
+(a Playground run keeps its frames while you look at pruning). The address bar always holds the shown page's
+controls that differ from their defaults (``params.PAGE_PARAMS``: the Pruning and Early-bird pages' include the
+Playground's run, which they train), so copying it shares that page's view; the navigation links hold each page's,
+so going to a page opens it as it was left. A link may set any page's controls (``params.URL_PARAMS``); values
 read from it are cleaned like any other input, so a bad link opens a working page.
 
 The shell also puts each page's lesson panel ("What am I seeing?", ``splineviz.web.lessons``) above it, presses
@@ -21,7 +23,7 @@ from splineviz.figures import STYLE
 from splineviz.web import ids, quota
 from splineviz.web.lessons import lesson_panel
 from splineviz.web.pages import earlybird, experiments, lessons, mnist, playground, pruning, regression
-from splineviz.web.params import LIMITS, URL_PARAMS, Param, encode_search, parse_search
+from splineviz.web.params import LIMITS, URL_PARAMS, Shell, encode_search, page_keys, parse_search
 from splineviz.web.runner import use_one_thread
 from splineviz.web.wiring import callback, clientside
 
@@ -30,6 +32,7 @@ PAGES: list[ModuleType] = [playground, pruning, earlybird, regression, mnist, ex
 RUN_BUTTONS = {playground.PATH: {"button": ids.Playground.PLAY, "ready": ids.Playground.STAT_EPOCH},
                earlybird.PATH: {"button": ids.EarlyBird.RUN, "ready": ids.Playground.STAT_EPOCH},
                mnist.PATH: {"button": ids.Mnist.TRAIN, "ready": ids.Mnist.A.caption},
+               regression.PATH: {"button": ids.Regression.TRAIN, "ready": ids.Regression.TRAIN},  # no model to wait for
                experiments.PATH: {"button": ids.Experiments.RUN, "ready": ids.Experiments.DESCRIPTION}}
 HEADER = "header"
 NAV = "nav"
@@ -63,6 +66,13 @@ def layout() -> html.Div:
     ], className="app")
 
 
+def page_search(path: str | None, values: dict[str, Any], run: bool = True) -> str:
+    """The address query of the page at ``path``: its own keys' values that differ from the defaults (and
+    ``run=1`` while a preset waits, unless ``run`` is False)."""
+    keys = set(page_keys(path)) - (set() if run else {Shell.RUN.key})
+    return encode_search({k: v for k, v in values.items() if k in keys})
+
+
 def configure_server(app: Dash) -> None:
     """Server settings the pages rely on: the request size limit, the tab heartbeat routes, one torch thread.
 
@@ -82,17 +92,21 @@ def register(app: Dash) -> None:
                config={"pages": [{"path": p.PATH, "page": _name(p), "nav": ids.nav(_name(p))} for p in PAGES]})
 
     controls = {key: (p.id, p.prop) for key, p in URL_PARAMS.items()}
+    hrefs = {f"nav_{_name(p)}": Output(ids.nav(_name(p)), "href") for p in PAGES}
 
-    @callback(app, output={"search": Output(ids.URL, "search"),
+    @callback(app, output={"search": Output(ids.URL, "search"), **hrefs,
                            **{key: Output(cid, prop) for key, (cid, prop) in controls.items()}},
-              inputs={"search": Input(ids.URL, "search"),
+              inputs={"path": Input(ids.URL, "pathname"), "search": Input(ids.URL, "search"),
                       **{key: Input(cid, prop) for key, (cid, prop) in controls.items()}})
-    def sync_url(search: str | None, **values: Any) -> dict:
-        """Two-way binding: a loaded URL sets the controls (and is rewritten with the values as cleaned);
-        changed controls rewrite the URL."""
+    def sync_url(path: str | None, search: str | None, **values: Any) -> dict:
+        """Two-way binding: a loaded URL sets the controls (any page's keys: a preset may set up the next page);
+        the address then holds the shown page's keys only, as the controls have them (cleaned), and every
+        navigation link holds its page's, so going to a page opens it as it was left."""
         parsed = parse_search(search) if dash.ctx.triggered_id in (ids.URL, None) else {}
-        new = encode_search({**values, **parsed})
-        return {**parsed, **({"search": new} if new != (search or "") else {})}
+        values = {**values, **parsed}
+        new = page_search(path, values)
+        links = {f"nav_{_name(p)}": p.PATH + page_search(p.PATH, values, run=False) for p in PAGES}
+        return {**parsed, **links, **({"search": new} if new != (search or "") else {})}
 
     clientside(app, "shell.menu", {"header": Output(HEADER, "className"),
                                    "expanded": Output(ids.NAV_TOGGLE, "aria-expanded")},

@@ -27,8 +27,8 @@ from splineviz.web.components import (alert, button, card, dropdown, export_butt
                                       number, progress, radio, slider, stat, view_slider)
 from splineviz.web.ids import Playground as ID
 from splineviz.web.jobs import playground as work
-from splineviz.web.params import DATASETS, LIMITS, OWN_POINTS, SHOW_OPTIONS, Playground as P, parse_points, \
-    parse_search
+from splineviz.web.params import DATASETS, LIMITS, OWN_POINTS, SHOW_OPTIONS, Playground as P, holds_run, \
+    parse_points, parse_search
 from splineviz.web.runner import JobContext, user_message
 from splineviz.web.state import TRAINING, PlaygroundConfig, Run, config_dataset
 from splineviz.web.tracing import AppFrame, points
@@ -220,17 +220,22 @@ def register(app: Dash) -> None:
     @callback(app, output={"session": Output(ID.SESSION, "data"), "shown": Output(ID.SHOWN, "data"),
                            "info": Output(ID.MODEL_INFO, "children"), "row": Output(ID.DISCARD_ROW, "style"),
                            "text": Output(ID.DISCARD_TEXT, "children")},
-              inputs={"search": Input(ids.URL, "search"), "reset": Input(ID.RESET, "n_clicks"),
-                      "discard": Input(ID.DISCARD, "n_clicks"), "own": Input(ID.OWN, "data")},
+              inputs={"search": Input(ids.URL, "search"), "path": Input(ids.URL, "pathname"),
+                      "reset": Input(ID.RESET, "n_clicks"), "discard": Input(ID.DISCARD, "n_clicks"),
+                      "own": Input(ID.OWN, "data")},
               state={"current": State(ID.SHOWN, "data"), "link": State(ID.LINK, "data")},
               prevent_initial_call=True)
-    def new_session(search: str | None, reset: int, discard: int, own: str | None, current: dict | None,
-                    link: str | None) -> dict:
+    def new_session(search: str | None, path: str | None, reset: int, discard: int, own: str | None,
+                    current: dict | None, link: str | None) -> dict:
         """A new run when the settings in the address (or the own data) differ from the shown run's, on Reset,
-        or from a link's weights; an uploaded model is only discarded after the user says so."""
+        or from a link's weights; an uploaded model is only discarded after the user says so. The first run
+        starts when a page whose address holds the run's settings (``params.holds_run``) is first shown; other
+        pages' addresses (MNIST, Regression, ...) say nothing about the run."""
+        trigger = dash.ctx.triggered_id
+        if trigger == ids.URL and not holds_run(path):
+            return {}
         values = parse_search(search)
         config = session_config(values, own)
-        trigger = dash.ctx.triggered_id
         if trigger == ID.OWN:
             trigger = ids.URL  # new points: a change of settings like any other
         weights = values.get("w") if trigger == ids.URL else None
