@@ -1,15 +1,16 @@
 """Sawtooth regression: l2 training error vs overparametrisation at a fixed final width (paper Fig. 6).
 
 A 1-H-1 ReLU net with H = ratio * FINAL_WIDTH units is trained on a two-peak sawtooth, pruned to FINAL_WIDTH units and
-fine-tuned with the pruned units held at zero. Every final net has the same size, so differences come from where
-the wide net put its kinks. FINAL_WIDTH = 4 is the fewest units that can represent the target exactly (3 interior
-kinks). Methods: node pruning (incoming weight norm), random units, weight pruning layerwise (the same share of each
-weight tensor) and global (the smallest weights of both layers ranked together), and spline pruning. With one hidden
-layer, global node or random pruning would equal the layerwise runs, so they are not repeated. Spline pruning here runs *without* its decision-change tolerance (the experiment needs
-every net at exactly 4 units, which the tolerance would refuse); it merges units by decreasing similarity of their
-pre-activations and folds positive duplicates, and may still stop short when no positively similar pair is left —
-the table reports the width it reached. 10 seeds per ratio. The figure draws each fit exactly, from the 1-D trace
-of the pruned net (``splineviz.trace``: its breakpoints and knots), not from samples on a grid.
+fine-tuned with the pruned units held at zero. Every final net has the same size, so differences come from where the
+wide net put its kinks. FINAL_WIDTH = 4 is the fewest units that can represent the target exactly (3 interior kinks).
+Methods: node pruning (incoming weight norm), random units, weight pruning layerwise (the same share of each weight
+tensor) and global (the smallest weights of both layers ranked together), and spline pruning. With one hidden layer,
+global node or random pruning would equal the layerwise runs, so they are not repeated. Spline pruning here runs
+*without* its decision-change tolerance (the experiment needs every net at exactly 4 units, which the tolerance would
+refuse); it merges units by decreasing similarity of their pre-activations and folds positive duplicates, and may
+still stop short when no positively similar pair is left — the table reports the width it reached. 10 seeds per ratio.
+The figure draws each fit exactly, from the 1-D trace of the pruned net (``splineviz.trace``: its breakpoints and
+knots), not from samples on a grid.
 """
 from __future__ import annotations
 

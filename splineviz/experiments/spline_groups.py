@@ -1,11 +1,11 @@
 """Spline pruning groups redundant boundaries and removes them, the decision boundary measured (paper Fig. 4).
 
 A small net as in the paper's figure (2-5-8-2: L = 2, D1 = 5, D2 = 8) is trained on two moons. Units are compared by
-the cosine similarity S of their pre-activations on a 100 x 100 grid over the data (``splineviz.prune.spline``);
-units linked by S >= P form groups (single linkage, ``unit_groups``). Spline pruning at the same P merges within
-groups while the exactly traced decision boundary changes by at most 1 % of the area. Node, weight and random
-pruning at the same sparsity, each layerwise and global, show what removing as many units without looking at the
-boundaries does; their decision change is measured the same exact way. Scores before and after a short fine-tuning, 5 seeds.
+the cosine similarity S of their pre-activations on a 100 x 100 grid over the data (``splineviz.prune.spline``); units
+linked by S >= P form groups (single linkage, ``unit_groups``). Spline pruning at the same P merges within groups
+while the exactly traced decision boundary changes by at most 1 % of the area. Node, weight and random pruning at the
+same sparsity, each layerwise and global, show what removing as many units without looking at the boundaries does;
+their decision change is measured the same exact way. Scores before and after a short fine-tuning, 5 seeds.
 
 The figure follows the paper's: the partition (layer 1 black, layer 2 blue), the layer-2 boundaries coloured by
 their similarity to one unit (green), and the pruned partition, for the seed whose dense net scored best (a 2-5-8-2
