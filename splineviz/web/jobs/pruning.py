@@ -245,10 +245,11 @@ class RunEstimate:
             return self.refused
         each = (f"{self.runs} runs side by side (at the same time while the tab has a second job slot free), each"
                 if self.runs > 1 else "The run:")
+        total = f"at least {duration(self.seconds)}" if self.seconds >= 1 else "under a second at the initial size"
         size = f"{self.mib_per_frame:.1f} MiB" if self.mib_per_frame >= 0.1 else f"{1024 * self.mib_per_frame:.0f} KiB"
         return (f"{each} {self.frames} frames of {self.regions:,} regions or more (at initialisation: "
                 f"{self.seconds_per_frame:.2g} s and {size} a frame; training usually adds regions), "
-                f"{self.events} pruning step{'s' if self.events != 1 else ''}: at least {duration(self.seconds)}.")
+                f"{self.events} pruning step{'s' if self.events != 1 else ''}: {total}.")
 
 
 @functools.lru_cache(maxsize=64)
