@@ -56,7 +56,7 @@ def test_outputs_and_data_without_a_test_split():
 
 def test_the_sawtooth_experiment_keeps_exact_fits():
     out = task(seed=0, ratio=1, quick=True)
-    node = out["curves"]["node"]
+    node = out["curves"]["node layerwise"]
     x, y = np.asarray(node["x"]), np.asarray(node["y"])
     assert x[0] == -1 and x[-1] == 1 and np.all(np.diff(x) > 0)
     assert len(x) - 2 <= FINAL_WIDTH  # one hidden layer of 4 units: at most 4 knots
