@@ -305,6 +305,19 @@
     return out;
   }
 
+  const watched = {};  // graph id -> {box, observer}: the box whose size is watched, the one the page has now
+
+  /* Lay a side-by-side graph out again when its width crosses STACK_PX (or changes while it is stacked). */
+  function refit(graphId) {
+    const held = sideBySide[graphId], box = document.getElementById(graphId), gd = graphDiv(graphId);
+    if (!held || !box || !gd || !gd._fullLayout || box.clientWidth === 0) return;
+    const w = box.clientWidth;
+    if ((w < STACK_PX) === held.stacked && (!held.stacked || w === held.width)) return;
+    window.Plotly.react(gd, gd.data, sv.painter.layout(held.layout, graphId));
+  }
+  // a box replaced by Dash between a layout and a resize is caught here too
+  window.addEventListener("resize", () => Object.keys(sideBySide).forEach(refit));
+
   /* The layout for the graph as wide as it is now (see STACK_PX); sets the height of the graph's box. */
   function fit(graphId, layout) {
     const box = document.getElementById(graphId);
@@ -313,14 +326,11 @@
     const width = box.clientWidth, many = panelAxes(layout).length > 1;
     const narrow = many && width > 0 && width < STACK_PX;
     sideBySide[graphId] = many ? {layout: layout, stacked: narrow, width: width} : null;
-    if (many && !box.__svStacking && window.ResizeObserver) {
-      box.__svStacking = new ResizeObserver(() => {
-        const held = sideBySide[graphId], gd = graphDiv(graphId), w = box.clientWidth;
-        if (!held || !gd || !gd._fullLayout || w === 0) return;
-        if ((w < STACK_PX) === held.stacked && (!held.stacked || w === held.width)) return;
-        window.Plotly.react(gd, gd.data, sv.painter.layout(held.layout, graphId));
-      });
-      box.__svStacking.observe(box);
+    if (many && window.ResizeObserver && !(watched[graphId] && watched[graphId].box === box)) {
+      if (watched[graphId]) watched[graphId].observer.disconnect();  // Dash made a new box for the graph
+      const observer = new ResizeObserver(() => refit(graphId));
+      observer.observe(box);
+      watched[graphId] = {box: box, observer: observer};
     }
     if (!narrow) {
       box.style.height = box.dataset.height;
