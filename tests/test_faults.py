@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from splineviz.web.client import DashClient, Outcome
+from splineviz.web.manager import celery_app
 from splineviz.web.stack import REDIS, Redis, Service, celery_worker, gunicorn, serve, stack_env, wait_ready
 from splineviz.web.testing import REPO, wait_for
 
@@ -166,6 +167,19 @@ def test_a_killed_job_process_is_reported_lost(disk_web, jobs: JobLog) -> None:
 
 
 # -- Celery jobs ----------------------------------------------------------------------------------------------------
+def test_starting_a_job_opens_no_result_subscription(redis: Redis) -> None:
+    """Results are read by key, never awaited, so the web side subscribes to nothing. Celery's result subscriber
+    drops its PubSub on every Redis reconnect, and redis-py's PubSub.__del__ can then deadlock on the connection
+    pool's lock inside the garbage collector: a web worker hung until gunicorn killed it, and a poll timed out."""
+    def subscribes() -> int:
+        return redis.client().info("commandstats").get("cmdstat_subscribe", {}).get("calls", 0)
+
+    before = subscribes()
+    celery_app(redis.url).send_task("no-such-task", queue="nobody-listens")
+    assert subscribes() == before
+    redis.client().delete("nobody-listens")
+
+
 def test_a_broker_reconnect_does_not_run_a_task_twice(celery_web, workers, redis: Redis, jobs: JobLog) -> None:
     _, url = celery_web
     workers("w1", 2)

@@ -284,8 +284,10 @@ def celery_app(broker: str | None = None) -> Any:
     """The Celery app every web process and worker shares (same configuration on both sides)."""
     from celery import Celery
 
+    from splineviz.web.results import backend_url
+
     broker = broker or broker_url() or DEFAULT_BROKER
-    backend = os.environ.get("SPLINEVIZ_CELERY_BACKEND", broker)
+    backend = backend_url(os.environ.get("SPLINEVIZ_CELERY_BACKEND", broker))
     app = Celery("splineviz", broker=broker, backend=backend, task_cls=_make_task_class())
     app.conf.update(
         # Acknowledge a task when it starts: with late acks a broker reconnect hands a running task to another
