@@ -2,9 +2,10 @@
  * Pruning while training (the Pruning and Early-bird pages): one or two scheduled runs animated in step.
  *
  * A page's store holds {token, runs, layout, title, classes} (splineviz/web/jobs/pruning.py, animation_store);
- * each run is {label, spec, frames: {index: frame}, n_frames, history, events, ticket}. While the job runs, its
- * streamed payloads carry each run's newest frames only: they are merged here by token and index, and the
- * finished run replaces them. The runs share one timeline of steps, one per (epoch, before / after a pruning
+ * each run is {label, spec, frames: {index: frame}, n_frames, history, events, ticket}. Streamed payloads carry
+ * no frames, and a large finished run none either: the frames a run lacks of its n_frames are fetched here one by
+ * one (splineviz/web/framestore.py), newest first, and merged by token and index; each that lands is counted in
+ * cfg.fetched, which draws again. The runs share one timeline of steps, one per (epoch, before / after a pruning
  * event); at each step every panel shows its run's newest frame so far, so two runs play in step. Units a
  * pruning event removed stay on the following cfg.ghostFrames frames as dashed ghosts (weight pruning: every
  * line of the partition before the event), and the step's epoch is marked on the page's curves.
@@ -32,7 +33,7 @@
     let s = shown[graphId];
     if (!s || s.token !== payload.token) {
       s = shown[graphId] = {token: payload.token, runs: [], index: null, fresh: true, follow: true,
-                            ours: new Set()};
+                            ours: new Set(), queue: [], asked: new Set(), fetching: false, missing: 0};
     }
     // the second run of a comparison streams after the first: its panel is new, so the axes are laid out again
     const panels = (layout) => (layout ? sv.painter.panelAxes(layout).length : 0);
@@ -46,6 +47,56 @@
     });
     s.steps = steps(s.runs);
     return s;
+  }
+
+  let fetchedCount = 0;
+
+  /* Queue the frames the runs lack (newest first: a run in progress shows its newest soonest) and fetch them. */
+  function fetchMissing(s, cfg) {
+    s.runs.forEach((run, k) => {
+      for (let i = 0; i < (run.n || 0); i++) {
+        const key = k + "/" + i;
+        if (!run.frames[i] && !s.asked.has(key)) {
+          s.asked.add(key);
+          s.queue.push([k, i]);
+        }
+      }
+    });
+    s.queue.sort((a, b) => b[1] - a[1]);
+    if (!s.fetching) pump(s, cfg);
+  }
+
+  /* One request at a time, each frame parsed on its own (short tasks); the animation draws again when the queue
+     runs dry, or every half second while it drains. */
+  async function pump(s, cfg) {
+    s.fetching = true;
+    let told = performance.now();
+    while (s.queue.length && shown[cfg.graph] === s) {
+      const [k, i] = s.queue.shift();
+      const frame = await getFrame(cfg.frames + "/" + s.token + "/" + k + "/" + i);
+      if (shown[cfg.graph] !== s) break;  // a new run replaced this one
+      if (frame) s.runs[k].frames[i] = frame;
+      else s.missing += 1;
+      if (!s.queue.length || performance.now() - told > 500) {
+        s.steps = steps(s.runs);
+        told = performance.now();
+        sv.setProps(cfg.fetched, {data: ++fetchedCount});
+      }
+    }
+    s.fetching = false;
+  }
+
+  /* A kept frame, or null when the server no longer has it (404) or cannot be reached after three tries. */
+  async function getFrame(url) {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const response = await fetch(url, {credentials: "same-origin"});
+        if (response.ok) return await response.json();
+        if (response.status === 404) return null;
+      } catch (e) { /* the network: try again */ }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    return null;
   }
 
   /* A frame's place in time: 2 * epoch, plus 1 for the partition right after a pruning event. */
@@ -147,9 +198,15 @@
 
   function info(s, i, cfg) {
     const step = s.steps[i];
-    return s.runs.map((run, k) => (step.picks[k] >= 0 ? describeStep(run, step.picks[k], cfg.ghostFrames)
-      : {namespace: "dash_html_components", type: "Div", props: {className: "anim-line", children: run.label +
-         ": not started yet"}}));
+    const line = (text) => ({namespace: "dash_html_components", type: "Div",
+                             props: {className: "anim-line", children: text}});
+    const lines = s.runs.map((run, k) => (step.picks[k] >= 0 ? describeStep(run, step.picks[k], cfg.ghostFrames)
+      : line(run.label + ": not started yet")));
+    if (s.missing) {
+      lines.push(line(s.missing + " frame" + (s.missing === 1 ? "" : "s") + " could not be loaded: the server " +
+                      "keeps a run's frames for " + cfg.keepMinutes + " minutes. Press Run to compute the run again."));
+    }
+    return lines;
   }
 
   /*
@@ -178,7 +235,10 @@
     let s = shown[cfg.graph];
     // a large run's job sends its payload for a moment, then null (runner.stream): nothing new to show
     if (!v.live && fired.size === 1 && fired.has("live")) return {};
-    if (v.live && (fired.has("live") || !s)) s = merge(cfg.graph, v.live);
+    if (v.live && (fired.has("live") || !s)) {
+      s = merge(cfg.graph, v.live);
+      fetchMissing(s, cfg);
+    }
     if (!s || !s.steps || !s.steps.length) return {};
     Object.assign(s, {style: v.style, cfg: cfg});
     s.points = cfg.points && v.data ? v.data.points : null;

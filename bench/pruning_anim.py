@@ -6,8 +6,8 @@ Usage: nice -n 5 python bench/pruning_anim.py [--epochs 40] [--only gradual-6x64
 
 Server side, each case runs in its own process (``--child``), so that its peak resident memory (``ru_maxrss``) is the
 job's: the run goes through ``web.jobs.pruning.scheduled_run`` with the page's ``stream`` callback, which times
-every streamed payload and measures its JSON size (what the page polls), and a Recorder that times each pruning
-step's decision change. ``--browser`` also runs the 6x64 gradual run on the Pruning page in headless Chromium
+every streamed payload and measures its JSON size (what the page polls), the page's ``keep`` (frames apart, as
+``web.framestore`` keeps them; here in memory), and a Recorder that times each pruning step's decision change. ``--browser`` also runs the 6x64 gradual run on the Pruning page in headless Chromium
 and records the longest main-thread task (PerformanceObserver ``longtask``, as bench/app_latency.py) and the slowest
 scripted round trip while it streams.
 """
@@ -69,9 +69,12 @@ def child(name: str, epochs: int, parallel: bool) -> dict:
 
     specs = pr_jobs.compare_specs(spec, compare)
     estimate = pr_jobs.estimate(run, specs)
-    runs = pr_jobs.scheduled_run(run, specs, stream=stream, recorder=Timed, parallel=parallel)
+    kept: dict[tuple[int, int], str] = {}
+    runs = pr_jobs.scheduled_run(run, specs, stream=stream, recorder=Timed, parallel=parallel,
+                                 keep=lambda k, i, text: kept.setdefault((k, i), text))
     wall = time.perf_counter() - start
     final = len(to_json_plotly(pr_jobs.animation_store(run, runs, "bench")))
+    runs = [{**r, "frames": {i: json.loads(kept[k, i]) for i in range(r["n_frames"])}} for k, r in enumerate(runs)]
     gaps = [b[0] - a[0] for a, b in zip(streams, streams[1:])]
     traces = [f["stats"]["trace_s"] for r in runs for f in r["frames"].values()]
     regions = [f["n_regions"] for r in runs for f in r["frames"].values()]
@@ -82,6 +85,7 @@ def child(name: str, epochs: int, parallel: bool) -> dict:
             "gap_s": [statistics.median(gaps), max(gaps)] if gaps else [0, 0],
             "stream_bytes": [statistics.median(s[1] for s in streams), max(s[1] for s in streams)],
             "stream_encode_s": max(s[2] for s in streams), "final_bytes": final,
+            "frame_bytes": [statistics.median(map(len, kept.values())), max(map(len, kept.values()))],
             "change_s": [statistics.median(changes), max(changes)] if changes else None,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "load": os.getloadavg()[0]}
 
@@ -120,7 +124,8 @@ def row(r: dict) -> str:
             f"{r['frames']} ({r['events']} events) | "
             f"{r['regions'][0]:,}–{r['regions'][1]:,} | {r['trace_s'][0]:.2f} / {r['trace_s'][1]:.2f} s | "
             f"{r['gap_s'][0]:.2f} / {r['gap_s'][1]:.2f} s | {mb(r['stream_bytes'][0])} / {mb(r['stream_bytes'][1])} | "
-            f"{mb(r['final_bytes'])} | {change} | {r['peak_rss_mib']:.0f} MiB |")
+            f"{mb(r['final_bytes'])} | {mb(r['frame_bytes'][0])} / {mb(r['frame_bytes'][1])} | {change} | "
+            f"{r['peak_rss_mib']:.0f} MiB |")
 
 
 PAGES = {  # browser runs: page, its query, its ids (estimate, run button, status line, alert)
@@ -202,10 +207,11 @@ def main() -> None:
              "process per case, torch on one thread, as a job process runs. Spirals, 2-input nets, Playground seed 0, "
              "default schedule controls (sparsity 50 %, node pruning; gradual from epoch 5 to 25 every 5; early-bird "
              "threshold 0.16). median / max per column. Stream gap: time between two streamed payloads (a frame "
-             "traced, its training and any pruning step). Stream: one streamed payload's JSON (what the page polls). "
-             "Final: the finished run's JSON.", "",
-             "| case | epochs | wall | frames | regions | trace+frame | stream gap | stream | final | decision "
-             "change per step | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "traced, its training and any pruning step). Stream: one streamed payload's JSON (what the page polls; "
+             "numbers only). Final: the finished run's JSON (its frames only while they total under 4 MiB). Frame: "
+             "one frame's JSON, which the page fetches on its own (web.framestore).", "",
+             "| case | epochs | wall | frames | regions | trace+frame | stream gap | stream | final | frame | decision "
+             "change per step | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     text = OUT.read_text() if OUT.exists() else ""
     earlier = text.split(HEADING, 1)[1].split("\n## ", 1)[0] if HEADING in text else ""
     fresh = {r["case"] for r in results}

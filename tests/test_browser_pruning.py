@@ -195,3 +195,42 @@ def test_a_run_over_the_region_budget_is_refused_before_it_starts(driver, tmp_pa
             assert not running(driver, run)
             shot(driver, f"{page}-refused")
         assert severe_console_errors(driver) == []
+
+
+def test_frames_a_run_lacks_are_fetched_and_one_the_server_lost_is_named(driver, tmp_path) -> None:
+    """A finished run as a large run's result arrives, its frames apart (web.framestore): the page fetches each
+    frame it lacks and animates them all; a frame the server no longer has is said to be missing, not skipped in
+    silence."""
+    import json
+    import uuid
+
+    from plotly.io.json import to_json_plotly
+
+    from harness import running_app
+    from splineviz.web import framestore
+    from splineviz.web.jobs import playground as pg_jobs, pruning as pr_jobs
+    from splineviz.web.state import PlaygroundConfig
+
+    run = pg_jobs.start_run(PlaygroundConfig(layers=2, width=8, epochs=6))[0]
+    kept: dict = {}
+    runs = pr_jobs.scheduled_run(run, [pr_jobs.ScheduleSpec(kind="oneshot", epochs=6, at=3)],
+                                 keep=lambda k, i, frame: kept.setdefault((k, i), frame))
+    token, cache, lost = uuid.uuid4().hex, tmp_path / "cache", (0, 2)
+    store = framestore.DiskFrames(f"{cache}-frames")
+    for (k, i), frame in kept.items():
+        if (k, i) != lost:
+            store.put(token, k, i, frame)
+    result = json.loads(to_json_plotly(pr_jobs.animation_store(run, [dict(r, frames={}) for r in runs], token)))
+    with running_app(env={"SPLINEVIZ_CACHE_DIR": str(cache)}) as app:
+        driver.get(f"{app.url}/pruning")
+        wait_for(lambda: text(driver, "pg-stat-epoch") == "0", 60, message="the page")
+        driver.execute_script("window.dash_clientside.set_props('pr-runs', {data: arguments[0]})", result)
+        wait_for(lambda: "1 frame could not be loaded" in text(driver, "pr-info"), 30, message="the lost frame named")
+        steps = len(kept) - 1  # one step per frame (the pruning step's two sides are two), less the lost frame
+        assert int(driver.execute_script(
+            "return document.querySelector('#pr-step [role=slider]').getAttribute('aria-valuemax')")) == steps - 1
+        assert shown_epochs(driver, "pr-info") == [6]
+        step_until(driver, "pr", "pruned at epoch 3")
+        shot(driver, "pruning-fetched-frames")
+        gone = f"{framestore.FRAMES_PATH}/{token}/{lost[0]}/{lost[1]} - Failed to load resource"  # the lost frame's 404
+        assert [e for e in severe_console_errors(driver) if gone not in e] == []

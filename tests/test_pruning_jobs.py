@@ -31,11 +31,19 @@ def run():
 
 @pytest.fixture(scope="module")
 def gradual(run):
-    """A gradual node-pruning run beside the same net pruned by spline pruning, with what was streamed."""
+    """A gradual node-pruning run beside the same net pruned by spline pruning, with what was streamed (each
+    payload with the frames kept by then) and the frames kept, as a page's job keeps them (framestore)."""
     streamed: list = []
+    kept: dict[tuple[int, int], str] = {}
+
+    def keep(k: int, i: int, text: str) -> None:
+        assert (k, i) not in kept  # each frame once
+        kept[k, i] = text
+
     spec = pr_jobs.ScheduleSpec(kind="gradual", method="node", sparsity=0.5, epochs=12, start=2, end=8, every=2)
-    runs = pr_jobs.scheduled_run(run, pr_jobs.compare_specs(spec, "method:spline"), stream=streamed.append)
-    return runs, streamed
+    runs = pr_jobs.scheduled_run(run, pr_jobs.compare_specs(spec, "method:spline"),
+                                 stream=lambda payload: streamed.append((payload, set(kept))), keep=keep)
+    return runs, streamed, kept
 
 
 def _predictions(frame: dict, arch: dict, points: np.ndarray) -> np.ndarray:
@@ -46,7 +54,7 @@ def _predictions(frame: dict, arch: dict, points: np.ndarray) -> np.ndarray:
 
 
 def test_gradual_run_records_every_snapshot_and_both_sides_of_each_event(gradual, run) -> None:
-    runs, _ = gradual
+    runs = gradual[0]
     assert [r["label"] for r in runs] == ["node pruning gradual to 50 %", "spline pruning gradual to 50 %"]
     node = runs[0]
     # one snapshot per epoch 0..12, plus one per pruning step
@@ -79,19 +87,31 @@ def test_event_decision_change_matches_a_brute_force_grid(gradual, run) -> None:
     assert max(changes) > 0.01  # the check above means something: some step moved the boundary
 
 
-def test_streamed_payloads_carry_the_newest_frames_of_the_final_run(gradual) -> None:
-    runs, streamed = gradual
+def test_frames_travel_apart_and_every_payload_says_how_many_were_kept(gradual) -> None:
+    runs, streamed, kept = gradual
     assert len(streamed) == sum(r["n_frames"] for r in runs)  # one payload per new frame
-    seen: dict[tuple[int, int], dict] = {}
-    for payload in streamed:
-        assert 1 <= len(payload) <= 2 and len(payload[-1]["frames"]) <= pr_jobs.TAIL
-        assert all(not r["frames"] for r in payload[:-1])  # a finished run is not sent again
-        for i, frame in payload[-1]["frames"].items():
-            seen[(len(payload) - 1, i)] = frame
-    assert all(seen[(k, i)] is runs[k]["frames"][i] for k, i in seen)
-    assert {k for k, _ in seen} == {0, 1} and len(seen) == sum(r["n_frames"] for r in runs)
-    first_live = streamed[0][-1]
+    assert all(not r["frames"] for payload, _ in streamed for r in payload)  # numbers only: a page polls them
+    # every frame a payload announces was kept before it went out: the page can fetch each one it lacks
+    for payload, kept_then in streamed:
+        assert {(k, i) for k, r in enumerate(payload) for i in range(r["n_frames"])} <= kept_then
+    # what was kept is the final run's frames, as JSON; a small run's result carries them too (INLINE_BYTES)
+    assert set(kept) == {(k, i) for k, r in enumerate(runs) for i in range(r["n_frames"])}
+    assert all(json.loads(kept[k, i]) == runs[k]["frames"][i] for k, i in kept)
+    first_live = streamed[0][0][-1]
     assert len(first_live["history"]) == 1 and first_live["n_frames"] == 1
+
+
+def test_a_large_run_s_result_leaves_its_frames_to_be_fetched(run, monkeypatch) -> None:
+    spec = pr_jobs.ScheduleSpec(kind="oneshot", method="node", sparsity=0.5, epochs=3, at=2)
+    kept: dict = {}
+    small = pr_jobs.scheduled_run(run, [spec], keep=lambda k, i, text: kept.setdefault((k, i), text))[0]
+    size = sum(len(text) for text in kept.values())
+    monkeypatch.setattr(pr_jobs, "INLINE_BYTES", size - 1)
+    large = pr_jobs.scheduled_run(run, [spec], keep=lambda k, i, text: None)[0]
+    assert len(small["frames"]) == small["n_frames"] == large["n_frames"] == 5  # epochs 0-3, both sides of epoch 2
+    assert large["frames"] == {} and large["history"] == small["history"]
+    # without a place to keep them, a library caller gets every frame whatever their size
+    assert len(pr_jobs.scheduled_run(run, [spec])[0]["frames"]) == 5
 
 
 def test_specs_from_any_controls_run() -> None:
@@ -237,7 +257,7 @@ def test_side_by_side_runs_are_computed_at_the_same_time_and_match_one_after_the
     assert any("node pruning: epoch" in m and "spline pruning: epoch" in m for _, m in progress)
     fractions = [f for f, _ in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert sum(bool(p[0]["frames"]) and bool(p[1]["frames"]) for p in streamed) >= 2
+    assert sum(bool(p[0]["n_frames"]) and bool(p[1]["n_frames"]) for p in streamed) >= 2
     # the same runs as computed one after the other (gradual fixture): same numbers, same frames
     for together, alone in zip(runs, gradual[0]):
         assert [h["loss"] for h in together["history"]] == [h["loss"] for h in alone["history"]]

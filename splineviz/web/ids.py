@@ -185,6 +185,7 @@ class Pruning:
     RUNS = "pr-runs"  # stores: the finished run(s), JSON (web.jobs.pruning.Recorder.payload) ...
     LIVE = "pr-live"  # ... and the run in progress, streamed by its job
     NUMBERS = "pr-numbers"  # LIVE without its frames: what server callbacks (the curves) read of it
+    FETCHED = "pr-fetched"  # frames fetched so far (splineviz-8p-pruning.js sets it: the animation draws again)
     RUN_JOB = job("pr-run")
 
 
@@ -209,6 +210,7 @@ class EarlyBird:
     RUNS = "eb-runs"  # stores: the finished run (web.jobs.earlybird.DistanceRecorder.payload) ...
     LIVE = "eb-live"  # ... and the run in progress, streamed by its job
     NUMBERS = "eb-numbers"  # LIVE without its frames (the distances, curve and summary read it)
+    FETCHED = "eb-fetched"  # frames fetched so far (as Pruning.FETCHED)
     JOB = job("eb")
 
 

@@ -20,7 +20,7 @@ import dash
 from dash import Dash, Input, Output, State, dcc, html
 
 from splineviz.figures import STYLE
-from splineviz.web import ids, quota
+from splineviz.web import framestore, ids, quota
 from splineviz.web.lessons import lesson_panel
 from splineviz.web.pages import earlybird, experiments, lessons, mnist, playground, pruning, regression
 from splineviz.web.params import LIMITS, URL_PARAMS, Shell, encode_search, page_keys, parse_search
@@ -79,6 +79,7 @@ def configure_server(app: Dash) -> None:
     Called by ``register`` (so by ``web.app.create_app``)."""
     app.server.config["MAX_CONTENT_LENGTH"] = LIMITS.request_bytes
     quota.register_routes(app.server, app.config.routes_pathname_prefix)
+    framestore.register_routes(app.server, app.config.routes_pathname_prefix)
     use_one_thread()
 
 

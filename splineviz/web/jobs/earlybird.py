@@ -10,7 +10,7 @@ from splineviz.earlybird import sign_patterns, window_maxima
 from splineviz.prune import ScheduledRun
 from splineviz.train import Snapshot
 from splineviz.web.jobs import Cancel, Progress, quiet
-from splineviz.web.jobs.pruning import Recorder, ScheduleSpec, scheduled_run
+from splineviz.web.jobs.pruning import Keep, Recorder, ScheduleSpec, scheduled_run
 from splineviz.web.state import Run, build
 
 WINDOW = 3
@@ -42,15 +42,15 @@ class DistanceRecorder(Recorder):
             row += bits[:, :size].sum(axis=1) / size
         self.rows.append((row / len(self.sizes)).round(5).tolist())
 
-    def payload(self, frames: Sequence[int] | None = None) -> dict[str, Any]:
+    def payload(self, frames: bool = True) -> dict[str, Any]:
         return {**super().payload(frames), "rows": list(self.rows), "window": self.spec.window}
 
 
 def earlybird_run(run: Run, spec: ScheduleSpec, progress: Progress = quiet, cancel: Cancel | None = None,
-                  stream: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                  stream: Callable[[dict[str, Any]], None] | None = None, keep: Keep | None = None) -> dict[str, Any]:
     """The early-bird schedule on ``run``'s architecture and data (``pruning.scheduled_run``) with the distances."""
     one = None if stream is None else lambda runs: stream(runs[0])
-    return scheduled_run(run, [spec], progress, cancel, one, DistanceRecorder)[0]
+    return scheduled_run(run, [spec], progress, cancel, one, DistanceRecorder, keep=keep)[0]
 
 
 def distance_matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:

@@ -85,14 +85,14 @@ def sparsity_sweep(run: Run, sparsities: Sequence[float], epochs: int, methods: 
     return curves
 
 
-# -- pruning while training (issue 16): a schedule run as one job, its frames streamed as they are traced ------------
-TAIL = 3  # frames each streamed payload repeats: the page polls every 0.3 s and may miss one ...
-STREAM_BYTES = 2 * 2**20  # ... while they stay within this (the newest frame always goes)
+# -- pruning while training (issue 16): a schedule run as one job, its frames kept as they are traced ---------------
+INLINE_BYTES = 4 * 2**20  # a finished run's frames ride in its result up to this; past it the page fetches each
 # spline pruning's tolerance, in a run: the share of the 100 x 100 probe grid whose class changed. The exact area
 # traces the whole net once per merge, minutes per step at 6 x 64 (bench/pruning_anim.py); each step's change
 # shown on the page stays exact (prune.changed_area)
 GUARD = "probe"
 STREAM_RESEND_S = 2.0  # a streamed payload rides along with the job's progress this long, then None (runner.stream)
+Keep = Callable[[int, int, str], None]  # (run, frame index, frame JSON): where a job puts its frames (framestore)
 
 
 @dataclass(frozen=True)
@@ -134,11 +134,13 @@ class Recorder:
     """What the page receives of a scheduled run, filled in snapshot by snapshot: frames (every ``stride``-th
     epoch, fewer when the frames are so large that the run's would pass ``frame_budget`` bytes, by default
     ``LIMITS.run_frame_bytes``, and both sides of every pruning event), every snapshot's numbers, the events with
-    their decision change, and the ticket. ``payload()`` is the page's JSON (``web.pages.pruning``)."""
+    their decision change, and the ticket. ``payload()`` is the page's JSON (``web.pages.pruning``); ``keep(index,
+    json)`` receives each frame as it is traced."""
 
     def __init__(self, spec: ScheduleSpec, data: Dataset, arch: dict[str, Any], probe: np.ndarray,
-                 cancel: Cancel | None = None, frame_budget: int | None = None) -> None:
-        self.spec, self.data, self.arch, self.probe, self.cancel = spec, data, arch, probe, cancel
+                 cancel: Cancel | None = None, frame_budget: int | None = None,
+                 keep: Callable[[int, str], None] | None = None) -> None:
+        self.spec, self.data, self.arch, self.probe, self.cancel, self.keep = spec, data, arch, probe, cancel, keep
         self.frame_budget = LIMITS.run_frame_bytes if frame_budget is None else frame_budget
         self.stride = frame_stride(spec.epochs)
         self.frames: list[AppFrame] = []
@@ -160,8 +162,11 @@ class Recorder:
             self._partitions = {i: q for i, q in self._partitions.items() if i == len(self.frames) - 1}
             self._partitions[len(self.frames)] = partition
             self._traced[position] = len(self.frames)
+            text = json.dumps(frame)
+            if self.keep is not None:
+                self.keep(len(self.frames), text)
             self.frames.append(frame)
-            self.frame_bytes.append(len(json.dumps(frame)))
+            self.frame_bytes.append(len(text))
             self._pace(snap.epoch)
             self.history[position]["n_regions"] = frame["n_regions"]
         return self._traced[position]
@@ -205,23 +210,13 @@ class Recorder:
                 "removed": [event.removed_units.get(name, []) for name in layers],
                 "weights": sum(len(w) for w in event.removed_weights.values())}
 
-    def tail(self) -> list[int]:
-        """What a streamed payload carries: the newest frame, and up to ``TAIL`` in all while they stay within
-        ``STREAM_BYTES`` (large frames arrive seconds apart, and the page polls every 0.3 s)."""
-        chosen: list[int] = []
-        for i in range(len(self.frames) - 1, max(len(self.frames) - TAIL, 0) - 1, -1):
-            if chosen and sum(self.frame_bytes[j] for j in chosen) + self.frame_bytes[i] > STREAM_BYTES:
-                break
-            chosen.insert(0, i)
-        return chosen
-
-    def payload(self, frames: Sequence[int] | None = None) -> dict[str, Any]:
-        """The run so far; ``frames``: only these frame indices (a streamed payload), else all."""
-        chosen = range(len(self.frames)) if frames is None else frames
+    def payload(self, frames: bool = True) -> dict[str, Any]:
+        """The run so far; without its frames (``frames=False``) when they travel apart (``keep``): the page
+        fetches the ``n_frames`` it lacks."""
         # copies: a streamed payload is re-sent by the job's heartbeat thread while this run goes on
-        return {"label": self.spec.label, "spec": asdict(self.spec), "frames": {i: self.frames[i] for i in chosen},
-                "n_frames": len(self.frames), "history": [dict(h) for h in self.history],
-                "events": list(self.events), "ticket": self.ticket}
+        return {"label": self.spec.label, "spec": asdict(self.spec),
+                "frames": dict(enumerate(self.frames)) if frames else {}, "n_frames": len(self.frames),
+                "history": [dict(h) for h in self.history], "events": list(self.events), "ticket": self.ticket}
 
 
 @dataclass(frozen=True)
@@ -297,15 +292,17 @@ def _planned_frames(spec: ScheduleSpec, frame_bytes: float, budget: int) -> tupl
 
 def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = quiet, cancel: Cancel | None = None,
                   stream: Callable[[list[dict[str, Any]]], None] | None = None,
-                  recorder: type[Recorder] = Recorder, parallel: bool = False) -> list[dict[str, Any]]:
+                  recorder: type[Recorder] = Recorder, parallel: bool = False,
+                  keep: Keep | None = None) -> list[dict[str, Any]]:
     """Train ``run``'s architecture on its data from its initial weights under each schedule of ``specs`` (one,
     or two to compare), pruning as they say; every run's payload (``Recorder.payload``).
 
     Each run starts from the same initial weights (the run's seed), so two specs compare methods or schedules on
     the same net. ``parallel``: the runs are computed at the same time, one thread each (the job holds a job slot
     per run; training and tracing release the GIL for most of their work), so that two runs side by side arrive in
-    step; else one after the other. ``stream(payloads)`` sees the runs started so far after every new frame, each
-    still running one carrying its newest ``TAIL`` frames, a finished one none (its frames were sent).
+    step; else one after the other. ``stream(payloads)`` sees the runs started so far after every new frame,
+    without frames: they go to ``keep(run, index, json)`` as they are traced. The payloads returned carry their
+    frames, unless ``keep`` took them and they pass ``INLINE_BYTES`` (a page would parse them in one long task).
     """
     data = config_dataset(run.config)
     probe = grid_probe(data.bounds, PROBE_SIDE)
@@ -315,7 +312,8 @@ def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = 
         return failed.is_set() or (cancel is not None and cancel())
 
     budget = LIMITS.run_frame_bytes // len(specs)  # the job's frames, shared by its runs
-    recs = [recorder(spec, data, run.arch, probe, stop, budget) for spec in specs]
+    recs = [recorder(spec, data, run.arch, probe, stop, budget, None if keep is None else functools.partial(keep, k))
+            for k, spec in enumerate(specs)]
     models = [build(run.arch) for _ in specs]  # built here: building seeds torch's global generator
     state = {"started": [False] * len(specs), "done": [False] * len(specs), "notes": [""] * len(specs),
              "fractions": [0.0] * len(specs)}
@@ -329,8 +327,7 @@ def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = 
             state["notes"][k] = (f"{spec.method} pruning: epoch {snap.epoch} of {spec.epochs}, "
                                  f"sparsity {100 * (snap.sparsity or 0):.0f} %")
             if framed and stream is not None:
-                stream([r.payload(r.tail() if not state["done"][j] else [])
-                        for j, r in enumerate(recs) if state["started"][j]])
+                stream([r.payload(frames=False) for j, r in enumerate(recs) if state["started"][j]])
             notes = [n for j, n in enumerate(state["notes"]) if state["started"][j] and not state["done"][j]]
             progress(sum(state["fractions"]) / len(specs), " · ".join(notes))
 
@@ -359,7 +356,7 @@ def scheduled_run(run: Run, specs: Sequence[ScheduleSpec], progress: Progress = 
         for k in range(len(specs)):
             train(k)
     progress(1.0, "done")
-    return [r.payload() for r in recs]
+    return [r.payload(keep is None or sum(r.frame_bytes) <= INLINE_BYTES) for r in recs]
 
 
 def compare_specs(spec: ScheduleSpec, compare: str) -> list[ScheduleSpec]:

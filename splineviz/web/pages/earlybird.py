@@ -18,7 +18,7 @@ from dash import Dash, Input, Output, State, dcc, html
 
 from splineviz.earlybird import window_maxima
 from splineviz.figures import distance_to_previous, earlybird_heatmap, empty_figure
-from splineviz.web import ids
+from splineviz.web import framestore, ids
 from splineviz.web.components import (alert, button, card, export_buttons, field, graph, number, progress, radio,
                                       slider, view_slider)
 from splineviz.web.ids import EarlyBird as ID
@@ -65,7 +65,7 @@ def layout() -> html.Div:
                   card("Largest distance to the previous epochs", graph(ID.CURVE, "430px", figure=hint))],
                  className="pair"),
     ], className="stack")
-    stores = [dcc.Store(id=i) for i in (ID.RUNS, ID.LIVE, ID.NUMBERS)]
+    stores = [dcc.Store(id=i) for i in (ID.RUNS, ID.LIVE, ID.NUMBERS, ID.FETCHED)]
     return html.Div([*stores, alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
@@ -98,7 +98,7 @@ def register(app: Dash) -> None:
         chosen = spec(epochs, threshold, method, sparsity)
         check(work_estimate(run, [chosen]))
         result = earlybird_run(run, chosen, ctx.progress, ctx.cancel, stream=lambda partial: ctx.stream(
-            animation_store(run, [partial], token), STREAM_RESEND_S))
+            animation_store(run, [partial], token), STREAM_RESEND_S), keep=framestore.keeper(token))
         return {"runs": animation_store(run, [result], token)}
 
     @callback(app, output={"heatmap": Output(ID.HEATMAP, "figure"), "curve": Output(ID.CURVE, "figure"),

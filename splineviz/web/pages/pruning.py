@@ -26,7 +26,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from splineviz.figures import empty_figure, schedule_curves, sparsity_curves
 from splineviz.nets import ModelLoadError
 from splineviz.partition import PartitionBudgetError
-from splineviz.web import ids
+from splineviz.web import framestore, ids
 from splineviz.web.components import (alert, button, card, dropdown, export_buttons, field, graph, number, progress,
                                       radio, slider, view_slider)
 from splineviz.web.ids import Pruning as ID
@@ -103,7 +103,7 @@ def layout() -> html.Div:
         card("Accuracy vs sparsity (after fine-tuning)", graph(ID.CURVES, "300px",
                                                                 figure=empty_figure("press “Compare methods”"))),
     ], className="stack")
-    stores = [dcc.Store(id=i) for i in (ID.PANELS, ID.RUNS, ID.LIVE, ID.NUMBERS)]
+    stores = [dcc.Store(id=i) for i in (ID.PANELS, ID.RUNS, ID.LIVE, ID.NUMBERS, ID.FETCHED)]
     return html.Div([*stores, alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
@@ -237,7 +237,8 @@ def _schedule_run(app: Dash) -> None:
                 ctx.progress(0.0, "no second job slot free in this tab: the runs go one after the other")
             runs = work.scheduled_run(run, specs, ctx.progress, ctx.cancel, parallel=held >= len(specs),
                                       stream=lambda partial: ctx.stream(work.animation_store(run, partial, token),
-                                                                        work.STREAM_RESEND_S))
+                                                                        work.STREAM_RESEND_S),
+                                      keep=framestore.keeper(token))
         return {"runs": work.animation_store(run, runs, token)}
 
     @callback(app, output={"figure": Output(ID.ANIM_CURVES, "figure")}, inputs={"shown": Input(ID.NUMBERS, "data")})
@@ -265,9 +266,10 @@ def check(estimate: work.RunEstimate) -> None:
 def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool) -> None:
     """The browser side of a page's scheduled-run animation on ``graph`` (splineviz-8p-pruning.js): painting the
     step the slider selects (following a run in progress), the replay, and the marker on ``curves``. ``page``
-    holds the ids STEP, REPLAY, INFO, RUNS, LIVE and NUMBERS; LIVE is what is shown: the job streams into it, and the
-    finished run (RUNS) is copied there, marked ``final`` (splineviz-8p-pruning.js, land). NUMBERS is LIVE without
-    its frames, for server callbacks: a large run's frames are far more than a request may carry."""
+    holds the ids STEP, REPLAY, INFO, RUNS, LIVE, NUMBERS and FETCHED; LIVE is what is shown: the job streams into
+    it, and the finished run (RUNS) is copied there, marked ``final`` (splineviz-8p-pruning.js, land). Frames a
+    payload lacks are fetched one by one from ``framestore`` (FETCHED counts them, so that they are drawn). NUMBERS
+    is LIVE without its frames, for server callbacks: a large run's frames are far more than a request may carry."""
     clientside(app, "pruning.land", Output(page.LIVE, "data", allow_duplicate=True), {"runs": Input(page.RUNS, "data")},
                prevent_initial_call=True)
     clientside(app, "pruning.numbers", Output(page.NUMBERS, "data"), {"live": Input(page.LIVE, "data")},
@@ -277,9 +279,11 @@ def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool)
                        "stepMax": Output(page.STEP, "max"), "stepMarks": Output(page.STEP, "marks"),
                        "stepValue": Output(page.STEP, "value"), "info": Output(page.INFO, "children")},
                inputs={"live": Input(page.LIVE, "data"), "step": Input(page.STEP, "value"),
-                       "data": Input(ids.DATA, "data")},
+                       "data": Input(ids.DATA, "data"), "fetched": Input(page.FETCHED, "data")},
                state={"style": State(ids.STYLE, "data")},
-               config={"graph": graph, "curves": curves, "points": points, "ghostFrames": GHOST_FRAMES},
+               config={"graph": graph, "curves": curves, "points": points, "ghostFrames": GHOST_FRAMES,
+                       "fetched": page.FETCHED, "keepMinutes": framestore.KEEP_S // 60,
+                       "frames": app.config.requests_pathname_prefix.rstrip("/") + framestore.FRAMES_PATH},
                prevent_initial_call=True)
     clientside(app, "pruning.replay", Output(page.REPLAY, "children"), {"clicks": Input(page.REPLAY, "n_clicks")},
                {"step": State(page.STEP, "value")},
