@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Protocol
 
 from flask import Flask, Response
 
-from splineviz.web.manager import broker_url
+from splineviz.web.manager import broker_url, local_cache_dir
 
 FRAMES_PATH = "/_splineviz/frames"
 KEEP_S = 3600  # as long as a job's result (manager.RESULT_EXPIRY_S): a public server's Redis holds no more
@@ -74,8 +72,7 @@ def frame_store() -> FrameStore:
     url = broker_url()
     if url:
         return RedisFrames(url)
-    base = os.environ.get("SPLINEVIZ_CACHE_DIR") or Path(tempfile.gettempdir()) / "splineviz-cache"
-    return DiskFrames(f"{base}-frames")
+    return DiskFrames(f"{local_cache_dir()}-frames")
 
 
 def keeper(token: str) -> Callable[[int, int, str], None]:

@@ -109,13 +109,17 @@ class LocalJobManager(DiskcacheManager):
         return lost_payload("its process ended without a result (killed, or out of memory)")
 
 
+def local_cache_dir() -> Path:
+    """The job cache's directory (SPLINEVIZ_CACHE_DIR, or one in the temp dir); the quota registry and the frame
+    store keep theirs beside it, with a suffix."""
+    return Path(os.environ.get("SPLINEVIZ_CACHE_DIR") or Path(tempfile.gettempdir()) / "splineviz-cache")
+
+
 def diskcache_manager(cache_dir: str | os.PathLike | None = None) -> LocalJobManager:
     """Jobs run in child processes of the web server; results and progress go through an on-disk cache."""
     import diskcache
 
-    path = Path(cache_dir or os.environ.get("SPLINEVIZ_CACHE_DIR")
-                or Path(tempfile.gettempdir()) / "splineviz-cache")
-    return LocalJobManager(diskcache.Cache(str(path)), expire=RESULT_EXPIRY_S)
+    return LocalJobManager(diskcache.Cache(str(cache_dir or local_cache_dir())), expire=RESULT_EXPIRY_S)
 
 
 # -- Celery workers -----------------------------------------------------------------------------------------------

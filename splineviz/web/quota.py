@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Protocol
 
 from flask import Flask, request
 
-from splineviz.web.manager import broker_url
+from splineviz.web.manager import broker_url, local_cache_dir
 
 BEAT_PATH = "/_splineviz/beat"
 BYE_PATH = "/_splineviz/bye"
@@ -132,8 +130,7 @@ def registry() -> Registry:
     url = broker_url()
     if url:
         return RedisRegistry(url)
-    base = os.environ.get("SPLINEVIZ_CACHE_DIR") or Path(tempfile.gettempdir()) / "splineviz-cache"
-    return DiskRegistry(f"{base}-sessions")
+    return DiskRegistry(f"{local_cache_dir()}-sessions")
 
 
 def register_routes(server: Flask, prefix: str = "/") -> None:
