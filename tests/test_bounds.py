@@ -23,10 +23,10 @@ from splineviz.partition import Cancelled
 from splineviz.web import quota, tracing
 from splineviz.web.codec import BlobError, decode_blob, encode_blob
 from splineviz.web.jobs import mnist as mn_jobs, playground as pg_jobs
-from splineviz.web.params import LIMITS, MNIST_TEST_IMAGES, URL_PARAMS, Limits, Mnist, Param
+from splineviz.web.params import LIMITS, MNIST_TEST_IMAGES, URL_PARAMS, Limits, Mnist, Param, parse_widths
 from splineviz.web.runner import JobContext, QuotaError, user_message
 from splineviz.web.shell import parse_search
-from splineviz.web.state import PlaygroundConfig, Run
+from splineviz.web.state import PlaygroundConfig, Run, train_config
 from splineviz.web.wiring import fill, run_job
 
 MIB = 2**20
@@ -67,6 +67,17 @@ def test_param_clean_clamps_rounds_and_falls_back() -> None:
     assert Param("w", "w", 2, choices={2: "", 4: ""}).clean(3) == 2  # a tie goes to the smaller choice
     name = Param("n", "n", "a", choices={"a": "A", "b": "B"})
     assert [name.clean(v) for v in ("b", "c", None, 3)] == ["b", "a", "a", "a"]
+
+
+def test_typed_widths_are_clamped_to_one_to_64_by_hand() -> None:
+    """A width of 0 would build a layer with no units: it becomes 1, as 500 becomes 64."""
+    assert parse_widths("16, 0, 500") == "16,1,64"
+    assert parse_widths("8 8 8 8 8 8 8 8") == "8,8,8,8,8,8" and parse_widths("none") == ""
+
+
+def test_the_playground_s_l1_and_l2_reach_their_own_penalties() -> None:
+    config = train_config(PlaygroundConfig(l1=0.001, l2=0.01))
+    assert (config.l1, config.weight_decay) == (0.001, 0.01)
 
 
 def test_every_url_param_default_is_its_own_clean_value() -> None:
