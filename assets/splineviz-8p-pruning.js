@@ -226,8 +226,8 @@
   }
 
   /*
-   * values: live (the job's stream, or the finished run), step (slider), data, style.
-   * cfg: {graph, curves, points, ghostFrames}. Follows a run in progress on its newest step unless the user moved
+   * values: live (the job's stream, or the finished run), step (slider), data, fetched (frames fetched), style.
+   * cfg: {graph, curves, points, ghostFrames, fetched, frames (the URL they come from), keepMinutes}. Follows a run in progress on its newest step unless the user moved
    * the slider back (a slider value this code set itself, arriving late, is not the user's).
    */
   function render(v, cfg) {
