@@ -29,6 +29,10 @@ from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame, traced_
 
 
 PROBE_SIDE = 100  # the early-bird rule, spline pruning and the decision change look at a 100 x 100 grid
+# spline pruning's tolerance in a preview and a run: the share of the probe grid whose class changed. The exact area
+# traces the whole net once per merge, minutes per step at 6 x 64 (bench/pruning_anim.py); each step's change
+# shown on the page stays exact (prune.changed_area, DecisionChange)
+GUARD = "probe"
 
 
 def _prune_kw(method: str, probe: np.ndarray, guard: str | None = None) -> dict[str, Any]:
@@ -42,11 +46,13 @@ def _prune_kw(method: str, probe: np.ndarray, guard: str | None = None) -> dict[
 def prune_view(run: Run, method: str, sparsity: float, scope: str = "layerwise") -> dict[str, Any]:
     """Before/after partitions and accuracies of one-shot pruning at ``sparsity`` (fast: no training), the exact
     share of the box whose class changed, and for spline pruning the groups of similar units it merged (Fig. 4:
-    per layer, numbered from 1, the kept unit first)."""
+    per layer, numbered from 1, the kept unit first). Spline pruning's tolerance is checked on the probe grid, as
+    in a run (``GUARD``), so that the preview merges what a run's step would: the exact area traces the net once per
+    merge (47 s for one 6 x 64 preview, which runs on every move of the slider); the change shown stays exact."""
     model = run.model()
     data = config_dataset(run.config)
     probe = grid_probe(data.bounds, PROBE_SIDE)
-    pruned, masks, report = prune(model, method, sparsity, scope, **_prune_kw(method, probe))
+    pruned, masks, report = prune(model, method, sparsity, scope, **_prune_kw(method, probe, GUARD))
     change = DecisionChange(model, probe, bounds=data.bounds)(pruned)
     groups = [[[u + 1 for u in group] for group in layer] for layer in report.groups] if report is not None else None
     return {"before": trace_frame(model, data.bounds), "after": trace_frame(pruned, data.bounds),
@@ -87,10 +93,6 @@ def sparsity_sweep(run: Run, sparsities: Sequence[float], epochs: int, methods: 
 
 # -- pruning while training (issue 16): a schedule run as one job, its frames kept as they are traced ---------------
 INLINE_BYTES = 4 * 2**20  # a finished run's frames ride in its result up to this; past it the page fetches each
-# spline pruning's tolerance, in a run: the share of the 100 x 100 probe grid whose class changed. The exact area
-# traces the whole net once per merge, minutes per step at 6 x 64 (bench/pruning_anim.py); each step's change
-# shown on the page stays exact (prune.changed_area)
-GUARD = "probe"
 STREAM_RESEND_S = 2.0  # a streamed payload rides along with the job's progress this long, then None (runner.stream)
 Keep = Callable[[int, int, str], None]  # (run, frame index, frame JSON): where a job puts its frames (framestore)
 
