@@ -7,7 +7,8 @@ Usage: nice -n 5 python bench/pruning_anim.py [--epochs 40] [--only gradual-6x64
 Server side, each case runs in its own process (``--child``), so that its peak resident memory (``ru_maxrss``) is the
 job's: the run goes through ``web.jobs.pruning.scheduled_run`` with the page's ``stream`` callback, which times
 every streamed payload and measures its JSON size (what the page polls), the page's ``keep`` (frames apart, as
-``web.framestore`` keeps them; here in memory), and a Recorder that times each pruning step's decision change. ``--browser`` also runs the 6x64 gradual run on the Pruning page in headless Chromium
+``web.framestore`` keeps them; here in memory), and a Recorder that times each pruning step's decision change.
+``--browser`` also runs the 6x64 gradual run on the Pruning page in headless Chromium
 and records the longest main-thread task (PerformanceObserver ``longtask``, as bench/app_latency.py) and the slowest
 scripted round trip while it streams.
 """

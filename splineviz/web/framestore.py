@@ -17,10 +17,10 @@ from typing import Callable, Protocol
 
 from flask import Flask, Response
 
-from splineviz.web.manager import broker_url, local_cache_dir
+from splineviz.web.manager import RESULT_EXPIRY_S, broker_url, local_cache_dir
 
 FRAMES_PATH = "/_splineviz/frames"
-KEEP_S = 3600  # as long as a job's result (manager.RESULT_EXPIRY_S): a public server's Redis holds no more
+KEEP_S = RESULT_EXPIRY_S  # as long as a job's result: a public server's Redis holds no more
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")  # a run's token: uuid4().hex, unguessable
 
 
@@ -90,7 +90,7 @@ def register_routes(server: Flask, prefix: str = "/") -> None:
         text = frame_store().get(token, run, index) if _TOKEN.match(token) else None
         if text is None:
             return Response("no such frame (it may have expired: run again)", 404, mimetype="text/plain")
-        return Response(text, 200, mimetype="application/json", headers={"Cache-Control": "private, max-age=3600"})
+        return Response(text, 200, mimetype="application/json", headers={"Cache-Control": f"private, max-age={KEEP_S}"})
 
     server.add_url_rule(prefix.rstrip("/") + FRAMES_PATH + "/<token>/<int:run>/<int:index>", "splineviz_frame", frame,
                         methods=["GET"])
