@@ -164,6 +164,12 @@ def element_text(driver, element_id: str) -> str:
         f"const e = document.getElementById('{element_id}'); return e ? e.textContent : ''")
 
 
+def epoch_shown(driver) -> int:
+    """The Playground's epoch counter; 0 while it shows its placeholder "–" (no run yet, or just reset)."""
+    shown = element_text(driver, "pg-stat-epoch")
+    return int(shown) if shown.isdigit() else 0
+
+
 def upload(driver, upload_id: str, path: Path) -> None:
     """Choose a file in a dcc.Upload, once its (lazily loaded) file input is on the page."""
     from selenium.webdriver.common.by import By

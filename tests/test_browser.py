@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import HAS_CHROMIUM, chrome, severe_console_errors, shot, upload, wait_for
+from harness import HAS_CHROMIUM, chrome, epoch_shown, severe_console_errors, shot, upload, wait_for
 from harness import element_text as text
 
 pytestmark = pytest.mark.browser
@@ -92,7 +92,7 @@ def test_training_animates_and_sliders_redraw(driver, app_url: str) -> None:
     seen = set()
     wait_for(lambda: seen.add(text(driver, "pg-stat-epoch")) or len(seen) >= 4, 90, 0.05,
              message="several training epochs to be drawn")
-    wait_for(lambda: int(text(driver, "pg-stat-epoch") or 0) >= 30, 120, message="epoch 30")
+    wait_for(lambda: epoch_shown(driver) >= 30, 120, message="epoch 30")
     driver.find_element(By.ID, "pg-play").click()  # pause
     assert graph_signature(driver, "pg-graph") != first
     shot(driver, "playground-trained")
@@ -110,7 +110,7 @@ def test_training_animates_and_sliders_redraw(driver, app_url: str) -> None:
     wait_for(lambda: "code" in graph_signature(driver, "pg-graph"), 10, message="code shading")
 
     driver.find_element(By.ID, "pg-replay").click()
-    wait_for(lambda: int(text(driver, "pg-stat-epoch") or 0) >= 10, 20, 0.05, message="replay to advance")
+    wait_for(lambda: epoch_shown(driver) >= 10, 20, 0.05, message="replay to advance")
     shot(driver, "playground-replay-codes")
     assert severe_console_errors(driver) == []
 

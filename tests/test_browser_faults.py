@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import HAS_CHROMIUM, chrome, running_app, severe_console_errors, shot, upload, wait_for
+from harness import HAS_CHROMIUM, chrome, epoch_shown, running_app, severe_console_errors, shot, upload, wait_for
 from harness import element_text as text
 
 pytestmark = pytest.mark.browser
@@ -34,10 +34,6 @@ def job_processes(server_pid: int) -> list[psutil.Process]:
     return alive
 
 
-def epoch(driver) -> int:
-    return int(text(driver, "pg-stat-epoch") or 0)
-
-
 def open_playground(driver, url: str) -> None:
     driver.get(url)
     wait_for(lambda: text(driver, "pg-stat-epoch") == "0", 60, message="the first partition")
@@ -48,17 +44,17 @@ def test_a_killed_job_is_reported_and_training_continues(driver, served_app) -> 
 
     open_playground(driver, served_app.url + "/?epochs=2000")  # chunks of 140 epochs: seconds each
     driver.find_element(By.ID, "pg-play").click()
-    wait_for(lambda: epoch(driver) > 0, 120, message="a first chunk")
+    wait_for(lambda: epoch_shown(driver) > 0, 120, message="a first chunk")
     victim = wait_for(lambda: job_processes(served_app.pid), 30, 0.05, message="a running chunk")[0]
     os.kill(victim.pid, signal.SIGKILL)
     message = wait_for(lambda: "The job was lost" in text(driver, "pg-alert") and text(driver, "pg-alert"), 5, 0.05,
                        message="the lost-job message within 5 s")
     shot(driver, "fault-job-killed")
-    k = epoch(driver)
+    k = epoch_shown(driver)
     assert message.startswith("The job was lost: ") and f"press Train to continue from epoch {k}." in message
     assert text(driver, "pg-play") == "▶ Train"
     driver.find_element(By.ID, "pg-play").click()
-    wait_for(lambda: epoch(driver) > k, 120, message="training to continue after the lost job")
+    wait_for(lambda: epoch_shown(driver) > k, 120, message="training to continue after the lost job")
     assert text(driver, "pg-alert") == ""
     driver.find_element(By.ID, "pg-play").click()  # pause
     assert severe_console_errors(driver) == []
@@ -74,7 +70,7 @@ def test_an_oversized_upload_is_refused_with_a_message(driver, served_app, tmp_p
     message = wait_for(lambda: text(driver, "pg-alert"), 30, message="an upload refusal")
     assert message == "Could not load huge.pt: the file is 9.0 MiB, over the limit of 8.0 MiB."
     shot(driver, "fault-upload-too-large")
-    assert epoch(driver) == 0 and text(driver, "pg-upload-progress-label") == ""  # nothing was sent or started
+    assert epoch_shown(driver) == 0 and text(driver, "pg-upload-progress-label") == ""  # nothing was sent or started
 
 
 def test_a_too_wide_upload_is_refused_with_a_message(driver, served_app, tmp_path: Path) -> None:
@@ -114,7 +110,7 @@ def test_an_upload_without_hidden_layers_is_drawn(driver, served_app, tmp_path: 
         30, message="the painted frame")
     assert lines == 0 and decision >= 1  # no layer lines, one decision line (f4 x0 y0 x1 y1 per segment)
     driver.find_element(By.ID, "pg-step").click()
-    wait_for(lambda: epoch(driver) == 1, 60, message="a training step of the linear model")
+    wait_for(lambda: epoch_shown(driver) == 1, 60, message="a training step of the linear model")
     shot(driver, "fault-upload-linear")
     assert severe_console_errors(driver) == []
 
@@ -129,7 +125,7 @@ def test_bad_link_values_are_clamped(driver, served_app) -> None:
     assert driver.find_element(By.ID, "pg-epochs").get_attribute("value") == "2000"
     wait_for(lambda: "layer 6 boundaries" in text(driver, "pg-legend"), 60, message="a six-layer network")
     driver.find_element(By.ID, "pg-step").click()
-    wait_for(lambda: epoch(driver) == 14, 60, message="one step of 14 epochs")
+    wait_for(lambda: epoch_shown(driver) == 14, 60, message="one step of 14 epochs")
     shot(driver, "fault-bad-link-clamped")
     assert severe_console_errors(driver) == []
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import HAS_CHROMIUM, severe_console_errors, shot, upload, wait_for
+from harness import HAS_CHROMIUM, epoch_shown, severe_console_errors, shot, upload, wait_for
 from harness import element_text as text
 from splineviz.nets import mlp
 from splineviz.web.state import PlaygroundConfig, architecture, build, config_dataset
@@ -188,7 +188,7 @@ def test_replay_drives_the_slider_and_more_epochs_continue(driver, app_url: str)
     click(driver, "pg-more")
     wait_for(lambda: driver.find_element(By.ID, "pg-epochs").get_attribute("value") == "106", 10,
              message="the target raised by 100")
-    wait_for(lambda: int(text(driver, "pg-stat-epoch") or 0) > 6, 60, message="training to continue")
+    wait_for(lambda: epoch_shown(driver) > 6, 60, message="training to continue")
     click(driver, "pg-play")
     shot(driver, "playground-more-epochs")
     assert severe_console_errors(driver) == []

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
-from harness import HAS_CHROMIUM, severe_console_errors, shot, wait_for
+from harness import HAS_CHROMIUM, epoch_shown, severe_console_errors, shot, wait_for
 from harness import element_text as text
 
 pytestmark = pytest.mark.browser
@@ -423,7 +423,7 @@ def test_each_preset_opens_its_page_in_its_state_and_starts_it(driver, app_url: 
         if page == "playground":
             assert driver.find_element(By.ID, "pg-dataset").text == DATASETS[preset.values["dataset"]]
             assert _checked(driver, "pg-activation") == preset.values["act"]
-            wait_for(lambda: int(text(driver, "pg-stat-epoch") or 0) > 0, 120, message=f"{name}: training to start")
+            wait_for(lambda: epoch_shown(driver) > 0, 120, message=f"{name}: training to start")
             layers = preset.values["layers"]
             legend = text(driver, "pg-legend")
             assert f"layer {layers} boundaries" in legend and f"layer {layers + 1} " not in legend
