@@ -6,8 +6,11 @@
  *
  * What it draws, in order: class cells as triangle fans from the CSR arrays (cells.offsets), coloured by
  * class or by keys[layer][region[cell]] ("code"); training points; ghost segments (dashed, e.g. pruned units);
- * each layer's boundary segments up to the shown layer, instanced quads straight from lines[l].segments, with
- * per-unit alpha (fade); the decision boundary; one highlighted unit on top. Colours blend fill_opacity over
+ * each layer's boundary segments up to the shown layer, a quad per segment with per-unit alpha (fade); the
+ * decision boundary; one highlighted unit on top. Segments are pulled by gl_VertexID from float textures of
+ * lines[l].segments in one plain draw, not drawn as instances: SwiftShader (software GL, as on machines
+ * without a GPU) runs instances one by one, and 100k instanced segments took 1.4 s a paint. Under software GL,
+ * sets denser than style.dense_segments are drawn as 1-pixel lines (drawSegments). Colours blend fill_opacity over
  * the background exactly as plotly does in figures.partition_figure.
  *
  * Messages in:  init {canvas?, style}              (canvas: an OffscreenCanvas, or a canvas on the page)
@@ -28,8 +31,8 @@
     "use strict";
     const TYPES = {f4: Float32Array, f8: Float64Array, i1: Int8Array, u1: Uint8Array, i2: Int16Array,
                    u2: Uint16Array, i4: Int32Array, u4: Uint32Array};
-    const CELL_ROW = 2048, UNIT_ROW = 1024, KEEP = 6;  // texture row widths; decoded frames kept
-    let gl = null, canvas = null, style = null, programs = null, corner = null, blank = null;
+    const CELL_ROW = 2048, UNIT_ROW = 1024, SEG_ROW = 2048, KEEP = 6;  // texture row widths; decoded frames kept
+    let gl = null, canvas = null, style = null, programs = null, blank = null, blankInt = null, software = false;
     const cache = new Map();  // key -> decoded frame and its GPU buffers, least recently used first
 
     /* ------------------------------------------------------------------------------------------- decoding */
@@ -105,28 +108,55 @@
     const FS_FLAT = `#version 300 es
       precision highp float; flat in vec4 v_colour; out vec4 o;
       void main() { o = v_colour; }`;
-    const VS_LINES = `#version 300 es
-      in vec2 a_corner; in vec4 a_seg; in int a_unit;
+    /* Shared by both ways of drawing segments: segment s's ends (pixels from the centre) and alpha; false if hidden. */
+    const LINES_HEAD = `#version 300 es
+      uniform highp sampler2D u_segs; uniform highp isampler2D u_unit_of; uniform bool u_has_units;
       uniform vec2 u_scale; uniform vec2 u_offset; uniform vec2 u_half; uniform float u_width;
       uniform int u_only; uniform bool u_styled; uniform highp sampler2D u_units;
       out float v_across; out float v_along; out float v_alpha;
+      bool pull(int s, out vec2 p0, out vec2 p1, out float alpha) {
+        ivec2 at = ivec2(s % ${SEG_ROW}, s / ${SEG_ROW});
+        vec4 seg = texelFetch(u_segs, at, 0);
+        int unit = u_has_units ? texelFetch(u_unit_of, at, 0).r : -1;
+        alpha = 1.0;
+        if (u_styled && unit >= 0) alpha = texelFetch(u_units, ivec2(unit % ${UNIT_ROW}, unit / ${UNIT_ROW}), 0).a;
+        p0 = (seg.xy * u_scale + u_offset) * u_half;
+        p1 = (seg.zw * u_scale + u_offset) * u_half;
+        return !((u_only >= 0 && unit != u_only) || alpha <= 0.0);
+      }`;
+    /* A quad of u_width (+ 1 px of antialiasing each side) around each segment: 6 vertices per segment. */
+    const VS_QUADS = LINES_HEAD + `
+      const vec2 CORNERS[6] = vec2[6](vec2(0.0, -1.0), vec2(1.0, -1.0), vec2(1.0, 1.0),
+                                      vec2(0.0, -1.0), vec2(1.0, 1.0), vec2(0.0, 1.0));
       void main() {
-        float alpha = 1.0;
-        if (u_styled && a_unit >= 0) alpha = texelFetch(u_units, ivec2(a_unit % ${UNIT_ROW}, a_unit / ${UNIT_ROW}), 0).a;
-        if ((u_only >= 0 && a_unit != u_only) || alpha <= 0.0) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); return; }
-        vec2 p0 = (a_seg.xy * u_scale + u_offset) * u_half;
-        vec2 p1 = (a_seg.zw * u_scale + u_offset) * u_half;
+        int s = gl_VertexID / 6;
+        vec2 p0, p1;
+        float alpha;
+        if (!pull(s, p0, p1, alpha)) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); return; }
+        vec2 corner = CORNERS[gl_VertexID - 6 * s];
         vec2 d = p1 - p0;
         float len = length(d);
         vec2 dir = len > 1e-6 ? d / len : vec2(1.0, 0.0);
         vec2 n = vec2(-dir.y, dir.x);
         float h = 0.5 * u_width + 1.0;
-        float t = a_corner.x, cap = (2.0 * t - 1.0) * 0.5 * u_width;
-        vec2 p = mix(p0, p1, t) + dir * cap + n * a_corner.y * h;
-        v_across = a_corner.y * h;
+        float t = corner.x, cap = (2.0 * t - 1.0) * 0.5 * u_width;
+        vec2 p = mix(p0, p1, t) + dir * cap + n * corner.y * h;
+        v_across = corner.y * h;
         v_along = t * len + cap;
         v_alpha = alpha;
         gl_Position = vec4(p / u_half, 0.0, 1.0);
+      }`;
+    /* A 1-pixel GL line per segment: 2 vertices, for dense sets under software GL (see drawSegments). */
+    const VS_THIN = LINES_HEAD + `
+      void main() {
+        int s = gl_VertexID / 2, end = gl_VertexID - 2 * s;
+        vec2 p0, p1;
+        float alpha;
+        if (!pull(s, p0, p1, alpha)) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); return; }
+        v_across = 0.0;
+        v_along = float(end) * length(p1 - p0);
+        v_alpha = alpha;
+        gl_Position = vec4((end == 0 ? p0 : p1) / u_half, 0.0, 1.0);
       }`;
     const FS_LINES = `#version 300 es
       precision highp float;
@@ -184,10 +214,13 @@
       gl = canvas.getContext("webgl2", {alpha: false, antialias: false, depth: false, stencil: false,
                                         preserveDrawingBuffer: false, premultipliedAlpha: false});
       if (!gl) throw new Error("WebGL2 is not available in this browser");
-      programs = {cells: compile(VS_CELLS, FS_FLAT), lines: compile(VS_LINES, FS_LINES),
+      const info = gl.getExtension("WEBGL_debug_renderer_info");
+      software = /swiftshader|llvmpipe|softpipe|software/i.test(
+        String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER)));
+      programs = {cells: compile(VS_CELLS, FS_FLAT), quads: compile(VS_QUADS, FS_LINES), thin: compile(VS_THIN, FS_LINES),
                   points: compile(VS_POINTS, FS_POINTS)};
-      corner = buffer(gl.ARRAY_BUFFER, new Float32Array([0, -1, 1, -1, 1, 1, 0, -1, 1, 1, 0, 1]));
       blank = texture(1, 1, new Uint8Array([255, 255, 255, 255]));
+      blankInt = texture(1, 1, new Int32Array([-1]), null, gl.R32I, gl.RED_INTEGER, gl.INT);
       gl.enable(gl.BLEND);
       gl.blendFuncSeparate(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA, gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
     }
@@ -199,14 +232,28 @@
       return b;
     }
 
-    /* RGBA8 texture of `width` texels per row (data: 4 bytes per texel, padded to whole rows). */
-    function texture(width, rows, data, old) {
+    /* A texture of `width` texels per row, read with texelFetch (data padded to whole rows; RGBA8 unless told). */
+    function texture(width, rows, data, old, internal, format, type) {
       const t = old || gl.createTexture();
       gl.bindTexture(gl.TEXTURE_2D, t);
       gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
       gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, width, rows, 0, gl.RGBA, gl.UNSIGNED_BYTE, data);
+      gl.texImage2D(gl.TEXTURE_2D, 0, internal || gl.RGBA8, width, rows, 0, format || gl.RGBA, type || gl.UNSIGNED_BYTE,
+                    data);
       return t;
+    }
+
+    /* Segments (x0, y0, x1, y1 each) as an RGBA32F texture and, given their units, those as an R32I one. */
+    function segmentSet(seg, unit) {
+      const n = seg.length / 4, rows = Math.max(1, Math.ceil(n / SEG_ROW));
+      const padded = (data, perTexel) => {
+        if (data.length === rows * SEG_ROW * perTexel) return data;
+        const out = new data.constructor(rows * SEG_ROW * perTexel);
+        out.set(data);
+        return out;
+      };
+      return {n, seg: texture(SEG_ROW, rows, padded(seg, 4), null, gl.RGBA32F, gl.RGBA, gl.FLOAT),
+              unit: unit ? texture(SEG_ROW, rows, padded(unit, 1), null, gl.R32I, gl.RED_INTEGER, gl.INT) : null};
     }
 
     /* GPU buffers of a decoded frame, made on first draw. */
@@ -216,9 +263,7 @@
       const {cellOf, index} = triangulate(f.off, f.x.length);
       f.gpu = {x: buffer(gl.ARRAY_BUFFER, f.x), y: buffer(gl.ARRAY_BUFFER, f.y), cell: buffer(gl.ARRAY_BUFFER, cellOf),
                index: buffer(gl.ELEMENT_ARRAY_BUFFER, index), nIndex: index.length,
-               lines: f.lines.map((l) => ({seg: buffer(gl.ARRAY_BUFFER, l.seg), unit: buffer(gl.ARRAY_BUFFER, l.unit),
-                                           n: l.unit.length})),
-               decision: {seg: buffer(gl.ARRAY_BUFFER, f.decision), unit: null, n: f.decision.length / 4},
+               lines: f.lines.map((l) => segmentSet(l.seg, l.unit)), decision: segmentSet(f.decision, null),
                colours: null, colourKey: null, units: new Map()};
       f.buildMs = performance.now() - t0;
       return f.gpu;
@@ -227,8 +272,8 @@
     function release(f) {
       if (!f.gpu || !gl) return;
       const g = f.gpu;
-      for (const b of [g.x, g.y, g.cell, g.index, g.decision.seg]) gl.deleteBuffer(b);
-      for (const l of g.lines) { gl.deleteBuffer(l.seg); gl.deleteBuffer(l.unit); }
+      for (const b of [g.x, g.y, g.cell, g.index]) gl.deleteBuffer(b);
+      for (const set of [...g.lines, g.decision]) { gl.deleteTexture(set.seg); if (set.unit) gl.deleteTexture(set.unit); }
       if (g.colours) gl.deleteTexture(g.colours);
       for (const t of g.units.values()) gl.deleteTexture(t);
       f.gpu = null;
@@ -348,13 +393,13 @@
     /* One set of segments as quads: opts {colour, alpha, width (CSS px), dash, only, units (texture)}. */
     function drawSegments(set, tf, px, opts) {
       if (!set.n) return;
-      const prog = programs.lines;
+      // Software GL (SwiftShader, llvmpipe) spends its time per vertex: a set of more than style.dense_segments
+      // thin segments goes as 1-pixel lines, 2 vertices each instead of 6 (3x faster at 100k segments, without
+      // antialiasing, which lines that dense hardly show). A GPU always draws the antialiased quads.
+      const thin = software && style.dense_segments != null && set.n > style.dense_segments && opts.width * px <= 2;
+      const prog = thin ? programs.thin : programs.quads;
       gl.useProgram(prog.p);
       resetAttribs();
-      attrib(prog, "a_corner", corner, 2, gl.FLOAT, 0, false);
-      attrib(prog, "a_seg", set.seg, 4, gl.FLOAT, 1, false);
-      if (set.unit) attrib(prog, "a_unit", set.unit, 1, gl.INT, 1, true);
-      else gl.vertexAttribI4i(prog.at.a_unit, -1, 0, 0, 0);
       const c = rgb(opts.colour);
       gl.uniform2fv(prog.un.u_scale, tf.scale);
       gl.uniform2fv(prog.un.u_offset, tf.offset);
@@ -367,7 +412,14 @@
       gl.activeTexture(gl.TEXTURE1);
       gl.bindTexture(gl.TEXTURE_2D, opts.units || blank);
       gl.uniform1i(prog.un.u_units, 1);
-      gl.drawArraysInstanced(gl.TRIANGLES, 0, 6, set.n);
+      gl.activeTexture(gl.TEXTURE2);
+      gl.bindTexture(gl.TEXTURE_2D, set.seg);
+      gl.uniform1i(prog.un.u_segs, 2);
+      gl.activeTexture(gl.TEXTURE3);
+      gl.bindTexture(gl.TEXTURE_2D, set.unit || blankInt);
+      gl.uniform1i(prog.un.u_unit_of, 3);
+      gl.uniform1i(prog.un.u_has_units, set.unit ? 1 : 0);
+      gl.drawArrays(thin ? gl.LINES : gl.TRIANGLES, 0, (thin ? 2 : 6) * set.n);
     }
 
     function drawPoints(p, tf, px) {

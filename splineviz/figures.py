@@ -34,6 +34,8 @@ STYLE: dict[str, Any] = {
     "layer_width": 1.2,
     "decision_line": "#d62728",
     "decision_width": 3.5,
+    # the painter under software GL draws a layer of more segments than this as 1-px lines (splineviz-2-gl.js)
+    "dense_segments": 20_000,
     "border_line": "#444444",
     "fill_opacity": 0.75,
     "background": "#ffffff",

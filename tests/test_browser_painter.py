@@ -121,17 +121,21 @@ const sv = window.splineviz;
 """ % {"size": SIZE}
 
 
-@pytest.fixture
-def painted(driver, app_url: str) -> tuple[Frame, dict]:
+def paint(driver, app_url: str, style: dict) -> tuple[Frame, dict]:
     """The three-class frame painted on a fresh plotly graph on the app's page; what the page reports back."""
     frame = three_class_frame()
     driver.get(app_url + "/mnist")
     wait_for(lambda: driver.execute_script("return !!(window.Plotly && window.splineviz && window.splineviz.painter)"),
              60, message="the app's scripts")
     driver.set_script_timeout(120)
-    out = driver.execute_async_script(PAINT_BOTH, frame.to_json(), plain_layout(frame.bounds), F.STYLE)
+    out = driver.execute_async_script(PAINT_BOTH, frame.to_json(), plain_layout(frame.bounds), style)
     assert "error" not in out, out.get("error")
     return frame, out
+
+
+@pytest.fixture
+def painted(driver, app_url: str) -> tuple[Frame, dict]:
+    return paint(driver, app_url, F.STYLE)
 
 
 def test_python_and_browser_draw_the_same_cells_lines_and_decision(driver, painted) -> None:
@@ -189,6 +193,40 @@ def test_painted_pixels_are_the_class_fills(painted) -> None:
         assert np.abs(image[int(py), int(px)] - expected).max() <= 3, (cell, image[int(py), int(px)], expected)
         checked += 1
     assert checked >= 20
+
+
+def test_painted_pixels_show_every_segment(driver, app_url: str) -> None:
+    """Within a pixel of the middle of every segment 8 px or longer (each layer's and the decision boundary's), the
+    PNG shows a line colour rather than a fill: the engine pulls each segment from its texture to where it belongs.
+    Both ways of drawing segments: antialiased quads, and the 1-pixel lines that software GL (as here) uses for
+    layers denser than style.dense_segments (0 here: every layer)."""
+    from PIL import Image
+
+    def rgb(hexa: str) -> np.ndarray:
+        return np.array([int(hexa[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+    a, bg = F.STYLE["fill_opacity"], rgb(F.STYLE["background"])
+    fills = np.array([a * rgb(h) + (1 - a) * bg for h in F.STYLE["class_fill"]])
+    lines = np.array([rgb(h) for h in F.STYLE["layer_line"] + [F.STYLE["decision_line"]]])
+    images = []
+    for style in (F.STYLE, {**F.STYLE, "dense_segments": 0}):
+        frame, out = paint(driver, app_url, style)
+        assert sum(len(s) for s in frame.segments) < F.STYLE["dense_segments"]  # the default draws quads
+        image = np.asarray(Image.open(io.BytesIO(base64.b64decode(out["png"]))).convert("RGB"), dtype=float)
+        images.append(image)
+        checked = 0
+        for segments in frame.segments + [frame.decision]:
+            ends = to_pixels(segments.reshape(-1, 2).astype(float), out["box"]).reshape(-1, 4)
+            for x0, y0, x1, y1 in ends[np.hypot(ends[:, 2] - ends[:, 0], ends[:, 3] - ends[:, 1]) >= 8]:
+                x, y = int((x0 + x1) / 2), int((y0 + y1) / 2)
+                near = image[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3)
+                to_line = np.abs(near[:, None] - lines[None]).sum(axis=2).min()
+                to_fill = np.abs(near[:, None] - fills[None]).sum(axis=2).min(axis=1).max()
+                assert to_line < to_fill, ((x0, y0, x1, y1), near)
+                checked += 1
+        assert checked >= 20
+    assert np.abs(images[0] - images[1]).max() > 60  # the thin lines were drawn: layers look different
+    assert severe_console_errors(driver) == []
 
 
 def test_playground_exports_are_titled_vector_svg_and_png(driver, app_url: str, tmp_path) -> None:
