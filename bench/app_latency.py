@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from harness import chrome, element_text, running_app, wait_for  # noqa: E402
 
 OUT = REPO / "bench" / "APP_RESULTS.md"
+OTHER_SECTIONS = ("Pruning runs",)  # sections of OUT that other benches write (pruning_anim.py), kept as they are
 ARCH = (16, 16, 16)
 
 HOOK = """
@@ -337,7 +338,9 @@ def main() -> None:
     lines += [f"| {k} | {v} |" for k, v in browser.items()]
     lines += ["", "## Server side (Python, one core)", "", "| step | time |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in server.items()]
-    OUT.write_text("\n".join(lines) + "\n")
+    earlier = OUT.read_text() if OUT.exists() else ""
+    others = ["## " + part for part in earlier.split("\n## ")[1:] if part.startswith(OTHER_SECTIONS)]
+    OUT.write_text("\n".join(lines) + "\n" + "".join("\n" + part.rstrip() + "\n" for part in others))
     print(OUT.read_text())
 
 
