@@ -358,19 +358,18 @@
       return {scale: [sx, sy], offset: [-1 - x0 * sx, -1 - y0 * sy], half: [width / 2, height / 2]};
     }
 
-    function attrib(prog, name, buf, size, type, divisor, integer) {
+    function attrib(prog, name, buf, size, type, integer) {
       const loc = prog.at[name];
       if (loc === undefined || loc < 0) return;
       gl.bindBuffer(gl.ARRAY_BUFFER, buf);
       gl.enableVertexAttribArray(loc);
       if (integer) gl.vertexAttribIPointer(loc, size, type, 0, 0);
       else gl.vertexAttribPointer(loc, size, type, false, 0, 0);
-      gl.vertexAttribDivisor(loc, divisor);
     }
 
     function resetAttribs() {
       const n = gl.getParameter(gl.MAX_VERTEX_ATTRIBS);
-      for (let i = 0; i < n; i++) { gl.disableVertexAttribArray(i); gl.vertexAttribDivisor(i, 0); }
+      for (let i = 0; i < n; i++) gl.disableVertexAttribArray(i);
     }
 
     function drawCells(f, view, tf) {
@@ -378,9 +377,9 @@
       const prog = programs.cells, g = f.gpu;
       gl.useProgram(prog.p);
       resetAttribs();
-      attrib(prog, "a_x", g.x, 1, gl.FLOAT, 0, false);
-      attrib(prog, "a_y", g.y, 1, gl.FLOAT, 0, false);
-      attrib(prog, "a_cell", g.cell, 1, gl.INT, 0, true);
+      attrib(prog, "a_x", g.x, 1, gl.FLOAT, false);
+      attrib(prog, "a_y", g.y, 1, gl.FLOAT, false);
+      attrib(prog, "a_cell", g.cell, 1, gl.INT, true);
       gl.uniform2fv(prog.un.u_scale, tf.scale);
       gl.uniform2fv(prog.un.u_offset, tf.offset);
       gl.activeTexture(gl.TEXTURE0);
@@ -428,9 +427,9 @@
       const prog = programs.points;
       gl.useProgram(prog.p);
       resetAttribs();
-      attrib(prog, "a_x", p.gpu.x, 1, gl.FLOAT, 0, false);
-      attrib(prog, "a_y", p.gpu.y, 1, gl.FLOAT, 0, false);
-      attrib(prog, "a_class", p.gpu.c, 1, gl.SHORT, 0, true);
+      attrib(prog, "a_x", p.gpu.x, 1, gl.FLOAT, false);
+      attrib(prog, "a_y", p.gpu.y, 1, gl.FLOAT, false);
+      attrib(prog, "a_class", p.gpu.c, 1, gl.SHORT, true);
       const palette = style.class_point.slice(0, 16);
       gl.uniform2fv(prog.un.u_scale, tf.scale);
       gl.uniform2fv(prog.un.u_offset, tf.offset);

@@ -87,6 +87,22 @@ def close_enough(a: list[tuple], b: list[tuple]) -> bool:
     return True
 
 
+def rgb(hexa: str) -> np.ndarray:
+    return np.array([int(hexa[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
+def blended(hexa: str) -> np.ndarray:
+    """A fill colour as drawn: STYLE's fill_opacity over its background."""
+    a = F.STYLE["fill_opacity"]
+    return a * rgb(hexa) + (1 - a) * rgb(F.STYLE["background"])
+
+
+def png_pixels(out: dict) -> np.ndarray:
+    """The painter's PNG (base64 in out["png"]) as an (h, w, 3) float array."""
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(out["png"]))).convert("RGB"), dtype=float)
+
+
 def plain_layout(bounds) -> dict:
     """figures.partition_layout as JSON (its template is a plotly object), as the app sends it."""
     import plotly.graph_objects as go
@@ -169,15 +185,12 @@ def test_python_and_browser_draw_the_same_cells_lines_and_decision(driver, paint
 
 def test_painted_pixels_are_the_class_fills(painted) -> None:
     """At the centre of every large cell (away from lines), the PNG shows its class colour as STYLE blends it."""
-    from PIL import Image
     from shapely.geometry import Polygon
 
     frame, out = painted
-    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(out["png"]))).convert("RGB"), dtype=int)
+    image = png_pixels(out)
     box = out["box"]
     assert image.shape[:2] == (round(box["h"]), round(box["w"]))
-    a = F.STYLE["fill_opacity"]
-    bg = np.array([int(F.STYLE["background"][i:i + 2], 16) for i in (1, 3, 5)])
     checked = 0
     off = frame.cell_offsets
     for cell in range(frame.n_cells):
@@ -187,9 +200,7 @@ def test_painted_pixels_are_the_class_fills(painted) -> None:
         if core.is_empty or core.area < 4:
             continue
         px, py = core.representative_point().coords[0]
-        hexa = F.STYLE["class_fill"][int(frame.cell_class[cell])]
-        fill = np.array([int(hexa[i:i + 2], 16) for i in (1, 3, 5)])
-        expected = a * fill + (1 - a) * bg
+        expected = blended(F.STYLE["class_fill"][int(frame.cell_class[cell])])
         assert np.abs(image[int(py), int(px)] - expected).max() <= 3, (cell, image[int(py), int(px)], expected)
         checked += 1
     assert checked >= 20
@@ -200,19 +211,13 @@ def test_painted_pixels_show_every_segment(driver, app_url: str) -> None:
     PNG shows a line colour rather than a fill: the engine pulls each segment from its texture to where it belongs.
     Both ways of drawing segments: antialiased quads, and the 1-pixel lines that software GL (as here) uses for
     layers denser than style.dense_segments (0 here: every layer)."""
-    from PIL import Image
-
-    def rgb(hexa: str) -> np.ndarray:
-        return np.array([int(hexa[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
-
-    a, bg = F.STYLE["fill_opacity"], rgb(F.STYLE["background"])
-    fills = np.array([a * rgb(h) + (1 - a) * bg for h in F.STYLE["class_fill"]])
+    fills = np.array([blended(h) for h in F.STYLE["class_fill"]])
     lines = np.array([rgb(h) for h in F.STYLE["layer_line"] + [F.STYLE["decision_line"]]])
     images = []
     for style in (F.STYLE, {**F.STYLE, "dense_segments": 0}):
         frame, out = paint(driver, app_url, style)
         assert sum(len(s) for s in frame.segments) < F.STYLE["dense_segments"]  # the default draws quads
-        image = np.asarray(Image.open(io.BytesIO(base64.b64decode(out["png"]))).convert("RGB"), dtype=float)
+        image = png_pixels(out)
         images.append(image)
         checked = 0
         for segments in frame.segments + [frame.decision]:
