@@ -208,6 +208,9 @@ def test_jobs_survive_redis_down_for_10_s_and_back_empty(celery_web, workers, re
     tags = [f"outage{i}" for i in range(6)]
     pool, futures = run_all(url, tags, 8.0)
     wait_for(lambda: all(jobs.starts()[t] for t in tags), 60, message="all six jobs to start")
+    # six processes, six jobs: each starts at once, none waits behind a busy process of a worker that took its
+    # message early (with acks at start, one did, and its neighbours' unread results went down with Redis)
+    assert not any(jobs.ends()[t] for t in tags), jobs.lines()
     redis.stop()
     # a web worker restarts while Redis is down (SIGTERM: it ends its requests in flight, so that no poll is cut
     # off -- a browser whose poll is cut off reports the job lost, which is the killed-process case below)

@@ -14,8 +14,11 @@ pending, so a job that survives a short Redis outage still delivers its result.
 
 Queue jobs run at most once: a worker may start a task only by moving its record from "queued" to "running" in
 one atomic step, so a message delivered twice (a broker reconnect, a restored unacknowledged message) never runs
-twice; tasks are acknowledged when they start (``task_acks_late=False``), so a reconnect does not hand a running
-task to another worker, and a worker killed mid-task loses that job visibly instead of running it again.
+twice. Tasks are acknowledged when they end (``task_acks_late``) and each worker process reserves one message
+(``worker_prefetch_multiplier=1``), so a worker whose processes are all busy takes no more messages: a job never
+waits behind another one while a process elsewhere is idle. A copy handed out again (a reconnect, the visibility
+timeout) finds the record "running" and is dropped by the claim; a worker killed mid-task has its message
+acknowledged as failed (``task_reject_on_worker_lost=False``), so the job is lost visibly instead of run again.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ RESULT_EXPIRY_S = 3600
 JOB_LOST = "splineviz-job-lost"
 HEARTBEAT_S = 1.0  # a running queue job rewrites its record this often ...
 HEARTBEAT_TTL_S = 3  # ... and the record expires this long after its worker died
-VISIBILITY_TIMEOUT_S = 120  # a message taken but not started by a worker that died is queued again after this
+VISIBILITY_TIMEOUT_S = 120  # an unacknowledged message is handed out again after this (the claim drops the copy)
 UNREACHABLE_LIMIT_S = 60.0  # a job whose backend stays unreachable this long is reported lost
 RESTART_GRACE_S = 20.0  # after Redis comes back empty, running jobs' workers get this long to write their records
 _MARKER = "splineviz-redis-since"  # written at first contact with Redis: gone means Redis lost its data
@@ -294,9 +297,11 @@ def celery_app(broker: str | None = None) -> Any:
     backend = backend_url(os.environ.get("SPLINEVIZ_CELERY_BACKEND", broker))
     app = Celery("splineviz", broker=broker, backend=backend, task_cls=_make_task_class())
     app.conf.update(
-        # Acknowledge a task when it starts: with late acks a broker reconnect hands a running task to another
-        # worker (it ran twice), and a killed worker's task would silently run again. A lost job is reported.
-        task_acks_late=False, task_reject_on_worker_lost=False, worker_prefetch_multiplier=1,
+        # Acknowledge a task when it ends, so that a worker whose processes are busy reserves nothing more (with
+        # acks at start it takes the next message too, and that job waited a whole job's length beside an idle
+        # process: under load, six jobs on six processes did not all start). Run-once comes from the claim, and a
+        # killed worker's task is acknowledged, not queued again: a lost job is reported, never run twice.
+        task_acks_late=True, task_reject_on_worker_lost=False, worker_prefetch_multiplier=1,
         # A message a dead worker had taken but not started returns to the queue after this; the run-once
         # claim makes a second delivery harmless, so it need not be the default hour.
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
