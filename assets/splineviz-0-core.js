@@ -26,15 +26,22 @@
   /*
    * Run sv[path](values, config) for a clientside callback: values are the callback's inputs and state by
    * name, plus values.triggered, the set of names that fired. A named result becomes Dash's output list
-   * (missing names stay as they are); with outNames null the result is the single output's value.
+   * (missing names stay as they are); with outNames null the result is the single output's value. Results
+   * named in written ({name: [id, prop]}) are set with set_props, and only when present: Dash updates every
+   * declared output on each call, even one left as no_update (see wiring.py, clientside).
    */
-  sv.call = function (path, names, props, outNames, config, args) {
+  sv.call = function (path, names, props, outNames, config, args, written) {
     const fn = path.split(".").reduce((obj, key) => obj[key], sv);
     const fired = new Set((window.dash_clientside.callback_context.triggered || []).map((t) => t.prop_id));
     const values = {triggered: new Set(names.filter((name, i) => fired.has(props[i])))};
     names.forEach((name, i) => { values[name] = args[i]; });
     const result = fn(values, config);
-    if (!outNames) return result === undefined ? sv.noUpdate() : result;
+    const byId = {};
+    for (const [name, [id, prop]] of Object.entries(written || {})) {
+      if (result && name in result) (byId[id] = byId[id] || {})[prop] = result[name];
+    }
+    for (const [id, update] of Object.entries(byId)) sv.setProps(id, update);
+    if (!outNames) return result === undefined || written ? sv.noUpdate() : result;
     const named = result || {};
     return outNames.map((name) => (name in named ? named[name] : sv.noUpdate()));
   };

@@ -1,9 +1,9 @@
 /*
  * Playground glue. Training runs as a chain of short background jobs ("chunks"): control() is the whole
  * transport, one reducer that keeps its state in the transport store. Its events are a new session, Train,
- * Step, "Train anyway" (after a large-run warning) and the pump's ticks (every 100 ms while playing or while a
- * chunk is awaited); on each tick it reads the job's stores: done (a chunk finished, or failed), busy and beat
- * (running, and still heard of). It appends finished chunks, requests the next while playing, and turns a
+ * Step, "Train anyway" (after a large-run warning) and the pump's ticks (while playing or while a chunk is
+ * awaited, when the job's stores changed); on each tick it reads them: done (a chunk finished, or failed),
+ * busy and beat (running, and still heard of). It appends finished chunks, requests the next while playing, and turns a
  * lost job into a message; training then continues from the last model received. The job's stores are read
  * as state, not inputs: as inputs they would close a loop (tick -> job -> chunk -> tick) that Dash refuses to
  * run. Chunks are sized by the last frame's trace time (about cfg.chunkSeconds of tracing each), and the
@@ -26,6 +26,33 @@
   const stamp = (done) => (done ? done.t : null);
 
   /*
+   * The pump, while a run plays or a chunk is awaited: every cfg.pump.ms it looks at the job's stores and wakes
+   * control() (through the pump store) only when one of them changed, or once every cfg.pump.wakeMs for the
+   * lost-job timings. A dcc.Interval woke control() on every tick, and each Dash callback call makes several
+   * store updates, each a pass over every component's selectors: at 100k regions that kept the page busy.
+   */
+  const pump = {timer: null, seen: null, woke: 0, n: 0};
+  function setPump(active, cfg) {
+    if (!active) {
+      clearInterval(pump.timer);
+      pump.timer = null;
+    }
+    if (!active || pump.timer) return;
+    const data = (id) => {
+      const c = window.dash_component_api.getLayout(id);
+      return c && c.props ? c.props.data : undefined;
+    };
+    pump.seen = null;
+    pump.timer = setInterval(() => {
+      const seen = JSON.stringify([stamp(data(cfg.job.done)), data(cfg.job.busy), data(cfg.job.beat)]);
+      const now = Date.now();
+      if (seen === pump.seen && now - pump.woke < cfg.pump.wakeMs) return;
+      Object.assign(pump, {seen: seen, woke: now, n: pump.n + 1});
+      sv.setProps(cfg.pump.id, {data: pump.n});
+    }, cfg.pump.ms);
+  }
+
+  /*
    * values: session, play, step, confirm, pump (inputs); chunk, done, busy, beat, transport, model, frames,
    * history, target, epochIndex (state). cfg: {alert, confirm: {row, text}, job, maxFrames, chunkFrames,
    * chunkSeconds, frameBytes, timing}.
@@ -33,6 +60,7 @@
   function control(v, cfg) {
     const fired = v.triggered, now = Date.now(), out = {};
     const before = v.transport || {};
+    const was = JSON.stringify(before);  // the reducer changes the inflight record in place
     const t = Object.assign({playing: false, inflight: null, n: 0}, before);
     let target = Math.max(1, Number(v.target) || 1);
     let run = v.model;
@@ -144,13 +172,13 @@
       else request(Math.max(1, Math.min(stride() * perChunk(), target - run.epoch)));
     }
 
-    out.transport = t;
+    if (JSON.stringify(t) !== was) out.transport = t;  // a pump tick that changed nothing writes nothing
     if (t.playing !== Boolean(before.playing) || !v.transport) {
       out.playLabel = t.playing ? "❚❚ Pause" : "▶ Train";
       out.playClass = t.playing ? "btn btn-primary playing" : "btn btn-primary";
     }
     const active = Boolean(t.playing || t.inflight);
-    if (active !== Boolean(before.playing || before.inflight) || !v.transport) out.pumpDisabled = !active;
+    setPump(active, cfg);
     if (Boolean(t.inflight) !== Boolean(before.inflight) || !v.transport) out.stepDisabled = Boolean(t.inflight);
     return out;
   }

@@ -136,12 +136,17 @@ def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, cancel: str | Non
 
 
 def clientside(app: Dash, function: str, output: Mapping[str, Output] | Output | None, inputs: Deps,
-               state: Deps | None = None, config: Any = None, **options: Any) -> None:
+               state: Deps | None = None, config: Any = None, written: Mapping[str, Output] | None = None,
+               **options: Any) -> None:
     """Register ``window.splineviz.<function>(values, config)`` as a browser callback.
 
     ``values`` holds the named inputs and state, and ``values.triggered`` the names that fired; the function
     returns an object of named outputs (missing ones are left alone), the value itself for a single ``Output``,
     or nothing for ``output=None``. ``config`` (ids, limits) is passed as JSON, so no script hard-codes an id.
+    ``written`` names more outputs that are set (with ``set_props``) only when the function returns them: Dash
+    updates every declared output of a callback on each call, those left as no_update with empty props, and each
+    such update re-renders its component and runs every component's store selector. A callback called ten times
+    a second with sixteen outputs kept the page busy that way.
     """
     if output is None:  # Dash names a callback without outputs by its inputs: a second one would replace it
         taken = app.__dict__.setdefault("_splineviz_no_output_inputs", set())
@@ -153,8 +158,9 @@ def clientside(app: Dash, function: str, output: Mapping[str, Output] | Output |
     props = [f"{dep.component_id}.{dep.component_property}" for dep in deps.values()]
     outs = [] if output is None else [output] if isinstance(output, Output) else list(output.values())
     out_names = None if output is None or isinstance(output, Output) else list(output)
+    sets = {name: [o.component_id, o.component_property] for name, o in written.items()} if written else None
     js = (f"function(...args) {{ return window.splineviz.call({json.dumps(function)}, {json.dumps(list(deps))}, "
-          f"{json.dumps(props)}, {json.dumps(out_names)}, {json.dumps(config)}, args); }}")
+          f"{json.dumps(props)}, {json.dumps(out_names)}, {json.dumps(config)}, args, {json.dumps(sets)}); }}")
     app.clientside_callback(js, *outs, *inputs.values(), *(state or {}).values(), **options)
 
 

@@ -174,7 +174,7 @@ def layout() -> html.Div:
     stores = [dcc.Store(id=i) for i in (ID.SESSION, ID.TRANSPORT, ID.TICK, ID.CHUNK, ID.FRAMES, ID.HISTORY,
                                         ID.LAYOUT, ID.CURRENT, ID.SHOWN, ID.VIEW, ID.HOVER, ID.UNIT, ID.LINK,
                                         ID.SAVE_REQUEST, ID.OPENED, ID.OWN)]
-    return html.Div([*stores, dcc.Interval(id=ID.PUMP, interval=100, disabled=True), alert(ID.ALERT),
+    return html.Div([*stores, dcc.Store(id=ID.PUMP), alert(ID.ALERT),
                      html.Div([_controls(), _view(), _side()], className="playground")])
 
 
@@ -529,20 +529,18 @@ def _browser(app: Dash) -> None:
     """The browser side: transport, drawing, replay, the settled view, hover, exports, the upload size guard."""
     job_ids = ID.TRAIN_JOB
     clientside(
-        app, "playground.control",
-        output={"transport": Output(ID.TRANSPORT, "data"), "tick": Output(ID.TICK, "data"),
-                "model": Output(ids.MODEL, "data"), "data": Output(ids.DATA, "data"),
-                "layout": Output(ID.LAYOUT, "data"), "frames": Output(ID.FRAMES, "data"),
-                "history": Output(ID.HISTORY, "data"), "epoch": Output(ID.EPOCH, "value"),
-                "layerMax": Output(ID.LAYER, "max"), "layerMarks": Output(ID.LAYER, "marks"),
-                "layerValue": Output(ID.LAYER, "value", allow_duplicate=True),
-                "target": Output(ID.EPOCHS, "value", allow_duplicate=True),
-                "playLabel": Output(ID.PLAY, "children"),
-                "playClass": Output(ID.PLAY, "className"), "pumpDisabled": Output(ID.PUMP, "disabled"),
-                "stepDisabled": Output(ID.STEP, "disabled")},
+        app, "playground.control", None,
+        written={"transport": Output(ID.TRANSPORT, "data"), "tick": Output(ID.TICK, "data"),
+                 "model": Output(ids.MODEL, "data"), "data": Output(ids.DATA, "data"),
+                 "layout": Output(ID.LAYOUT, "data"), "frames": Output(ID.FRAMES, "data"),
+                 "history": Output(ID.HISTORY, "data"), "epoch": Output(ID.EPOCH, "value"),
+                 "layerMax": Output(ID.LAYER, "max"), "layerMarks": Output(ID.LAYER, "marks"),
+                 "layerValue": Output(ID.LAYER, "value"), "target": Output(ID.EPOCHS, "value"),
+                 "playLabel": Output(ID.PLAY, "children"), "playClass": Output(ID.PLAY, "className"),
+                 "stepDisabled": Output(ID.STEP, "disabled")},
         inputs={"session": Input(ID.SESSION, "data"), "play": Input(ID.PLAY, "n_clicks"),
                 "step": Input(ID.STEP, "n_clicks"), "more": Input(ID.MORE, "n_clicks"),
-                "confirm": Input(ID.CONFIRM, "n_clicks"), "pump": Input(ID.PUMP, "n_intervals")},
+                "confirm": Input(ID.CONFIRM, "n_clicks"), "pump": Input(ID.PUMP, "data")},
         state={"chunk": State(ID.CHUNK, "data"), "done": State(job_ids.done, "data"),
                "busy": State(job_ids.busy, "data"), "beat": State(job_ids.beat, "data"),
                "transport": State(ID.TRANSPORT, "data"), "model": State(ids.MODEL, "data"),
@@ -551,7 +549,7 @@ def _browser(app: Dash) -> None:
         config={"alert": ID.ALERT, "confirm": {"row": ID.CONFIRM_ROW, "text": ID.CONFIRM_TEXT},
                 "job": job_ids._asdict(), "maxFrames": work.MAX_FRAMES, "chunkFrames": work.CHUNK_FRAMES,
                 "chunkSeconds": work.CHUNK_SECONDS, "frameBytes": work.FRAME_BYTES, "timing": LIMITS.browser_timing,
-                "more": MORE_EPOCHS, "maxEpochs": P.EPOCHS.hi},
+                "more": MORE_EPOCHS, "maxEpochs": P.EPOCHS.hi, "pump": {"id": ID.PUMP, "ms": 100, "wakeMs": 1000}},
         prevent_initial_call=True)
     clientside(
         app, "playground.render",
