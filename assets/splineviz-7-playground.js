@@ -3,8 +3,8 @@
  * transport, one reducer that keeps its state in the transport store. Its events are a new session, Train,
  * Step, "Train anyway" (after a large-run warning) and the pump's ticks (while playing or while a chunk is
  * awaited, when the job's stores changed); on each tick it reads them: done (a chunk finished, or failed),
- * busy and beat (running, and still heard of). It appends finished chunks, requests the next while playing, and turns a
- * lost job into a message; training then continues from the last model received. The job's stores are read
+ * busy and beat (running, and still heard of). It appends finished chunks, requests the next while playing,
+ * and turns a lost job into a message; training then continues from the last model received. The job's stores are read
  * as state, not inputs: as inputs they would close a loop (tick -> job -> chunk -> tick) that Dash refuses to
  * run. Chunks are sized by the last frame's trace time (about cfg.chunkSeconds of tracing each), and the
  * kept frames by their bytes (sv.frame.thin).
@@ -36,8 +36,9 @@
     if (!active) {
       clearInterval(pump.timer);
       pump.timer = null;
+      return;
     }
-    if (!active || pump.timer) return;
+    if (pump.timer) return;
     const data = (id) => {
       const c = window.dash_component_api.getLayout(id);
       return c && c.props ? c.props.data : undefined;

@@ -302,8 +302,8 @@ def celery_app(broker: str | None = None) -> Any:
         # process: under load, six jobs on six processes did not all start). Run-once comes from the claim, and a
         # killed worker's task is acknowledged, not queued again: a lost job is reported, never run twice.
         task_acks_late=True, task_reject_on_worker_lost=False, worker_prefetch_multiplier=1,
-        # A message a dead worker had taken but not started returns to the queue after this; the run-once
-        # claim makes a second delivery harmless, so it need not be the default hour.
+        # An unacknowledged message (a dead worker's, or a task still running) is handed out again after this;
+        # the run-once claim drops the copy, so it need not be the default hour.
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_retry_on_startup=True, broker_connection_max_retries=None,
         redis_socket_connect_timeout=2, redis_socket_timeout=10, redis_retry_on_timeout=True,
