@@ -56,7 +56,7 @@
   /*
    * values: session, play, step, confirm, pump (inputs); chunk, done, busy, beat, transport, model, frames,
    * history, target, epochIndex (state). cfg: {alert, confirm: {row, text}, job, maxFrames, chunkFrames,
-   * chunkSeconds, frameBytes, timing}.
+   * chunkSeconds, chunkBytes, frameBytes, timing}.
    */
   function control(v, cfg) {
     const fired = v.triggered, now = Date.now(), out = {};
@@ -73,10 +73,15 @@
                   target: Math.max(target, run.epoch + epochs)};
     };
     const stride = () => Math.max(1, Math.ceil(target / cfg.maxFrames));
-    /* frames per chunk: about cfg.chunkSeconds of tracing at the last frame's pace, at most cfg.chunkFrames */
+    /*
+     * frames per chunk: about cfg.chunkSeconds of tracing at the last frame's pace and about cfg.chunkBytes of
+     * packed arrays at its size (the page parses a chunk's reply in one task), at most cfg.chunkFrames
+     */
     const perChunk = () => {
-      const last = v.frames && v.frames.length ? v.frames[v.frames.length - 1].stats.trace_s || 0 : 0;
-      return Math.max(1, Math.min(cfg.chunkFrames, Math.floor(cfg.chunkSeconds / Math.max(last, 1e-3))));
+      const last = v.frames && v.frames.length ? v.frames[v.frames.length - 1] : null;
+      const seconds = last ? last.stats.trace_s || 0 : 0, size = last ? F.bytes(last) : 0;
+      return Math.max(1, Math.min(cfg.chunkFrames, Math.floor(cfg.chunkSeconds / Math.max(seconds, 1e-3)),
+                                  Math.floor(cfg.chunkBytes / Math.max(size, 1))));
     };
     const confirmRow = (message) => {
       sv.setProps(cfg.confirm.text, {children: message || ""});

@@ -153,9 +153,7 @@ def browser(epochs: int) -> dict[str, str]:
                 wait_for(lambda: element_text(driver, "pg-stat-epoch") == "0", 120, message="the Playground's model")
                 wait_for(lambda: "regions" in element_text(driver, estimate), 120, message="the run's estimate")
                 told = element_text(driver, estimate)
-                driver.execute_script(LONGTASKS)
-                time.sleep(1)  # the observer reports the page load's tasks (buffered) first: the run's alone count
-                driver.execute_script("window.__longest = 0; window.__longtasks = 0;")
+                driver.execute_script(LONGTASKS)  # the run's tasks alone: those of the page load are left out
                 start = time.perf_counter()
                 driver.find_element(By.ID, run).click()
                 running = lambda: driver.execute_script(f"return document.getElementById('{run}').disabled")  # noqa: E731

@@ -327,6 +327,42 @@ def test_app_builds_and_serves(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Non
         assert page in ids
 
 
+def _dependency(dep: str | dict) -> str:
+    """``id.prop`` as Dash's callback list writes it (dict ids as sorted JSON), without allow_duplicate's suffix."""
+    return dep.split("@")[0] if isinstance(dep, str) else \
+        f"{json.dumps(dep['id'], sort_keys=True, separators=(',', ':')) if isinstance(dep['id'], dict) else dep['id']}" \
+        f".{dep['property']}"
+
+
+def test_no_loop_of_callbacks_spans_two_or_more_callbacks(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dash runs a requested callback only when no pending callback's outputs reach its inputs, following the
+    whole chain; a loop through two or more callbacks is broken only when nothing else is pending. So while a
+    training chunk was in flight, the Playground's render (-> current -> settle -> view -> units -> unit -> render)
+    waited for every chunk to end, and a 6 x 64 run showed no new frame for 20 s. A callback whose output is its
+    own input (a slider it moves) is not such a loop."""
+    monkeypatch.setenv("SPLINEVIZ_CACHE_DIR", str(tmp_path))
+    from splineviz.web.app import create_app
+
+    callbacks = create_app()._callback_list
+    outputs = [{_dependency(o) for o in c["output"].strip(".").split("...")} for c in callbacks]
+    inputs = [{_dependency(i) for i in c["inputs"]} for c in callbacks]
+    feeds = {a: {b for b in range(len(callbacks)) if b != a and outputs[a] & inputs[b]} for a in range(len(callbacks))}
+
+    def reaches(start: int, goal: int) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in feeds[todo.pop()] - seen:
+                if nxt == goal:
+                    return True
+                seen.add(nxt)
+                todo.append(nxt)
+        return False
+
+    loops = [callbacks[a]["output"] for a in range(len(callbacks)) if reaches(a, a)]
+    assert any(outputs[a] & inputs[a] for a in range(len(callbacks)))  # the self-loops the check leaves alone exist
+    assert not loops, f"callbacks in a loop of two or more: {loops}"
+
+
 def test_celery_is_chosen_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from dash import CeleryManager, DiskcacheManager
 

@@ -194,6 +194,34 @@ def test_replay_drives_the_slider_and_more_epochs_continue(driver, app_url: str)
     assert severe_console_errors(driver) == []
 
 
+def test_every_chunk_is_drawn_as_it_arrives(driver, app_url: str) -> None:
+    """Training arrives in chunks (background jobs); the newest frame of each must be drawn before the next
+    arrives. Render once sat in a loop of callbacks (render -> shown frame -> settled view -> unit strip ->
+    selected unit -> render), and Dash runs a requested callback in such a loop only while nothing else is
+    pending: with the next chunk always in flight, frames were drawn only now and then (a 6 x 64 run showed
+    epoch 0 for 14 s, then 20, then 48, while chunks ended at 4, 8, 13 and 18 s)."""
+    open_playground(driver, app_url + "/?dataset=spirals&layers=4&width=32&epochs=600")
+    driver.execute_script("""
+        window.__arrived = []; window.__drawn = [];
+        const pg = window.splineviz.playground, control = pg.control;
+        pg.control = function (v, cfg) {  // a chunk's frames reach the frames store in the control's result
+          const out = control(v, cfg);
+          if (out && out.frames && out.frames.length > v.frames.length) {
+            window.__arrived.push(out.frames[out.frames.length - 1].stats.epoch);
+          }
+          return out;
+        };
+        const stat = document.getElementById('pg-stat-epoch');
+        new MutationObserver(() => window.__drawn.push(stat.textContent))
+          .observe(stat, {childList: true, subtree: true, characterData: true});""")
+    click(driver, "pg-play")
+    wait_for(lambda: len(driver.execute_script("return window.__arrived")) >= 6, 180, message="six chunks")
+    click(driver, "pg-play")  # pause
+    arrived, drawn = driver.execute_script("return [window.__arrived, window.__drawn]")
+    missed = [epoch for epoch in arrived[:-1] if str(epoch) not in drawn]  # the last may still be on its way
+    assert not missed, f"chunks ending at epochs {missed} were never drawn (drawn: {drawn}, arrived: {arrived})"
+
+
 def test_uploads_show_the_model_warn_before_discarding_and_reload(driver, app_url: str, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
