@@ -290,6 +290,42 @@
   }
 
   /*
+   * The unit strip: a thumbnail per hidden unit, built here as plain elements in one container rather than a Dash
+   * component each (a 6 x 64 net has 384: every store update ran each one's selector, and building them blocked
+   * the page for 2.6 s). A click (or Enter, splineviz-9-shell.js) sets cfg.click to {layer, unit, n}.
+   * values: thumbs ([[data URI per unit] per layer]). cfg: {container, click}.
+   */
+  let unitClicks = 0;
+  function strip(v, cfg) {
+    const box = document.getElementById(cfg.container);
+    if (!box) return;
+    if (!box.dataset.wired) {
+      box.dataset.wired = "1";
+      box.addEventListener("click", (event) => {
+        const thumb = event.target.closest(".unit-thumb");
+        if (!thumb) return;
+        unitClicks += 1;
+        sv.setProps(cfg.click, {data: {layer: Number(thumb.dataset.layer), unit: Number(thumb.dataset.unit),
+                                       n: unitClicks}});
+      });
+    }
+    box.replaceChildren(...(v.thumbs || []).map((units, layer) => {
+      const row = document.createElement("div"), label = document.createElement("span");
+      row.className = "unit-row";
+      label.className = "hint unit-layer";
+      label.textContent = "layer " + (layer + 1);
+      row.appendChild(label);
+      units.forEach((src, k) => {
+        const thumb = document.createElement("img");
+        Object.assign(thumb, {src: src, className: "unit-thumb", title: `layer ${layer + 1}, unit ${k + 1}`});
+        Object.assign(thumb.dataset, {layer: layer, unit: k});
+        row.appendChild(thumb);  // tab stop and role: splineviz-9-shell.js (keyed)
+      });
+      return row;
+    }));
+  }
+
+  /*
    * Hover: the region under the pointer is found by the painter's pick (the exact cells) and darkened; its
    * point goes to the server, which reads the region out of the exact partition. cfg: {graph, hover}.
    */
@@ -404,6 +440,6 @@
     });
   }
 
-  sv.playground = {control, render, replay, describe, settle, hover, marker, keep, rearm, gather, restore,
+  sv.playground = {control, render, replay, describe, settle, strip, hover, marker, keep, rearm, gather, restore,
                    clickPoints};
 })();

@@ -89,7 +89,8 @@ class Playground:
     HOVER_TEXT = "pg-hover-text"
     UNITS = "pg-units"  # the per-unit strip
     UNIT_INFO = "pg-unit-info"
-    UNIT_TYPE = "pg-unit"  # pattern-matching ids {"type": UNIT_TYPE, "layer": l, "unit": k} of the thumbnails
+    THUMBS = "pg-thumbs"  # the strip's thumbnails, [[data URI per unit] per layer], drawn in the browser
+    UNIT_CLICK = "pg-unit-click"  # {layer, unit, n}: the thumbnail clicked last (n counts clicks)
     SAVE_SESSION = "pg-save-session"
     OWN = "pg-own"  # own data points, params.parse_points text
     OWN_CSV = "pg-own-csv"  # a dcc.Upload

@@ -172,8 +172,8 @@ def _side() -> html.Div:
 
 def layout() -> html.Div:
     stores = [dcc.Store(id=i) for i in (ID.SESSION, ID.TRANSPORT, ID.TICK, ID.CHUNK, ID.FRAMES, ID.HISTORY,
-                                        ID.LAYOUT, ID.CURRENT, ID.SHOWN, ID.VIEW, ID.HOVER, ID.UNIT, ID.LINK,
-                                        ID.SAVE_REQUEST, ID.OPENED, ID.OWN)]
+                                        ID.LAYOUT, ID.CURRENT, ID.SHOWN, ID.VIEW, ID.HOVER, ID.UNIT, ID.THUMBS,
+                                        ID.UNIT_CLICK, ID.LINK, ID.SAVE_REQUEST, ID.OPENED, ID.OWN)]
     return html.Div([*stores, dcc.Store(id=ID.PUMP), alert(ID.ALERT),
                      html.Div([_controls(), _view(), _side()], className="playground")])
 
@@ -444,21 +444,23 @@ def _explain(app: Dash) -> None:
             return {"text": f"No region details: {user_message(exc)}"}
         return {"text": region_panel(info) if info else "Outside the domain."}
 
-    @callback(app, output={"strip": Output(ID.UNITS, "children"), "unit": Output(ID.UNIT, "data"),
+    @callback(app, output={"thumbs": Output(ID.THUMBS, "data"), "unit": Output(ID.UNIT, "data"),
                            "info": Output(ID.UNIT_INFO, "children"),
                            "hover": Output(ID.HOVER_TEXT, "children", allow_duplicate=True)},
               inputs={"view": Input(ID.VIEW, "data")}, state={"selected": State(ID.UNIT, "data")},
               prevent_initial_call=True)
     def units(view: dict | None, selected: dict | None) -> dict:
-        """Thumbnails of every unit of the settled frame; a selected unit stays selected if it still exists."""
+        """Thumbnails of every unit of the settled frame (drawn by playground.strip in the browser); a selected
+        unit stays selected if it still exists."""
         if not view:
             return {}
         try:
             model = explain.shown_model(view)
         except LOAD_ERRORS as exc:
-            return {"strip": f"No unit view: {user_message(exc)}", "unit": None}
+            return {"thumbs": [], "unit": None, "info": f"No unit view: {user_message(exc)}"}
         strip = explain.unit_strip(model, view["bounds"])
-        out: dict[str, Any] = {"strip": strip_children(strip), "hover": HOVER_HINT}  # a new frame: point again
+        out: dict[str, Any] = {"thumbs": [[u["image"] for u in units] for units in strip],
+                               "hover": HOVER_HINT}  # a new frame: point again
         if selected and selected.get("layer", 99) < len(strip) and selected.get("unit", 1e9) < len(
                 strip[selected["layer"]]):
             out["info"] = unit_panel(strip[selected["layer"]][selected["unit"]], selected["layer"], selected["unit"])
@@ -477,14 +479,16 @@ def _explain(app: Dash) -> None:
 
     @callback(app, output={"unit": Output(ID.UNIT, "data", allow_duplicate=True),
                            "info": Output(ID.UNIT_INFO, "children", allow_duplicate=True)},
-              inputs={"clicks": Input({"type": ID.UNIT_TYPE, "layer": ALL, "unit": ALL}, "n_clicks")},
+              inputs={"click": Input(ID.UNIT_CLICK, "data")},
               state={"view": State(ID.VIEW, "data"), "selected": State(ID.UNIT, "data")}, prevent_initial_call=True)
-    def select_unit(clicks: list, view: dict | None, selected: dict | None) -> dict:
+    def select_unit(click: dict | None, view: dict | None, selected: dict | None) -> dict:
         """Click a unit: its line is highlighted (the painter) and its incoming weights shown; again: unselect."""
-        clicked = dash.ctx.triggered_id
-        if not clicked or not view or not any(clicks):
+        if not click or not view:
             return {}
-        unit = {"layer": int(clicked["layer"]), "unit": int(clicked["unit"])}
+        try:
+            unit = {"layer": int(click["layer"]), "unit": int(click["unit"])}
+        except (KeyError, TypeError, ValueError):
+            return {}
         if unit == selected:
             return {"unit": None, "info": "Click a unit to highlight its line and see its incoming weights."}
         weights = explain.unit_weights(explain.shown_model(view), unit["layer"], unit["unit"])
@@ -505,13 +509,6 @@ def region_panel(info: dict[str, Any]) -> html.Div:
             "data-x": repr(info["x"]), "data-y": repr(info["y"]), "data-area": repr(info["area"]),
             "data-logits": ",".join(map(repr, info["logits"]))}
     return html.Div(rows, className="region-info", **data)
-
-
-def strip_children(strip: list[list[dict[str, Any]]]) -> list[html.Div]:
-    return [html.Div([html.Span(f"layer {layer + 1}", className="hint unit-layer")] +
-                     [html.Img(src=u["image"], id={"type": ID.UNIT_TYPE, "layer": layer, "unit": k}, n_clicks=0,
-                               className="unit-thumb", title=f"layer {layer + 1}, unit {k + 1}", tabIndex="0")
-                      for k, u in enumerate(units)], className="unit-row") for layer, units in enumerate(strip)]
 
 
 def unit_panel(u: dict[str, Any], layer: int, unit: int) -> html.Div:
@@ -548,8 +545,8 @@ def _browser(app: Dash) -> None:
                "target": State(ID.EPOCHS, "value"), "epochIndex": State(ID.EPOCH, "value")},
         config={"alert": ID.ALERT, "confirm": {"row": ID.CONFIRM_ROW, "text": ID.CONFIRM_TEXT},
                 "job": job_ids._asdict(), "maxFrames": work.MAX_FRAMES, "chunkFrames": work.CHUNK_FRAMES,
-                "chunkSeconds": work.CHUNK_SECONDS, "chunkBytes": work.CHUNK_BYTES, "frameBytes": work.FRAME_BYTES, "timing": LIMITS.browser_timing,
-                "more": MORE_EPOCHS, "maxEpochs": P.EPOCHS.hi, "pump": {"id": ID.PUMP, "ms": 100, "wakeMs": 1000}},
+                "chunkSeconds": work.CHUNK_SECONDS, "chunkBytes": work.CHUNK_BYTES, "frameBytes": work.FRAME_BYTES,
+                "timing": LIMITS.browser_timing, "more": MORE_EPOCHS, "maxEpochs": P.EPOCHS.hi, "pump": {"id": ID.PUMP, "ms": 100, "wakeMs": 1000}},
         prevent_initial_call=True)
     clientside(
         app, "playground.render",
@@ -568,6 +565,8 @@ def _browser(app: Dash) -> None:
                {"current": Input(ID.CURRENT, "data"), "transport": Input(ID.TRANSPORT, "data")},
                {"view": State(ID.VIEW, "data"), "model": State(ids.MODEL, "data"), "data": State(ids.DATA, "data")},
                prevent_initial_call=True)
+    clientside(app, "playground.strip", None, {"thumbs": Input(ID.THUMBS, "data")},
+               config={"container": ID.UNITS, "click": ID.UNIT_CLICK}, prevent_initial_call=True)
     clientside(app, "playground.hover", None, {"view": Input(ID.VIEW, "data")},
                config={"graph": ID.GRAPH, "hover": ID.HOVER}, prevent_initial_call=True)
     clientside(app, "playground.marker", None, {"epoch": Input(ID.EPOCH, "value"), "figure": Input(ID.CURVES, "figure")},
