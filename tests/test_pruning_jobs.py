@@ -215,9 +215,32 @@ def test_a_net_over_the_run_budget_is_refused_with_the_message(run) -> None:
     assert fine.refused is None and fine.regions >= patterns
     pr_page.check(fine)
     assert f"{fine.regions:,} regions" in fine.message
-    assert ("at least" if fine.seconds >= 1 else "under a second") in fine.message
+    assert ("about" if fine.seconds >= 1 else "under a second") in fine.message
     slow = pr_jobs.estimate(run, [spec], dataclasses.replace(pr_jobs.LIMITS, job_timeout_s=fine.seconds / 2))
     assert slow.refused and "past the limit" in slow.refused
+
+
+def test_the_estimate_traces_the_net_trained_for_the_runs_epochs(run) -> None:
+    """The pilot trains the dense net as the run does (same initial weights, settings and epochs) and counts its
+    regions: at least the distinct activation patterns a fine grid finds on that net, trained here on its own."""
+    import dataclasses
+
+    from oracles import grid, point_codes
+    from splineviz.nets import to_ops
+
+    spec = pr_jobs.ScheduleSpec(kind="gradual", epochs=12, start=2, end=8, every=2)
+    est = pr_jobs.estimate(run, [spec])
+    model = build(run.arch)
+    fit(model, config_dataset(run.config), train_config(run.config, 12))
+    bounds = config_dataset(run.config).bounds
+    patterns = len(np.unique(point_codes(to_ops(model), grid(bounds, 300))[0], axis=0))
+    before = len(np.unique(point_codes(to_ops(build(run.arch)), grid(bounds, 300))[0], axis=0))
+    assert patterns != before  # training moved the lines, so the pilot has something to see
+    assert est.trained_regions >= patterns and est.regions >= before
+    assert f"to about {est.trained_regions:,} once trained" in est.message
+    assert est.seconds >= est.frames * min(est.seconds_per_frame, est.trained_seconds_per_frame)
+    refused = pr_jobs.estimate(run, [spec], dataclasses.replace(pr_jobs.LIMITS, regions=patterns - 1))
+    assert refused.refused and f"more than {patterns - 1:,} regions" in refused.refused
 
 
 def test_the_estimate_counts_the_frames_the_run_keeps(gradual, run) -> None:

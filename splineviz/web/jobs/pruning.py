@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
@@ -20,11 +21,11 @@ from splineviz.prune import (METHODS, DecisionChange, EarlyBirdSchedule, Gradual
                              achieved_sparsity, changed_area, hidden_layers, prune, prune_and_finetune,
                              train_with_schedule)
 from splineviz.prune.schedule import Schedule
-from splineviz.train import Snapshot
+from splineviz.train import Snapshot, fit
 from splineviz.web.jobs import Cancel, Progress, quiet
 from splineviz.web.jobs.playground import duration, frame_mib, frame_stride
 from splineviz.web.params import LIMITS, Limits
-from splineviz.web.state import Run, accuracy, build, config_dataset, train_config
+from splineviz.web.state import PlaygroundConfig, Run, accuracy, build, config_dataset, train_config
 from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame, traced_frame
 
 
@@ -223,8 +224,10 @@ class Recorder:
 
 @dataclass(frozen=True)
 class RunEstimate:
-    """What a scheduled run (one or two side by side) will cost, from its net traced at initialisation, and why the
-    app refuses it, if it does. Regions and seconds are lower bounds: training usually adds regions."""
+    """What a scheduled run (one or two side by side) will cost, and why the app refuses it, if it does: from its
+    net traced at initialisation and from a pilot, the same net trained for the run's epochs without pruning and
+    without frames, traced once (training adds regions: a 6 x 64 net on Spirals goes from 12k to about 30k in 40
+    epochs, and an estimate from the first frame alone was 2-8x low)."""
 
     regions: int               # the first frame's (at initialisation); 0 when refused before counting
     seconds_per_frame: float   # trace + frame of the first frame
@@ -234,6 +237,9 @@ class RunEstimate:
     runs: int
     seconds: float             # the whole job, runs side by side computed at the same time
     refused: str | None = None
+    trained_regions: int = 0           # the pilot's: the dense net after the run's epochs
+    trained_seconds_per_frame: float = 0.0
+    trained_mib_per_frame: float = 0.0
 
     @property
     def message(self) -> str:
@@ -242,11 +248,13 @@ class RunEstimate:
             return self.refused
         each = (f"{self.runs} runs side by side (at the same time while the tab has a second job slot free), each"
                 if self.runs > 1 else "The run:")
-        total = f"at least {duration(self.seconds)}" if self.seconds >= 1 else "under a second at the initial size"
-        size = f"{self.mib_per_frame:.1f} MiB" if self.mib_per_frame >= 0.1 else f"{1024 * self.mib_per_frame:.0f} KiB"
-        return (f"{each} {self.frames} frames of {self.regions:,} regions or more (at initialisation: "
-                f"{self.seconds_per_frame:.2g} s and {size} a frame; training usually adds regions), "
-                f"{self.events} pruning step{'s' if self.events != 1 else ''}: {total}.")
+        total = f"about {duration(self.seconds)}" if self.seconds >= 1 else "under a second"
+        sizes = "–".join(f"{mib:.1f} MiB" if mib >= 0.1 else f"{1024 * mib:.0f} KiB"
+                         for mib in (self.mib_per_frame, self.trained_mib_per_frame))
+        return (f"{each} {self.frames} frames, from {self.regions:,} regions at initialisation to about "
+                f"{self.trained_regions:,} once trained without pruning ({self.seconds_per_frame:.2g}–"
+                f"{self.trained_seconds_per_frame:.2g} s and {sizes} a frame), {self.events} pruning "
+                f"step{'s' if self.events != 1 else ''}: {total} (pruning usually leaves fewer regions).")
 
 
 @functools.lru_cache(maxsize=64)
@@ -259,28 +267,58 @@ def _first_frame(arch: str, bounds: tuple[float, ...], budget: int) -> tuple[int
     return partition_frame["n_regions"], partition_frame["stats"]["trace_s"], frame_mib(partition_frame)
 
 
+@functools.lru_cache(maxsize=16)
+def _trained_frame(arch: str, config: str, epochs: int, budget: int) -> tuple[int, float, float, float] | None:
+    """The pilot: regions, seconds and MiB of the frame of ``arch`` (JSON) trained densely for ``epochs`` with the
+    Playground settings ``config`` (JSON), and the training's seconds; None past ``budget`` regions."""
+    settings = PlaygroundConfig.from_dict(json.loads(config))
+    data = config_dataset(settings)
+    model = build(json.loads(arch))
+    start = time.perf_counter()
+    fit(model, data, train_config(settings, epochs))
+    train_s = time.perf_counter() - start
+    try:
+        partition_frame = trace_frame(model.eval(), data.bounds, budget=budget)
+    except PartitionBudgetError:
+        return None
+    return partition_frame["n_regions"], partition_frame["stats"]["trace_s"], frame_mib(partition_frame), train_s
+
+
 def estimate(run: Run, specs: Sequence[ScheduleSpec], limits: Limits = LIMITS) -> RunEstimate:
     """The cost of ``scheduled_run(run, specs)``, told before it starts; ``refused`` says why the app will not run
-    it: a first frame over ``limits.run_regions`` (traced with that budget, so the check itself stays cheap), or an
-    estimated time past ``limits.job_timeout_s``."""
+    it: a first frame over ``limits.run_regions`` (traced with that budget, so the check itself stays cheap), a
+    pilot over ``limits.regions`` (a frame of the run would fail there), or an estimated time past
+    ``limits.job_timeout_s``. Both traces and the pilot are cached per network and settings: the pages ask again
+    at every change of their controls and of the Playground's model."""
     bounds = tuple(config_dataset(run.config).bounds)
-    first = _first_frame(json.dumps(run.arch, sort_keys=True), bounds, limits.run_regions)
+    arch = json.dumps(run.arch, sort_keys=True)
+    first = _first_frame(arch, bounds, limits.run_regions)
     if first is None:
         return RunEstimate(0, 0.0, 0.0, 0, 0, len(specs), 0.0, refused=(
             f"Too large for a pruning run: this network makes more than {limits.run_regions:,} regions at "
             f"initialisation, the most a run starts from (training multiplies them, and every frame must stay under "
             f"{limits.regions:,}). Choose fewer or narrower layers in the Playground."))
     regions, per_frame, mib = first
+    epochs = max(spec.epochs for spec in specs)
+    trained = _trained_frame(arch, json.dumps(run.config.to_dict(), sort_keys=True), epochs, limits.regions)
+    if trained is None:
+        return RunEstimate(regions, per_frame, mib, 0, 0, len(specs), 0.0, refused=(
+            f"Too large for a pruning run: trained for {epochs} epochs, this network makes more than "
+            f"{limits.regions:,} regions, the most a frame may have. Choose fewer epochs, or fewer or narrower "
+            f"layers in the Playground."))
+    end_regions, end_per_frame, end_mib, train_s = trained
     plans = [_planned_frames(spec, mib * 2**20, limits.run_frame_bytes // len(specs)) for spec in specs]
     frames, events = max(p[0] for p in plans), max(p[1] for p in plans)
-    # a pruning step's decision change (shapely unions of both sides' class cells) costs about a trace
-    seconds = per_frame * (frames + events)
+    # frames grow from the first to the pilot's size as training goes; a pruning step's decision change (shapely
+    # unions of both sides' class cells) costs about a trace
+    seconds = train_s + frames * (per_frame + end_per_frame) / 2 + events * end_per_frame
     refused = None
     if seconds > limits.job_timeout_s:
-        refused = (f"Too long for a pruning run: {frames} frames of at least {regions:,} regions take at least "
-                   f"{duration(seconds)}, past the limit of {duration(limits.job_timeout_s)} per job. Choose fewer "
-                   f"epochs, or fewer or narrower layers in the Playground.")
-    return RunEstimate(regions, per_frame, mib, frames, events, len(specs), seconds, refused)
+        refused = (f"Too long for a pruning run: {frames} frames of {regions:,} to about {end_regions:,} regions "
+                   f"take about {duration(seconds)}, past the limit of {duration(limits.job_timeout_s)} per job. "
+                   f"Choose fewer epochs, or fewer or narrower layers in the Playground.")
+    return RunEstimate(regions, per_frame, mib, frames, events, len(specs), seconds, refused, end_regions,
+                       end_per_frame, end_mib)
 
 
 def _planned_frames(spec: ScheduleSpec, frame_bytes: float, budget: int) -> tuple[int, int]:
