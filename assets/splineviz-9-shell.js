@@ -21,6 +21,14 @@
     return out;
   }
 
+  /*
+   * values: model, path, copied. cfg: {store, paths}. The model goes to cfg.store only while a page of cfg.paths
+   * shows, and only when it is not there yet: those pages recompute (on the server) at every change of it.
+   */
+  function pageModel(v, cfg) {
+    if (cfg.paths.includes(trimmed(v.path)) && v.model !== v.copied) sv.setProps(cfg.store, {data: v.model});
+  }
+
   /* The menu button opens and closes the navigation on narrow screens; going to a page closes it. */
   function menu(v) {
     const open = v.triggered.has("toggle") && v.open !== "true";
@@ -107,5 +115,5 @@
     if (at >= 0) stops[step(at, stops.length, event.shiftKey)].focus();
   });
 
-  sv.shell = {route, menu, autorun};
+  sv.shell = {route, pageModel, menu, autorun};
 })();

@@ -16,6 +16,9 @@ COPY_LINK = "copy-link"
 NAV_TOGGLE = "nav-toggle"  # the menu button that opens the navigation on narrow screens
 AUTORUN = "autorun"  # "1" while a link's run=1 waits to press the page's run button (params.Shell.RUN)
 MODEL = "model"  # the current model as state.Run JSON; written by the Playground, read by every page
+# MODEL copied only while a page shows that recomputes at each of its changes (Pruning, Early-bird): the chunks of a
+# Playground run then cost those pages' callbacks nothing (three requests of the whole model per chunk)
+PAGE_MODEL = "page-model"
 DATA = "data"  # the current dataset: {"dataset", "noise", "seed", "bounds", "points"}; written by the Playground
 
 

@@ -50,6 +50,7 @@ def layout() -> html.Div:
         dcc.Store(id=ids.SESSION, data=uuid.uuid4().hex),
         dcc.Store(id=ids.STYLE, data=STYLE),
         dcc.Store(id=ids.MODEL),
+        dcc.Store(id=ids.PAGE_MODEL),
         dcc.Store(id=ids.DATA),
         dcc.Store(id=ids.AUTORUN, data=""),
         html.Header([
@@ -109,6 +110,9 @@ def register(app: Dash) -> None:
         links = {f"nav_{_name(p)}": p.PATH + page_search(p.PATH, values, run=False) for p in PAGES}
         return {**parsed, **links, **({"search": new} if new != (search or "") else {})}
 
+    clientside(app, "shell.pageModel", None, {"model": Input(ids.MODEL, "data"), "path": Input(ids.URL, "pathname")},
+               {"copied": State(ids.PAGE_MODEL, "data")},
+               config={"store": ids.PAGE_MODEL, "paths": [pruning.PATH, earlybird.PATH]})
     clientside(app, "shell.menu", {"header": Output(HEADER, "className"),
                                    "expanded": Output(ids.NAV_TOGGLE, "aria-expanded")},
                {"toggle": Input(ids.NAV_TOGGLE, "n_clicks"), "path": Input(ids.URL, "pathname")},

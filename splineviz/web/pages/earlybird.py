@@ -81,7 +81,7 @@ def register(app: Dash) -> None:
 
     @callback(app, output={"text": Output(ID.ESTIMATE, "children"), "style": Output(ID.ESTIMATE, "className")},
               inputs={**{name: Input(i, "value") for name, i in controls.items()},
-                      "model": Input(ids.MODEL, "data"), "path": Input(ids.URL, "pathname")})
+                      "model": Input(ids.PAGE_MODEL, "data"), "path": Input(ids.URL, "pathname")})
     def estimate(model: dict | None, path: str | None, **values: Any) -> dict:
         """What a run with these controls will cost, or why it is refused (only while this page shows)."""
         if (path or "").rstrip("/") != PATH or not model:

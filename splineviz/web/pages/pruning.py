@@ -135,7 +135,7 @@ def register(app: Dash) -> None:
     @callback(app, output={"panels": Output(ID.PANELS, "data"), "summary": Output(ID.SUMMARY, "children"),
                            "alert": Output(ID.ALERT, "children")},
               inputs={"method": Input(ID.METHOD, "value"), "scope": Input(ID.SCOPE, "value"),
-                      "sparsity": Input(ID.SPARSITY, "value"), "model": Input(ids.MODEL, "data"),
+                      "sparsity": Input(ID.SPARSITY, "value"), "model": Input(ids.PAGE_MODEL, "data"),
                       "path": Input(ids.URL, "pathname")})
     def preview(method: Any, scope: Any, sparsity: Any, model: dict | None, path: str | None) -> dict:
         """Before/after partitions for one-shot pruning at the slider's sparsity (only while this page shows)."""
@@ -212,7 +212,7 @@ def _schedule_run(app: Dash) -> None:
     @callback(app, output={"text": Output(ID.ESTIMATE, "children"), "style": Output(ID.ESTIMATE, "className")},
               inputs={**{name: Input(param.id, "value") for name, param in SPEC.items()},
                       "sparsity": Input(ID.SPARSITY, "value"), "compare": Input(ID.COMPARE, "value"),
-                      "model": Input(ids.MODEL, "data"), "path": Input(ids.URL, "pathname")})
+                      "model": Input(ids.PAGE_MODEL, "data"), "path": Input(ids.URL, "pathname")})
     def estimate(sparsity: Any, compare: Any, model: dict | None, path: str | None, **values: Any) -> dict:
         """What a run with these controls will cost, or why it is refused (only while this page shows)."""
         if (path or "").rstrip("/") != PATH or not model:
