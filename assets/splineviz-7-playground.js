@@ -75,7 +75,8 @@
     const stride = () => Math.max(1, Math.ceil(target / cfg.maxFrames));
     /*
      * frames per chunk: about cfg.chunkSeconds of tracing at the last frame's pace and about cfg.chunkBytes of
-     * packed arrays at its size (the page parses a chunk's reply in one task), at most cfg.chunkFrames
+     * packed arrays at its size (so that frames keep arriving every second or two as they grow), at most
+     * cfg.chunkFrames
      */
     const perChunk = () => {
       const last = v.frames && v.frames.length ? v.frames[v.frames.length - 1] : null;

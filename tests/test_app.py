@@ -329,16 +329,17 @@ def test_app_builds_and_serves(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def _dependency(dep: str | dict) -> str:
     """``id.prop`` as Dash's callback list writes it (dict ids as sorted JSON), without allow_duplicate's suffix."""
-    return dep.split("@")[0] if isinstance(dep, str) else \
-        f"{json.dumps(dep['id'], sort_keys=True, separators=(',', ':')) if isinstance(dep['id'], dict) else dep['id']}" \
-        f".{dep['property']}"
+    if isinstance(dep, str):
+        return dep.split("@")[0]
+    cid = json.dumps(dep["id"], sort_keys=True, separators=(",", ":")) if isinstance(dep["id"], dict) else dep["id"]
+    return f"{cid}.{dep['property']}"
 
 
 def test_no_loop_of_callbacks_spans_two_or_more_callbacks(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Dash runs a requested callback only when no pending callback's outputs reach its inputs, following the
     whole chain; a loop through two or more callbacks is broken only when nothing else is pending. So while a
     training chunk was in flight, the Playground's render (-> current -> settle -> view -> units -> unit -> render)
-    waited for every chunk to end, and a 6 x 64 run showed no new frame for 20 s. A callback whose output is its
+    waited for every chunk to end, and a 6 x 64 run showed no new frame for 14 s. A callback whose output is its
     own input (a slider it moves) is not such a loop."""
     monkeypatch.setenv("SPLINEVIZ_CACHE_DIR", str(tmp_path))
     from splineviz.web.app import create_app

@@ -226,8 +226,8 @@ class Recorder:
 class RunEstimate:
     """What a scheduled run (one or two side by side) will cost, and why the app refuses it, if it does: from its
     net traced at initialisation and from a pilot, the same net trained for the run's epochs without pruning and
-    without frames, traced once (training adds regions: a 6 x 64 net on Spirals goes from 12k to about 30k in 40
-    epochs, and an estimate from the first frame alone was 2-8x low)."""
+    without frames, traced once (training adds regions: a 6 x 64 net on Spirals goes from 12k to 97k in 40 epochs
+    without pruning, and an estimate from the first frame alone was 2-8x low)."""
 
     regions: int               # the first frame's (at initialisation); 0 when refused before counting
     seconds_per_frame: float   # trace + frame of the first frame

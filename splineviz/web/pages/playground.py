@@ -546,7 +546,8 @@ def _browser(app: Dash) -> None:
         config={"alert": ID.ALERT, "confirm": {"row": ID.CONFIRM_ROW, "text": ID.CONFIRM_TEXT},
                 "job": job_ids._asdict(), "maxFrames": work.MAX_FRAMES, "chunkFrames": work.CHUNK_FRAMES,
                 "chunkSeconds": work.CHUNK_SECONDS, "chunkBytes": work.CHUNK_BYTES, "frameBytes": work.FRAME_BYTES,
-                "timing": LIMITS.browser_timing, "more": MORE_EPOCHS, "maxEpochs": P.EPOCHS.hi, "pump": {"id": ID.PUMP, "ms": 100, "wakeMs": 1000}},
+                "timing": LIMITS.browser_timing, "more": MORE_EPOCHS, "maxEpochs": P.EPOCHS.hi,
+                "pump": {"id": ID.PUMP, "ms": 100, "wakeMs": 1000}},
         prevent_initial_call=True)
     clientside(
         app, "playground.render",
