@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from torch import nn
 
 from splineviz.data import Dataset
 from splineviz.earlybird import PAPER_RULE, EarlyBirdRule, grid_probe
@@ -257,31 +258,33 @@ class RunEstimate:
                 f"step{'s' if self.events != 1 else ''}: {total} (pruning usually leaves fewer regions).")
 
 
-@functools.lru_cache(maxsize=64)
-def _first_frame(arch: str, bounds: tuple[float, ...], budget: int) -> tuple[int, float, float] | None:
-    """Regions, seconds and MiB of the frame of ``arch`` (JSON) at initialisation; None past ``budget`` regions."""
+def _frame_cost(model: nn.Module, bounds: Sequence[float], budget: int) -> tuple[int, float, float] | None:
+    """Regions, seconds and MiB of ``model``'s frame; None past ``budget`` regions."""
     try:
-        partition_frame = trace_frame(build(json.loads(arch)), bounds, budget=budget)
+        partition_frame = trace_frame(model.eval(), bounds, budget=budget)
     except PartitionBudgetError:
         return None
     return partition_frame["n_regions"], partition_frame["stats"]["trace_s"], frame_mib(partition_frame)
 
 
+@functools.lru_cache(maxsize=64)
+def _first_frame(arch: str, bounds: tuple[float, ...], budget: int) -> tuple[int, float, float] | None:
+    """The frame cost (``_frame_cost``) of ``arch`` (JSON) at initialisation."""
+    return _frame_cost(build(json.loads(arch)), bounds, budget)
+
+
 @functools.lru_cache(maxsize=16)
 def _trained_frame(arch: str, config: str, epochs: int, budget: int) -> tuple[int, float, float, float] | None:
-    """The pilot: regions, seconds and MiB of the frame of ``arch`` (JSON) trained densely for ``epochs`` with the
-    Playground settings ``config`` (JSON), and the training's seconds; None past ``budget`` regions."""
+    """The pilot: the frame cost (``_frame_cost``) of ``arch`` (JSON) trained densely for ``epochs`` with the
+    Playground settings ``config`` (JSON), and the training's seconds."""
     settings = PlaygroundConfig.from_dict(json.loads(config))
     data = config_dataset(settings)
     model = build(json.loads(arch))
     start = time.perf_counter()
     fit(model, data, train_config(settings, epochs))
     train_s = time.perf_counter() - start
-    try:
-        partition_frame = trace_frame(model.eval(), data.bounds, budget=budget)
-    except PartitionBudgetError:
-        return None
-    return partition_frame["n_regions"], partition_frame["stats"]["trace_s"], frame_mib(partition_frame), train_s
+    cost = _frame_cost(model, data.bounds, budget)
+    return None if cost is None else (*cost, train_s)
 
 
 def estimate(run: Run, specs: Sequence[ScheduleSpec], limits: Limits = LIMITS) -> RunEstimate:
