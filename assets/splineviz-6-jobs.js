@@ -44,10 +44,13 @@
     w.shown = null;
   }
 
+  /* Put every job (cfgs: each job's watch cfg, as below) under the poll watch at page load (wiring.watch_jobs). */
+  function register(_v, cfgs) {
+    cfgs.forEach(entry);
+  }
   /*
-   * Watch one job: values {done}; cfg {done: its store id, alert, what, retry, timing}. Its first call (at page
-   * load) puts the job under the poll watch; then failures and lost jobs (done.error) go to the page's alert,
-   * a lost job's message ending with cfg.retry.
+   * Watch one job: values {done}; cfg {done: its store id, alert, what, retry, timing}. Failures and lost jobs
+   * (done.error) go to the page's alert, a lost job's message ending with cfg.retry.
    */
   function watch(v, cfg) {
     const w = entry(cfg);
@@ -166,5 +169,5 @@
     document.addEventListener("drop", (e) => check(e.target, e.dataTransfer && e.dataTransfer.files), true);
   }
 
-  sv.jobs = {lostReason, watch, cancelled, heartbeat, guardUpload};
+  sv.jobs = {lostReason, register, watch, cancelled, heartbeat, guardUpload};
 })();

@@ -384,7 +384,8 @@
   /*
    * "Download session": what the server needs for a session file, gathered here so that only the frames'
    * weights and numbers travel (not their packed partitions): the newest frames first within cfg.maxBytes,
-   * evenly thinned beyond it. values: frames, history, shown, epoch, layer, shade, show, unit, search, "page:ID".
+   * evenly thinned beyond it. values: frames, history, shown, epoch, layer, shade, show, unit, search, "page:ID"
+   * (null while that page is not mounted: then what an opened session left for it, in restored).
    */
   function gather(v, cfg) {
     if (!v.frames || !v.frames.length) return undefined;
@@ -396,18 +397,23 @@
     const index = sv.clamp(v.epoch, v.frames.length);
     const shownAt = Math.max(0, keep.findIndex((i) => i >= index));
     const pages = {};
-    for (const name of Object.keys(v)) if (name.startsWith("page:")) pages[name.slice(5)] = v[name];
+    for (const name of Object.keys(v)) {
+      if (name.startsWith("page:")) pages[name.slice(5)] = v[name] != null ? v[name] : (v.restored || {})[name.slice(5)];
+    }
     return {frames: keep.map((i) => ({weights: v.frames[i].weights, stats: v.frames[i].stats})),
             history: v.history || [], upload: v.shown ? v.shown.upload : null,
             view: {epoch: shownAt, layer: v.layer, shade: v.shade, show: v.show, unit: v.unit},
             search: (v.search || "").replace(/([?&])w=[^&]*&?/, "$1").replace(/[?&]$/, ""), pages: pages, t: Date.now()};
   }
 
-  /* An opened session's other pages, address and view options, as they were. cfg: {url, shade, show, unit} */
+  /*
+   * An opened session's other pages, address and view options, as they were. cfg: {url, shade, show, unit,
+   * restored}: the other pages' stores go there, and on to each page once it is mounted (shell.deliver).
+   */
   function restore(v, cfg) {
     const o = v.opened;
     if (!o) return;
-    for (const [id, data] of Object.entries(o.pages || {})) sv.setProps(id, {data: data});
+    sv.setProps(cfg.restored, {data: o.pages || {}});
     const view = o.view || {};
     if (view.shade) sv.setProps(cfg.shade, {value: view.shade});
     if (view.show) sv.setProps(cfg.show, {value: view.show});

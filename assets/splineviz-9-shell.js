@@ -22,11 +22,38 @@
   }
 
   /*
-   * values: model, path, copied. cfg: {store, paths}. The model goes to cfg.store only while a page of cfg.paths
-   * shows, and only when it is not there yet: those pages recompute (on the server) at every change of it.
+   * values: model, data, path, mounted_<page> (its wrapper's class). cfg: {pages: [{path, page, model, data}],
+   * mounted}. The app's model and data go to a page's own copies (cfg.pages' model, data) only while that page
+   * shows, once it is mounted, and only when they changed: those pages recompute (on the server) at every change.
    */
+  const copied = {};
   function pageModel(v, cfg) {
-    if (cfg.paths.includes(trimmed(v.path)) && v.model !== v.copied) sv.setProps(cfg.store, {data: v.model});
+    const page = cfg.pages.find((p) => p.path === trimmed(v.path));
+    if (!page || v["mounted_" + page.page] !== cfg.mounted) return;
+    for (const name of ["model", "data"]) {
+      if (copied[page[name]] !== v[name]) {
+        copied[page[name]] = v[name];
+        sv.setProps(page[name], {data: v[name]});
+      }
+    }
+  }
+
+  /*
+   * values: restored ({store id: data} of an opened session), mounted_<page>. cfg: {stores: {store id: page},
+   * store, mounted}. Each restored store goes to its page once that page is mounted; the rest wait in cfg.store.
+   */
+  function deliver(v, cfg) {
+    const left = {};
+    let moved = false;
+    for (const [id, data] of Object.entries(v.restored || {})) {
+      if (v["mounted_" + cfg.stores[id]] === cfg.mounted) {
+        sv.setProps(id, {data: data});
+        moved = true;
+      } else {
+        left[id] = data;
+      }
+    }
+    if (moved) sv.setProps(cfg.store, {data: left});
   }
 
   /* The menu button opens and closes the navigation on narrow screens; going to a page closes it. */
@@ -115,5 +142,5 @@
     if (at >= 0) stops[step(at, stops.length, event.shiftKey)].focus();
   });
 
-  sv.shell = {route, pageModel, menu, autorun};
+  sv.shell = {route, pageModel, deliver, menu, autorun};
 })();

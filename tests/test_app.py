@@ -25,6 +25,7 @@ from splineviz.web.jobs import earlybird as eb_jobs, experiments as ex_jobs, mni
 from splineviz.web.pages.playground import session_payload
 from splineviz.web.shell import encode_search, parse_search
 from splineviz.web import tracing
+from dash.html import Div as html_div
 from splineviz.web.state import PlaygroundConfig, Run, config_dataset
 
 SMALL = PlaygroundConfig(layers=2, width=8, epochs=20)
@@ -362,6 +363,52 @@ def test_no_loop_of_callbacks_spans_two_or_more_callbacks(tmp_path, monkeypatch:
     loops = [callbacks[a]["output"] for a in range(len(callbacks)) if reaches(a, a)]
     assert any(outputs[a] & inputs[a] for a in range(len(callbacks)))  # the self-loops the check leaves alone exist
     assert not loops, f"callbacks in a loop of two or more: {loops}"
+
+
+def _ids(component, into: set[str]) -> set[str]:
+    """Every string id in a layout tree."""
+    if isinstance(getattr(component, "id", None), str):
+        into.add(component.id)
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if hasattr(child, "to_plotly_json"):
+            _ids(child, into)
+    return into
+
+
+def test_a_page_mounted_on_first_visit_shares_no_callback_it_could_break(tmp_path, monkeypatch) -> None:
+    """Pages other than the Playground enter the layout when first shown. Dash refuses to run a callback some of
+    whose inputs or outputs are in the layout and others not (unless those are optional), so a callback naming a
+    lazily mounted page's components may name others only as State or as optional inputs, and then declares none
+    of that page's outputs."""
+    monkeypatch.setenv("SPLINEVIZ_CACHE_DIR", str(tmp_path))
+    from splineviz.web import shell
+    from splineviz.web.app import create_app
+
+    callbacks = create_app()._callback_list
+    always = _ids(shell.layout(), set())
+    lazy = {page.PATH: _ids(html_div(shell._page(page)), set()) for page in shell.LAZY}
+    assert all(not (ids & always) for ids in lazy.values()) and {"pr-method", "eb-model", "mn-graph"} <= set().union(
+        *lazy.values()) and "pr-method" not in always  # the Pruning page is not in the first layout
+
+    def page_of(cid: str) -> str | None:
+        return next((path for path, ids in lazy.items() if cid in ids), None)
+
+    checked = 0
+    for c in callbacks:
+        outputs = [_dependency(o).rsplit(".", 1)[0] for o in c["output"].strip(".").split("...") if "." in o]
+        deps = [(d["id"], "input", d.get("allow_optional", False)) for d in c["inputs"]] + \
+               [(d["id"], "state", d.get("allow_optional", False)) for d in c["state"]] + \
+               [(o, "output", False) for o in outputs]
+        deps = [d for d in deps if not d[0].startswith("{")]  # pattern-matching (ALL) ones are skipped when absent
+        pages = {page_of(cid) for cid, _, _ in deps} - {None}
+        if not pages:
+            continue
+        checked += 1
+        required = [(cid, kind) for cid, kind, optional in deps if kind != "state" and not optional]
+        where = {page_of(cid) for cid, _ in required}
+        assert len(where) == 1, f"{c['output']} needs components of {where or 'no page'} and of {pages}"
+    assert checked > 40
 
 
 def test_celery_is_chosen_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

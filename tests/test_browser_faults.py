@@ -144,7 +144,8 @@ def test_job_quota_and_closing_the_tab_stop_jobs(tmp_path: Path) -> None:
             driver.find_element(By.ID, "eb-run").click()
             wait_for(lambda: "epoch" in text(driver, "eb-progress-label"), 60, message="the early-bird run")
             driver.find_element(By.ID, "nav-mnist").click()
-            wait_for(lambda: driver.find_element(By.ID, "mn-train").is_displayed(), 30, message="the MNIST page")
+            wait_for(lambda: any(e.is_displayed() for e in driver.find_elements(By.ID, "mn-train")), 30,
+                     message="the MNIST page (mounted on its first visit)")
             driver.find_element(By.ID, "mn-train").click()
             message = wait_for(lambda: text(driver, "mn-alert"), 30, message="the quota refusal")
             assert message.startswith("Training the classifier failed: this tab already runs 1 job,")

@@ -10,6 +10,7 @@ from splineviz.partition.tracer import load_kernels
 from splineviz.web import shell
 from splineviz.web.deploy import serve_jobs
 from splineviz.web.manager import make_manager
+from splineviz.web.wiring import watch_jobs
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
@@ -28,5 +29,6 @@ def create_app(manager: BaseBackgroundCallbackManager | None = None, shared_key:
     shell.register(app)
     for page in shell.PAGES:
         page.register(app)
+    watch_jobs(app)
     return app
 

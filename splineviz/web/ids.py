@@ -1,7 +1,9 @@
 """Every component id of the app, in one place.
 
 Pages use their own group and the app-level ones below; a page never names another page's ids. What
-pages share goes through the app-level stores ``MODEL`` and ``DATA``, written by the Playground.
+pages share goes through the app-level stores ``MODEL`` and ``DATA``, written by the Playground. Every page
+but the Playground is mounted when it is first shown (``shell``), so a callback that names a page's ids names
+no other page's, but for the shell's always-present ones and the Playground's (those it reads optionally).
 The browser scripts receive the ids they need from Python (see ``wiring.clientside``).
 """
 from __future__ import annotations
@@ -16,10 +18,9 @@ COPY_LINK = "copy-link"
 NAV_TOGGLE = "nav-toggle"  # the menu button that opens the navigation on narrow screens
 AUTORUN = "autorun"  # "1" while a link's run=1 waits to press the page's run button (params.Shell.RUN)
 MODEL = "model"  # the current model as state.Run JSON; written by the Playground, read by every page
-# MODEL copied only while a page shows that recomputes at each of its changes (Pruning, Early-bird): the chunks of a
-# Playground run then cost those pages' callbacks nothing (three requests of the whole model per chunk)
-PAGE_MODEL = "page-model"
 DATA = "data"  # the current dataset: {"dataset", "noise", "seed", "bounds", "points"}; written by the Playground
+LINKED = "linked"  # URL values for pages not mounted yet, handed to each page when it mounts (shell.sync_url)
+RESTORED = "restored"  # an opened session's stores of pages not mounted yet: {store id: data}, handed over likewise
 
 
 def page(name: str) -> str:
@@ -191,6 +192,10 @@ class Pruning:
     NUMBERS = "pr-numbers"  # LIVE without its frames: what server callbacks (the curves) read of it
     FETCHED = "pr-fetched"  # frames fetched so far (splineviz-8p-pruning.js sets it: the animation draws again)
     RUN_JOB = job("pr-run")
+    # the app's MODEL and DATA, copied only while this page shows (shell.pageModel): it recomputes at every change
+    # of them, and a Playground run changes them with every chunk
+    MODEL = "pr-model"
+    DATA = "pr-data"
 
 
 class EarlyBird:
@@ -216,6 +221,8 @@ class EarlyBird:
     NUMBERS = "eb-numbers"  # LIVE without its frames (the distances, curve and summary read it)
     FETCHED = "eb-fetched"  # frames fetched so far (as Pruning.FETCHED)
     JOB = job("eb")
+    MODEL = "eb-model"  # as Pruning.MODEL
+    DATA = "eb-data"
 
 
 class Regression:
@@ -293,4 +300,5 @@ class Experiments:
 
 # What a Playground session file keeps of the other pages, as opaque JSON, and restores as it was: their stores.
 # A page that keeps more state in stores adds them here.
-SESSION_STORES = (Pruning.PANELS, Pruning.RUNS, EarlyBird.RUNS)  # saved and restored by session files
+# saved and restored by session files: store -> the page it is on
+SESSION_STORES = {Pruning.PANELS: Pruning.NAME, Pruning.RUNS: Pruning.NAME, EarlyBird.RUNS: EarlyBird.NAME}

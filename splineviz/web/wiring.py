@@ -129,10 +129,19 @@ def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, cancel: str | Non
     for ``LIMITS.lost_silence_s`` and cancels reach the page's alert. Its first call, at page load, puts the job
     under the poll watch."""
     config = {"done": job_ids.done, "alert": alert, "what": what, "retry": retry, "timing": LIMITS.browser_timing}
+    app.__dict__.setdefault("_splineviz_watched", []).append(config)
     clientside(app, "jobs.watch", None, {"done": Input(job_ids.done, "data")}, config=config)
     if cancel:
         clientside(app, "jobs.cancelled", None, {"clicks": Input(cancel, "n_clicks")},
                    config={"done": job_ids.done, "alert": alert, "what": what}, prevent_initial_call=True)
+
+
+def watch_jobs(app: Dash) -> None:
+    """Put every watched job (``job``) under the browser's poll watch at page load. Called once all pages have
+    registered: a page mounted on its first visit gets no initial call of its callbacks without outputs (Dash 4.4
+    runs those of a new layout chunk only for their outputs), so ``jobs.watch`` cannot do it there."""
+    clientside(app, "jobs.register", None, {"session": Input(ids.SESSION, "data"), "path": Input(ids.URL, "pathname")},
+               config=app.__dict__.get("_splineviz_watched", []))  # (each navigation registers them again: a no-op)
 
 
 def clientside(app: Dash, function: str, output: Mapping[str, Output] | Output | None, inputs: Deps,

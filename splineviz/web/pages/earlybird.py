@@ -65,7 +65,7 @@ def layout() -> html.Div:
                   card("Largest distance to the previous epochs", graph(ID.CURVE, "430px", figure=hint))],
                  className="pair"),
     ], className="stack")
-    stores = [dcc.Store(id=i) for i in (ID.RUNS, ID.LIVE, ID.NUMBERS, ID.FETCHED)]
+    stores = [dcc.Store(id=i) for i in (ID.RUNS, ID.LIVE, ID.NUMBERS, ID.FETCHED, ID.MODEL, ID.DATA)]
     return html.Div([*stores, alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
@@ -81,10 +81,10 @@ def register(app: Dash) -> None:
 
     @callback(app, output={"text": Output(ID.ESTIMATE, "children"), "style": Output(ID.ESTIMATE, "className")},
               inputs={**{name: Input(i, "value") for name, i in controls.items()},
-                      "model": Input(ids.PAGE_MODEL, "data"), "path": Input(ids.URL, "pathname")})
-    def estimate(model: dict | None, path: str | None, **values: Any) -> dict:
-        """What a run with these controls will cost, or why it is refused (only while this page shows)."""
-        if (path or "").rstrip("/") != PATH or not model:
+                      "model": Input(ID.MODEL, "data")})
+    def estimate(model: dict | None, **values: Any) -> dict:
+        """What a run with these controls will cost, or why it is refused (from this page's copy of the model)."""
+        if not model:
             return {}
         return estimate_line(work_estimate(Run.from_json(model), [spec(**values)]))
 

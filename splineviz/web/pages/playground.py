@@ -420,11 +420,11 @@ def _files(app: Dash, controls: dict[str, Output]) -> None:
                {"frames": State(ID.FRAMES, "data"), "history": State(ID.HISTORY, "data"),
                 "shown": State(ID.SHOWN, "data"), "epoch": State(ID.EPOCH, "value"), "layer": State(ID.LAYER, "value"),
                 "shade": State(ID.SHADE, "value"), "show": State(ID.SHOW, "value"), "unit": State(ID.UNIT, "data"),
-                "search": State(ids.URL, "search"),
-                **{f"page:{store}": State(store, "data") for store in ids.SESSION_STORES}},
+                "search": State(ids.URL, "search"), "restored": State(ids.RESTORED, "data"),
+                **{f"page:{store}": State(store, "data", allow_optional=True) for store in ids.SESSION_STORES}},
                config={"maxBytes": LIMITS.request_bytes // 2}, prevent_initial_call=True)
     clientside(app, "playground.restore", None, {"opened": Input(ID.OPENED, "data")},
-               config={"url": ids.URL, "shade": ID.SHADE, "show": ID.SHOW, "unit": ID.UNIT},
+               config={"url": ids.URL, "shade": ID.SHADE, "show": ID.SHOW, "unit": ID.UNIT, "restored": ids.RESTORED},
                prevent_initial_call=True)
 
 

@@ -103,7 +103,7 @@ def layout() -> html.Div:
         card("Accuracy vs sparsity (after fine-tuning)", graph(ID.CURVES, "300px",
                                                                 figure=empty_figure("press “Compare methods”"))),
     ], className="stack")
-    stores = [dcc.Store(id=i) for i in (ID.PANELS, ID.RUNS, ID.LIVE, ID.NUMBERS, ID.FETCHED)]
+    stores = [dcc.Store(id=i) for i in (ID.PANELS, ID.RUNS, ID.LIVE, ID.NUMBERS, ID.FETCHED, ID.MODEL, ID.DATA)]
     return html.Div([*stores, alert(ID.ALERT), html.Div([controls, figures], className="two-col")])
 
 
@@ -135,12 +135,12 @@ def register(app: Dash) -> None:
     @callback(app, output={"panels": Output(ID.PANELS, "data"), "summary": Output(ID.SUMMARY, "children"),
                            "alert": Output(ID.ALERT, "children")},
               inputs={"method": Input(ID.METHOD, "value"), "scope": Input(ID.SCOPE, "value"),
-                      "sparsity": Input(ID.SPARSITY, "value"), "model": Input(ids.PAGE_MODEL, "data"),
-                      "path": Input(ids.URL, "pathname")})
-    def preview(method: Any, scope: Any, sparsity: Any, model: dict | None, path: str | None) -> dict:
-        """Before/after partitions for one-shot pruning at the slider's sparsity (only while this page shows)."""
-        if (path or "").rstrip("/") != PATH:
-            return {}
+                      "sparsity": Input(ID.SPARSITY, "value"), "model": Input(ID.MODEL, "data")},
+              prevent_initial_call=True)
+    def preview(method: Any, scope: Any, sparsity: Any, model: dict | None) -> dict:
+        """Before/after partitions for one-shot pruning at the slider's sparsity (the model is this page's copy,
+        made while it shows). Not called as the page mounts, before the copy: it would replace an opened
+        session's panels with "no model yet"."""
         if not model:
             return {"panels": message(NO_MODEL), "summary": "", "alert": None}
         method, sparsity = P.METHOD.clean(method), P.SPARSITY.clean(sparsity) / 100
@@ -184,7 +184,7 @@ def register(app: Dash) -> None:
 
     _schedule_run(app)
     clientside(app, "pages.panels", Output(ID.GRAPH, "figure"),
-               {"panels": Input(ID.PANELS, "data"), "data": Input(ids.DATA, "data")}, {"style": State(ids.STYLE, "data")},
+               {"panels": Input(ID.PANELS, "data"), "data": Input(ID.DATA, "data")}, {"style": State(ids.STYLE, "data")},
                config={"graph": ID.GRAPH, "points": True}, prevent_initial_call=True)
     export_images(app, ID.EXPORT, ID.GRAPH, "pages.describe", ID.ALERT, "splineviz-pruning")
 
@@ -212,10 +212,10 @@ def _schedule_run(app: Dash) -> None:
     @callback(app, output={"text": Output(ID.ESTIMATE, "children"), "style": Output(ID.ESTIMATE, "className")},
               inputs={**{name: Input(param.id, "value") for name, param in SPEC.items()},
                       "sparsity": Input(ID.SPARSITY, "value"), "compare": Input(ID.COMPARE, "value"),
-                      "model": Input(ids.PAGE_MODEL, "data"), "path": Input(ids.URL, "pathname")})
-    def estimate(sparsity: Any, compare: Any, model: dict | None, path: str | None, **values: Any) -> dict:
-        """What a run with these controls will cost, or why it is refused (only while this page shows)."""
-        if (path or "").rstrip("/") != PATH or not model:
+                      "model": Input(ID.MODEL, "data")})
+    def estimate(sparsity: Any, compare: Any, model: dict | None, **values: Any) -> dict:
+        """What a run with these controls will cost, or why it is refused (from this page's copy of the model)."""
+        if not model:
             return {}
         specs = work.compare_specs(schedule_spec(values, sparsity), P.COMPARE.clean(compare))
         return estimate_line(work.estimate(Run.from_json(model), specs))
@@ -266,7 +266,7 @@ def check(estimate: work.RunEstimate) -> None:
 def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool) -> None:
     """The browser side of a page's scheduled-run animation on ``graph`` (splineviz-8p-pruning.js): painting the
     step the slider selects (following a run in progress), the replay, and the marker on ``curves``. ``page``
-    holds the ids STEP, REPLAY, INFO, RUNS, LIVE, NUMBERS and FETCHED; LIVE is what is shown: the job streams into
+    holds the ids STEP, REPLAY, INFO, RUNS, LIVE, NUMBERS, FETCHED and DATA (its copy of the app's); LIVE is what is shown: the job streams into
     it, and the finished run (RUNS) is copied there, marked ``final`` (splineviz-8p-pruning.js, land). Frames a
     payload lacks are fetched one by one from ``framestore`` (FETCHED counts them, so that they are drawn). NUMBERS
     is LIVE without its frames, for server callbacks: a large run's frames are far more than a request may carry."""
@@ -279,7 +279,7 @@ def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool)
                        "stepMax": Output(page.STEP, "max"), "stepMarks": Output(page.STEP, "marks"),
                        "stepValue": Output(page.STEP, "value"), "info": Output(page.INFO, "children")},
                inputs={"live": Input(page.LIVE, "data"), "step": Input(page.STEP, "value"),
-                       "data": Input(ids.DATA, "data"), "fetched": Input(page.FETCHED, "data")},
+                       "data": Input(page.DATA, "data"), "fetched": Input(page.FETCHED, "data")},
                state={"style": State(ids.STYLE, "data")},
                config={"graph": graph, "curves": curves, "points": points, "ghostFrames": GHOST_FRAMES,
                        "fetched": page.FETCHED, "keepMinutes": framestore.KEEP_S // 60,
