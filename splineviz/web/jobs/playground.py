@@ -23,8 +23,10 @@ from splineviz.web.tracing import AppFrame, snapshot_stats, trace_frame, trace_m
 MAX_FRAMES = 150  # snapshots kept per run (the epoch slider's resolution)
 CHUNK_FRAMES = 10  # frames per background job while playing: ~0.5 s of work for a 2-16-16-16-2 net
 CHUNK_SECONDS = 2.0  # ... and fewer when frames are slow: about this much tracing per job (the page decides)
-CHUNK_BYTES = 16 * 2**20  # ... or large: about this much packed frame data per job, so frames keep arriving every
-# second or two as they grow (ten frames of a 6 x 64 net at 25k-100k regions were one 115 MB reply after 9 s)
+CHUNK_BYTES = 4 * 2**20  # ... or large: about this much packed frame data per job, so frames keep arriving every
+# second or two as they grow (ten frames of a 6 x 64 net at 25k-100k regions were one 115 MB reply after 9 s), and
+# the page takes each reply in short tasks: with 16 MiB, single tasks of 290-620 ms, with 4 MiB none over 150 ms
+# (two 60 s runs), for 11 % fewer epochs in the same time
 FRAME_BYTES = 400 * 2**20  # packed frames a page keeps per run; beyond it every second frame goes (sv.frame.thin)
 LARGE_REGIONS = 10_000  # a first frame this large, or a run whose frames take LARGE_SECONDS, is confirmed first
 LARGE_SECONDS = 60.0
