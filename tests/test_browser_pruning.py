@@ -41,10 +41,16 @@ def watch_run(driver, button_id: str, probe) -> list:
 
 
 def marker_x(driver, graph_id: str):
+    """The epoch the curves' marker is drawn at: its layout value, where the line drawn on the page is too (the
+    page moves the drawn line itself instead of redrawing the figure); None where they differ."""
     return driver.execute_script(f"""
         const gd = document.querySelector('#{graph_id} .js-plotly-plot');
-        const m = gd && gd.layout && (gd.layout.shapes || []).find(s => s.name === 'replay-marker');
-        return m ? m.x0 : null;""")
+        const k = gd && gd.layout ? (gd.layout.shapes || []).findIndex(s => s.name === 'replay-marker') : -1;
+        if (k < 0) return null;
+        const x = gd.layout.shapes[k].x0, xa = gd._fullLayout.xaxis;
+        const path = gd.querySelector(`.shapelayer path[data-index="${{k}}"]`);
+        const drawn = path ? parseFloat(path.getAttribute('d').slice(1)) : NaN;
+        return Math.abs(drawn - (xa._offset + xa.l2p(x))) < 1 ? x : null;""")
 
 
 def slider_value(driver, slider_id: str) -> int:

@@ -269,11 +269,12 @@ def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool)
     holds the ids STEP, REPLAY, INFO, RUNS, LIVE, NUMBERS, FETCHED and DATA (its copy of the app's); LIVE is what is shown: the job streams into
     it, and the finished run (RUNS) is copied there, marked ``final`` (splineviz-8p-pruning.js, land). Frames a
     payload lacks are fetched one by one from ``framestore`` (FETCHED counts them, so that they are drawn). NUMBERS
-    is LIVE without its frames, for server callbacks: a large run's frames are far more than a request may carry."""
+    is LIVE without its frames, for server callbacks (a large run's frames are far more than a request may carry),
+    written at most every ``NUMBERS_EVERY_MS`` while the run streams."""
     clientside(app, "pruning.land", Output(page.LIVE, "data", allow_duplicate=True), {"runs": Input(page.RUNS, "data")},
                prevent_initial_call=True)
-    clientside(app, "pruning.numbers", Output(page.NUMBERS, "data"), {"live": Input(page.LIVE, "data")},
-               prevent_initial_call=True)
+    clientside(app, "pruning.numbers", None, {"live": Input(page.LIVE, "data")},
+               config={"store": page.NUMBERS, "everyMs": NUMBERS_EVERY_MS}, prevent_initial_call=True)
     clientside(app, "pruning.render",
                output={"figure": Output(graph, "figure"),
                        "stepMax": Output(page.STEP, "max"), "stepMarks": Output(page.STEP, "marks"),
@@ -291,3 +292,4 @@ def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool)
 
 
 GHOST_FRAMES = 4  # frames after a pruning step on which the removed units' lines stay, dashed
+NUMBERS_EVERY_MS = 1000  # a streaming run's curves and distances are redrawn at most this often
