@@ -398,7 +398,8 @@
     const shownAt = Math.max(0, keep.findIndex((i) => i >= index));
     const pages = {};
     for (const name of Object.keys(v)) {
-      if (name.startsWith("page:")) pages[name.slice(5)] = v[name] != null ? v[name] : (v.restored || {})[name.slice(5)];
+      const id = name.slice(5);
+      if (name.startsWith("page:")) pages[id] = v[name] != null ? v[name] : (v.restored || {})[id];
     }
     return {frames: keep.map((i) => ({weights: v.frames[i].weights, stats: v.frames[i].stats})),
             history: v.history || [], upload: v.shown ? v.shown.upload : null,

@@ -2,8 +2,8 @@
 
 Pages use their own group and the app-level ones below; a page never names another page's ids. What
 pages share goes through the app-level stores ``MODEL`` and ``DATA``, written by the Playground. Every page
-but the Playground is mounted when it is first shown (``shell``), so a callback that names a page's ids names
-no other page's, but for the shell's always-present ones and the Playground's (those it reads optionally).
+but the Playground is mounted when it is first shown (``shell``): a callback naming a page's ids may name
+another's only as State or as an optional input (Dash refuses one half of whose components are missing).
 The browser scripts receive the ids they need from Python (see ``wiring.clientside``).
 """
 from __future__ import annotations

@@ -4,10 +4,11 @@ A page is mounted when it is first shown and then stays, shown or hidden by path
 a page's state (a Playground run keeps its frames while you look at pruning). The Playground is always mounted: its
 model and data feed the other pages. Pages not yet visited cost nothing: every mounted component runs Dash's store
 selectors at each update of any store, and with all seven pages mounted (about 650 components) a 6 x 64 Playground
-run's longest main-thread task was 264-347 ms, with the Playground alone 155-172 ms. The address bar always holds the shown page's
-controls that differ from their defaults (``params.PAGE_PARAMS``: the Pruning and Early-bird pages' include the
-Playground's run, which they train), so copying it shares that page's view; the navigation links hold each page's,
-so going to a page opens it as it was left. A link may set any page's controls (``params.URL_PARAMS``); values
+run's longest main-thread task was 264-347 ms, with the Playground alone 155-172 ms.
+
+The address bar always holds the shown page's controls that differ from their defaults (``params.PAGE_PARAMS``:
+the Pruning and Early-bird pages' include the Playground's run, which they train), so copying it shares that page's
+view; the navigation links hold each page's, so going to a page opens it as it was left. A link may set any page's controls (``params.URL_PARAMS``); values
 read from it are cleaned like any other input, so a bad link opens a working page, and those for a page not
 mounted yet wait in ``ids.LINKED`` until it is (as an opened session's stores wait in ``ids.RESTORED``).
 

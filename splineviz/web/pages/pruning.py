@@ -266,9 +266,10 @@ def check(estimate: work.RunEstimate) -> None:
 def animation(app: Dash, graph: str, page: Any, curves: list[str], points: bool) -> None:
     """The browser side of a page's scheduled-run animation on ``graph`` (splineviz-8p-pruning.js): painting the
     step the slider selects (following a run in progress), the replay, and the marker on ``curves``. ``page``
-    holds the ids STEP, REPLAY, INFO, RUNS, LIVE, NUMBERS, FETCHED and DATA (its copy of the app's); LIVE is what is shown: the job streams into
-    it, and the finished run (RUNS) is copied there, marked ``final`` (splineviz-8p-pruning.js, land). Frames a
-    payload lacks are fetched one by one from ``framestore`` (FETCHED counts them, so that they are drawn). NUMBERS
+    holds the ids STEP, REPLAY, INFO, RUNS, LIVE, NUMBERS, FETCHED and DATA (its copy of the app's); LIVE is what is
+    shown: the job streams into it, and the finished run (RUNS) is copied there, marked ``final``
+    (splineviz-8p-pruning.js, land). Frames a payload lacks are fetched one by one from ``framestore`` (FETCHED
+    counts them, so that they are drawn). NUMBERS
     is LIVE without its frames, for server callbacks (a large run's frames are far more than a request may carry),
     written at most every ``NUMBERS_EVERY_MS`` while the run streams."""
     clientside(app, "pruning.land", Output(page.LIVE, "data", allow_duplicate=True), {"runs": Input(page.RUNS, "data")},
