@@ -284,7 +284,7 @@ def test_links_sessions_and_model_files_reproduce_the_view(driver, app_url: str,
 
     from selenium.webdriver.common.by import By
 
-    from splineviz.bundle import decode_state
+    from splineviz.bundle import decode_state, load_bundle
     from splineviz.nets import load_model
 
     folder = downloads(driver, tmp_path)
@@ -329,6 +329,11 @@ def test_links_sessions_and_model_files_reproduce_the_view(driver, app_url: str,
     assert driver.execute_script("return document.querySelector('#pg-epoch [role=slider]').getAttribute('aria-valuemax')"
                                  ) == "3"  # epochs 0..3, each a frame
     assert text(driver, "pg-stat-regions") == regions and "layers=1" in driver.current_url
+    # saved again before the Pruning page is visited (not mounted yet): its stores travel on from the opened file
+    session.rename(session.with_suffix(".first"))
+    click(driver, "pg-save-session")
+    again = load_bundle(downloaded(folder, ".zip").read_bytes())
+    assert "marker-pruning-state" in json.dumps(again.config.get("pages"))
     # the Pruning page's store receives the marker when the page mounts (its preview of the same model, recomputed
     # from its copy of the model, replaces it at once: the store's values are recorded as the page holds them)
     driver.execute_script(
