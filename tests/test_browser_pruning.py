@@ -133,6 +133,18 @@ def test_gradual_schedule_beside_spline_pruning_streams_animates_and_replays(dri
     shot(driver, "pruning-gradual-event")
     driver.execute_script("document.getElementById('pr-anim-curves').scrollIntoView()")
     shot(driver, "pruning-gradual-curves")
+
+    # a new estimate (another pilot: 30 epochs) marks its line busy while it is computed, then not
+    driver.execute_script(
+        "window.__busy = []; new MutationObserver(() => window.__busy.push(document.getElementById('pr-estimate')"
+        ".getAttribute('aria-busy'))).observe(document.getElementById('pr-estimate'), {attributes: true, "
+        "attributeFilter: ['aria-busy']});")
+    field = driver.find_element(By.ID, "pr-run-epochs")
+    field.clear()
+    field.send_keys("30\n")
+    wait_for(lambda: "each 37 frames" in text(driver, "pr-estimate"), 60, message="the 30-epoch estimate")
+    wait_for(lambda: driver.execute_script("return window.__busy")[-1:] == ["false"], 10, message="the line not busy")
+    assert "true" in driver.execute_script("return window.__busy")
     assert severe_console_errors(driver) == []
 
 

@@ -24,7 +24,7 @@ from splineviz.web.components import (alert, button, card, export_buttons, field
 from splineviz.web.ids import EarlyBird as ID
 from splineviz.web.jobs.earlybird import WINDOW, distance_matrix, earlybird_run, ticket_at
 from splineviz.web.jobs.pruning import STREAM_RESEND_S, ScheduleSpec, animation_store, estimate as work_estimate
-from splineviz.web.pages.pruning import animation, check, estimate_line
+from splineviz.web.pages.pruning import animation, check, estimate_line, estimating
 from splineviz.web.params import EarlyBird as P, Pruning as PR
 from splineviz.web.runner import JobContext
 from splineviz.web.state import Run
@@ -81,7 +81,7 @@ def register(app: Dash) -> None:
 
     @callback(app, output={"text": Output(ID.ESTIMATE, "children"), "style": Output(ID.ESTIMATE, "className")},
               inputs={**{name: Input(i, "value") for name, i in controls.items()},
-                      "model": Input(ID.MODEL, "data")})
+                      "model": Input(ID.MODEL, "data")}, running=[estimating(ID.ESTIMATE)])
     def estimate(model: dict | None, **values: Any) -> dict:
         """What a run with these controls will cost, or why it is refused (from this page's copy of the model)."""
         if not model:

@@ -212,7 +212,7 @@ def _schedule_run(app: Dash) -> None:
     @callback(app, output={"text": Output(ID.ESTIMATE, "children"), "style": Output(ID.ESTIMATE, "className")},
               inputs={**{name: Input(param.id, "value") for name, param in SPEC.items()},
                       "sparsity": Input(ID.SPARSITY, "value"), "compare": Input(ID.COMPARE, "value"),
-                      "model": Input(ID.MODEL, "data")})
+                      "model": Input(ID.MODEL, "data")}, running=[estimating(ID.ESTIMATE)])
     def estimate(sparsity: Any, compare: Any, model: dict | None, **values: Any) -> dict:
         """What a run with these controls will cost, or why it is refused (from this page's copy of the model)."""
         if not model:
@@ -250,6 +250,12 @@ def _schedule_run(app: Dash) -> None:
 
     animation(app, ID.ANIM, ID, [ID.ANIM_CURVES], points=True)
     export_images(app, ID.ANIM_EXPORT, ID.ANIM, "pruning.describe", ID.ALERT, "splineviz-pruning-run")
+
+
+def estimating(element: str) -> tuple[Output, str, str]:
+    """``running`` flag of an estimate callback: its line is marked busy while the estimate is computed (the pilot
+    trains the net for the run's epochs: seconds at 6 x 64), and the style sheet says so."""
+    return (Output(element, "aria-busy"), "true", "false")
 
 
 def estimate_line(estimate: work.RunEstimate) -> dict[str, str]:
