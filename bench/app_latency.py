@@ -216,7 +216,7 @@ const sv = window.splineviz;
   await p.show(frames[0], {shade: 'class', decision: true});
   const times = [];
   inner.addEventListener('splineviz:painted', () => times.push(performance.now()));
-  window.__longest = 0; window.__longtasks = 0; window.__since = performance.now();
+  """ + RESET_LONGTASKS + """
   const player = new sv.Replay(30), waits = [];
   const show = (i) => {
     const t = performance.now();
