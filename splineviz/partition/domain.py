@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -122,4 +123,9 @@ class Plane:
         """The first affine map seen from the plane: W (x0 + a u + b v) + c = W[u v] (a, b) + (W x0 + c)."""
         if first.in_features != self.dim:
             raise ValueError(f"the network takes {first.in_features} inputs but the plane lives in {self.dim} dimensions")
-        return Affine(first.weight @ np.stack([self.u, self.v], axis=1), first.weight @ self.x0 + first.bias)
+        return Affine(first.weight @ self._basis, first.weight @ self.x0 + first.bias)
+
+    @cached_property
+    def _basis(self) -> np.ndarray:
+        """[u v] as columns, stacked once: a plane is restricted at every trace."""
+        return np.stack([self.u, self.v], axis=1)

@@ -78,7 +78,7 @@ class Tracer:
             first_weight = self.first[0]
             block = max(1, _BLOCK_CELLS // max(n, 1))
             for start in range(0, first_weight.shape[0], block):
-                units = np.arange(start, min(start + block, first_weight.shape[0]))
+                units = slice(start, start + block)  # slices: no copies of the weights
                 z = self._first_values(graph, units)
                 if self.activation is not None:
                     self.activation.activate(z)
@@ -99,7 +99,7 @@ class Tracer:
             return
         width = self.first[0].shape[0]
         table = graph.value_table(width)
-        table[:, VALUES:] = self._first_values(graph, np.arange(width))
+        table[:, VALUES:] = self._first_values(graph, slice(None))
         if self.activation is not None:
             self.activation.activate(table[:, VALUES:])
         graph.vals = table
@@ -491,7 +491,11 @@ def _one_class_everywhere(outputs: np.ndarray, tol: float) -> bool:
     if outputs.shape[1] == 1:
         return bool((outputs > tol).all() or (outputs < -tol).all())
     winner = outputs.argmax(axis=1)
-    return bool((winner == winner[0]).all() and (_top_two_gap(outputs) > tol).all())
+    if not (winner == winner[0]).all():
+        return False
+    rivals = outputs.copy()
+    rivals[:, winner[0]] = -np.inf
+    return bool((outputs[:, winner[0]] - rivals.max(axis=1) > tol).all())
 
 
 def _top_two_gap(logits: np.ndarray) -> np.ndarray:
