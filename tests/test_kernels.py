@@ -117,6 +117,13 @@ def test_budget_and_memory_limits_stop_the_compiled_path_too():
         trace(ops, bounds=BOUNDS, max_bytes=2**15)
 
 
+def test_an_edge_table_past_the_kernels_int32_ids_is_refused(monkeypatch):
+    """Ids in the kernels' work arrays are int32: a table that would outgrow them is an error, not a wrap-around."""
+    monkeypatch.setattr(kernels, "MAX_EDGES", 500)
+    with pytest.raises(PartitionBudgetError, match="more than the compiled kernels index"):
+        trace(random_net(3, 2, 30, "gauss"), bounds=BOUNDS)
+
+
 def test_the_compiled_path_passes_the_brute_force_oracle():
     p = trace(random_net(5, 3, 14, "integer"), bounds=BOUNDS)
     assert_consistent(p, 16.0, grid(BOUNDS, 300), margin=1e-6)

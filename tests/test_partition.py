@@ -297,3 +297,32 @@ def test_random_nets_are_consistent(seed, depth, width, kind):
     ops.append(Affine(rng.normal(size=(3, fan_in)), rng.normal(size=3)))
     p = trace(ops, bounds=BOUNDS)
     assert_consistent(p, 36.0, grid(BOUNDS, 150), margin=1e-6)
+
+
+def test_numpy_asks_for_no_huge_pages_while_tracing_and_again_afterwards():
+    """Spare table rows are meant to cost no memory until written; 2 MiB pages would make them resident.
+    The switch is numpy's process-wide one: it must come back as it was, also after concurrent traces."""
+    import threading
+
+    switch = np._core.multiarray._set_madvise_hugepage
+    seen = []
+
+    def look(fraction, message):
+        before = switch(False)  # reading numpy's flag means setting it: put it straight back
+        switch(before)
+        seen.append(before)
+
+    for before in (True, False):
+        switch(before)
+        try:
+            threads = [threading.Thread(target=trace, args=(random_mlp((2, 12, 12, 2), seed),),
+                                        kwargs={"progress": look}) for seed in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert seen and not any(seen)
+            assert switch(True) is before
+        finally:
+            switch(True)
+        seen.clear()

@@ -345,6 +345,9 @@ class PlanarGraph:
 
     def reserve(self, rows: int, edge_columns: int, faces: int) -> None:
         """Room for this many vertices, edges and faces (spare until used), grown by a quarter at least."""
+        if edge_columns >= kernels.MAX_EDGES:
+            raise PartitionBudgetError(f"{edge_columns:,} edges: more than the compiled kernels index "
+                                       f"({kernels.MAX_EDGES:,}); trace a smaller domain or network")
         self.reserve_vertices(rows)
         if edge_columns > self.edges.shape[1]:
             self.allot(48 * _capacity(edge_columns, self.edges.shape[1]))

@@ -16,6 +16,9 @@ import os
 import numpy as np
 
 NEED_ROOM, OVER_BUDGET, DONE = 1, 2, 0  # why cut_layer or split_level returned
+# Edge, side, face and vertex ids in the kernels' work arrays are int32 (half the memory at a layer's end,
+# where a trace peaks); side ids reach twice the edge count, so the edge table must stay below this.
+MAX_EDGES = 2**30
 
 try:
     if os.environ.get("SPLINEVIZ_NUMBA", "1").strip().lower() in ("0", "false", "no", "off"):
@@ -112,10 +115,10 @@ def _lowest_bit(x):
 @_inline
 def _scratch(edge_room, face_room):
     """Per-call work arrays: crossing and candidate edges, and per-face state (kept clean between splits)."""
-    return (np.empty(edge_room, dtype=np.int64), np.empty(edge_room, dtype=np.int64),
+    return (np.empty(edge_room, dtype=np.int32), np.empty(edge_room, dtype=np.int32),
             np.zeros(face_room, dtype=np.int8), np.zeros(face_room, dtype=np.int8),
-            np.empty(face_room, dtype=np.int64), np.empty(face_room, dtype=np.int64),
-            np.full(face_room, -1, dtype=np.int64), np.empty(face_room, dtype=np.int64))
+            np.empty(face_room, dtype=np.int32), np.empty(face_room, dtype=np.int32),
+            np.full(face_room, -1, dtype=np.int32), np.empty(face_room, dtype=np.int32))
 
 
 @_inline
@@ -332,7 +335,7 @@ def split_level(vals, edges, origin, level, n, m, n_faces, tol, layer, label, ze
         else:
             zeros += 1
     empty = np.empty((0, 2))
-    none = np.empty(0, dtype=np.int64)
+    none = np.empty(0, dtype=np.int32)
     n, m, n_faces, lost, status = _split_one(vals, edges, origin, n, m, n_faces, pos, neg, 0, np.uint64(1), zeros,
                                              level, -1, empty, empty[0], 0, label, layer, zero_column, need,
                                              _scratch(edges.shape[1], origin.shape[0]), -1, none, none)
@@ -378,7 +381,7 @@ def fresh_state(units: int) -> tuple:
     words = (size + 63) // 64
     return (np.zeros((0, words), dtype=np.uint64), np.zeros((0, words), dtype=np.uint64),
             np.zeros(size, dtype=np.int64), np.full(size, -1, dtype=np.int64), np.full(size, -1, dtype=np.int64),
-            np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.array([-1, 0, 0, 0], dtype=np.int64),
+            np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32), np.array([-1, 0, 0, 0], dtype=np.int64),
             np.empty((2, 1024), dtype=np.int64), np.empty(units, dtype=np.float64))
 
 
@@ -393,12 +396,12 @@ def _fit(st, rows, edge_room, face_room, m):
         grown_neg[: neg.shape[0]] = neg
         pos, neg = grown_pos, grown_neg
     if after.size < 2 * edge_room:
-        grown = np.empty(2 * edge_room, dtype=np.int64)
+        grown = np.empty(2 * edge_room, dtype=np.int32)
         used = min(2 * m, after.size)
         grown[:used] = after[:used]
         after = grown
     if head.size < face_room:
-        grown = np.full(face_room, -1, dtype=np.int64)
+        grown = np.full(face_room, -1, dtype=np.int32)
         grown[: head.size] = head
         head = grown
     return pos, neg, zeros, first_item, last_item, head, after, state, items, tol
@@ -511,14 +514,14 @@ def sign_bits(vals, edges, m, n_faces, units, col0, weight, bias, tol):
     edges, face a of every edge first, then face b.
     """
     bits = np.zeros((n_faces, (units + 7) // 8), dtype=np.uint8)
-    ptr = np.zeros(n_faces + 1, dtype=np.int64)  # the faces' sides, by a stable counting sort
+    ptr = np.zeros(n_faces + 1, dtype=np.int32)  # the faces' sides, by a stable counting sort
     for field in range(2, 4):
         for e in range(m):
             if edges[field, e] >= 0:
                 ptr[edges[field, e] + 1] += 1
     for f in range(n_faces):
         ptr[f + 1] += ptr[f]
-    side = np.empty(ptr[n_faces], dtype=np.int64)
+    side = np.empty(ptr[n_faces], dtype=np.int32)
     fill = ptr[:n_faces].copy()
     for field in range(2, 4):
         for e in range(m):

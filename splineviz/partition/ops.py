@@ -148,8 +148,11 @@ class LeakyReLU(Hinge):
         return np.where(h > 0, h, self.negative_slope * h)
 
     def activate(self, values: np.ndarray) -> None:
-        for start in range(0, len(values), 1 << 14):  # x + (slope - 1) min(x, 0): plain passes, no masked writes,
-            rows = values[start: start + (1 << 14)]   # and a temporary of a block of rows only
+        # x + (slope - 1) min(x, 0): plain passes, no masked writes, and a temporary of a block of rows only
+        # (about 256 KiB: the table is the trace's largest array, and a temporary of it all was its peak)
+        block = max(1, (1 << 15) // max(values.shape[1], 1))
+        for start in range(0, len(values), block):
+            rows = values[start: start + block]
             negative = np.minimum(rows, 0.0)
             negative *= self.negative_slope - 1.0
             rows += negative
