@@ -13,10 +13,8 @@ so that codes per region never need a second forward pass.
 """
 from __future__ import annotations
 
-import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -390,43 +388,12 @@ def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, 
     graph.max_bytes = max_bytes
     graph.allot(0)  # the first table is tiny; this only refuses a max_bytes below it
     tracer = Tracer(_count_cuts(ops), budget, progress, cancel, refine, first=(first.weight, first.bias))
-    with np.errstate(), _small_pages():  # numpy scopes its ufunc buffer size to this context
+    with np.errstate():  # numpy scopes its ufunc buffer size to this context
         np.setbufsize(_UFUNC_BUFFER)
         layers = _cut_layers(graph, first.out_features, ops[1:], tracer)
         tracer.materialize(graph)  # a purely affine network: its outputs are the first map's
         overlay, decision = _decision_overlay(graph, len(layers), decision_classes)
     return Partition(graph, ops, layers, overlay, decision, decision_classes, plane)
-
-
-_pages_lock = threading.Lock()
-_pages_users = 0
-_pages_before = True
-
-
-@contextmanager
-def _small_pages() -> Iterator[None]:
-    """No huge pages for the arrays numpy allocates while tracing (restored when the last trace ends).
-
-    numpy asks Linux for 2 MiB pages on arrays of 4 MiB or more (madvise), so that touching one byte
-    makes 2 MiB resident; the tables keep spare rows for vertices to come, which are meant to cost no
-    memory until written. Measured: 1 to 1.7 MiB less at the peak of 12-15 MiB traces.
-    """
-    global _pages_users, _pages_before
-    switch = getattr(np._core.multiarray, "_set_madvise_hugepage", None)
-    if switch is None:
-        yield
-        return
-    with _pages_lock:
-        if _pages_users == 0:
-            _pages_before = switch(False)
-        _pages_users += 1
-    try:
-        yield
-    finally:
-        with _pages_lock:
-            _pages_users -= 1
-            if _pages_users == 0:
-                switch(_pages_before)
 
 
 def load_kernels() -> None:
