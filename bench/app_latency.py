@@ -1,5 +1,6 @@
 """How the app answers in the browser: slider latency and replay on a small net, the 6x64 Spirals training
-run, replay at ~60k regions and the paper CNN's ~321k-region MNIST slice; plus server-side build times.
+run, replay at ~60k regions (and at 40 to 8k regions: how the rate falls with what is painted) and the paper
+CNN's ~321k-region MNIST slice; plus server-side build times.
 
 Usage: nice -n 5 python bench/app_latency.py [--epochs 100] [--presses 30]  -> writes bench/APP_RESULTS.md
 
@@ -229,7 +230,7 @@ const sv = window.splineviz;
 """
 
 
-def replay_rate(url: str, width: int, n_frames: int, seconds: float) -> dict[str, str]:
+def replay_rate(url: str, width: int, n_frames: int, seconds: float, label: str = "replay") -> dict[str, str]:
     """Playback of recorded frames of ~60k regions through the app's Replay and painter (as the Playground's
     Replay button does), more frames than the painter caches, so that every step decodes and uploads anew."""
     import plotly.graph_objects as go
@@ -256,10 +257,10 @@ def replay_rate(url: str, width: int, n_frames: int, seconds: float) -> dict[str
             raise RuntimeError(out["error"])
         t, waits = out["times"], out["waits"]
         rate = f"{(len(t) - 1) / ((t[-1] - t[0]) / 1000):.1f} fps" if len(t) > 1 else "under 1 frame"
-        return {"replay: frames": f"{n_frames} frames of 2-{width}x4-2 nets, {min(regions):,}-{max(regions):,} regions",
-                "replay: frame rate": f"{rate} ({len(t)} frames painted in {seconds:.0f} s)",
-                "replay: show -> painted per frame": _ms(waits) if waits else "none finished",
-                "replay: longest main-thread task": _longest(driver)}
+        return {f"{label}: frames": f"{n_frames} frames of 2-{width}x4-2 nets, {min(regions):,}-{max(regions):,} regions",
+                f"{label}: frame rate": f"{rate} ({len(t)} frames painted in {seconds:.0f} s)",
+                f"{label}: show -> painted per frame": _ms(waits) if waits else "none finished",
+                f"{label}: longest main-thread task": _longest(driver)}
     finally:
         driver.quit()
 
@@ -307,6 +308,9 @@ def small_net(url: str, epochs: int, presses: int) -> dict[str, str]:
 SECTIONS = {"small": lambda url, a: small_net(url, a.epochs, a.presses),
             "spirals": lambda url, a: spirals_training(url, 300, 90.0),  # still training when Pause is pressed
             "replay": lambda url, a: replay_rate(url, 100, 8, 20.0),
+            # how the rate falls with the regions painted (software GL draws every cell and segment on the CPU)
+            "replay-scale": lambda url, a: {k: v for width in (4, 16, 40)
+                                            for k, v in replay_rate(url, width, 8, 10.0, f"replay 2-{width}x4-2").items()},
             "cnn": lambda url, a: cnn_slice(url)}
 
 

@@ -329,7 +329,7 @@ def test_small_tables_ask_for_no_huge_pages_and_large_ones_do():
     plain = np.empty(shape)
     if graph._huge_pages is None or _vm_flags(plain) is None or "hg" not in _vm_flags(plain):
         pytest.skip("numpy does not ask for huge pages here (not Linux, or switched off)")
-    small = graph.table(shape)
-    large = graph.table((graph.HUGE_PAGES_FROM // 8 + 1,))
+    small = graph.new_table(shape)
+    large = graph.new_table((graph.HUGE_PAGES_FROM // 8 + 1,))
     assert "hg" not in _vm_flags(small) and "hg" in _vm_flags(large)
     assert "hg" in _vm_flags(np.empty(shape))  # the switch is back on for everyone else

@@ -23,12 +23,12 @@ X, Y, VALUES = 0, 1, 2  # columns of a vertex row: plane coordinates, then the f
 BORDER = -1  # layer label of the domain's own edges
 
 _SMALL = 4096  # rows up to which tables double: small graphs reallocate rarely and touch little fresh memory
-HUGE_PAGES_FROM = 64 * 2**20  # bytes: smaller tables are allocated without Linux's 2 MiB pages (see table)
+HUGE_PAGES_FROM = 64 * 2**20  # bytes: smaller tables are allocated without Linux's 2 MiB pages (see new_table)
 _pages_lock = threading.Lock()
 _huge_pages = getattr(np._core.multiarray, "_set_madvise_hugepage", None)  # numpy's process-wide switch
 
 
-def table(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+def new_table(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
     """np.empty for a graph table: 2 MiB pages only from HUGE_PAGES_FROM bytes on.
 
     numpy asks Linux for 2 MiB pages on every array of 4 MiB or more, so that one byte written makes
@@ -66,7 +66,7 @@ def _grow(array: np.ndarray, rows: int) -> np.ndarray:
 
 def _grow_columns(array: np.ndarray, cols: int) -> np.ndarray:
     """Field-major tables grow along columns, which realloc cannot do in place: copy, amortised."""
-    grown = table((array.shape[0], _capacity(cols, array.shape[1])), dtype=array.dtype)
+    grown = new_table((array.shape[0], _capacity(cols, array.shape[1])), dtype=array.dtype)
     grown[:, : array.shape[1]] = array
     return grown
 
@@ -207,7 +207,7 @@ class PlanarGraph:
         they take address space but no memory until written.
         """
         self.allot(8 * self.n * (VALUES + columns))
-        vals = table((self.n + spare, VALUES + columns))
+        vals = new_table((self.n + spare, VALUES + columns))
         vals[: self.n, X: Y + 1] = self.coords
         return vals
 
@@ -225,7 +225,7 @@ class PlanarGraph:
         try:
             self.vals.resize((rows, self.vals.shape[1]))
         except ValueError:
-            grown = table((rows, self.vals.shape[1]))
+            grown = new_table((rows, self.vals.shape[1]))
             grown[: self.n] = self.vals[: self.n]
             self.vals = grown
 
@@ -238,7 +238,7 @@ class PlanarGraph:
     def with_values(self, values: np.ndarray) -> PlanarGraph:
         """A copy of the graph carrying other value columns, to refine without touching this one."""
         clone = object.__new__(PlanarGraph)
-        clone.vals = table((self.n, VALUES + values.shape[1]))
+        clone.vals = new_table((self.n, VALUES + values.shape[1]))
         clone.vals[:, X: Y + 1], clone.vals[:, VALUES:] = self.coords, values
         clone.edges = self.edges[:, : self.m].copy()
         clone.n, clone.m, clone.n_faces, clone.n_unresolved = self.n, self.m, self.n_faces, self.n_unresolved
@@ -379,7 +379,7 @@ class PlanarGraph:
             self.edges = _grow_columns(self.edges, edge_columns)
         origin = self._origin_buffer()
         if faces > origin.size:
-            grown = table((_capacity(faces, origin.size),), dtype=np.int64)
+            grown = new_table((_capacity(faces, origin.size),), dtype=np.int64)
             grown[: self.n_faces] = self.origin
             self.origin = grown[: self.n_faces]
 
@@ -389,7 +389,7 @@ class PlanarGraph:
         if isinstance(base, np.ndarray) and base.ndim == 1 and base.dtype == np.int64 and base.size > self.n_faces \
                 and self.origin.__array_interface__["data"][0] == base.__array_interface__["data"][0]:
             return base
-        buffer = table((_capacity(self.n_faces + 1, self.n_faces),), dtype=np.int64)
+        buffer = new_table((_capacity(self.n_faces + 1, self.n_faces),), dtype=np.int64)
         buffer[: self.n_faces] = self.origin
         return buffer
 
