@@ -24,6 +24,7 @@ BORDER = -1  # layer label of the domain's own edges
 
 _SMALL = 4096  # rows up to which tables double: small graphs reallocate rarely and touch little fresh memory
 HUGE_PAGES_FROM = 64 * 2**20  # bytes: smaller tables are allocated without Linux's 2 MiB pages (see new_table)
+_NUMPY_ADVISES_FROM = 4 * 2**20  # bytes: numpy asks for 2 MiB pages on arrays this large or larger
 _pages_lock = threading.Lock()
 _huge_pages = getattr(np._core.multiarray, "_set_madvise_hugepage", None)  # numpy's process-wide switch
 
@@ -37,7 +38,9 @@ def new_table(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
     2 MiB pages make the kernels' scattered row reads much faster (2-1024-2: 4.7-5.8 s with, 7.2-7.5
     s without).
     """
-    if _huge_pages is None or math.prod(shape) * np.dtype(dtype).itemsize >= HUGE_PAGES_FROM:
+    size = math.prod(shape) * np.dtype(dtype).itemsize
+    # below _NUMPY_ADVISES_FROM numpy never asks, from HUGE_PAGES_FROM on it should: no switch (nor lock) needed
+    if _huge_pages is None or not _NUMPY_ADVISES_FROM <= size < HUGE_PAGES_FROM:
         return np.empty(shape, dtype=dtype)
     with _pages_lock:
         before = _huge_pages(False)

@@ -126,8 +126,8 @@ def lost_outcome(what: str, error: BaseException) -> dict[str, Any]:
 
 def _watch(app: Dash, job_ids: ids.Job, what: str, alert: str, cancel: str | None, retry: str | None) -> None:
     """The browser's watch over one job (splineviz-6-jobs.js, watch): its failures, lost jobs, polls that fail
-    for ``LIMITS.lost_silence_s`` and cancels reach the page's alert. Its first call, at page load, puts the job
-    under the poll watch."""
+    for ``LIMITS.lost_silence_s`` and cancels reach the page's alert. ``watch_jobs`` puts the job under the poll
+    watch at page load."""
     config = {"done": job_ids.done, "alert": alert, "what": what, "retry": retry, "timing": LIMITS.browser_timing}
     app.__dict__.setdefault("_splineviz_watched", []).append(config)
     clientside(app, "jobs.watch", None, {"done": Input(job_ids.done, "data")}, config=config)
