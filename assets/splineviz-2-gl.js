@@ -10,15 +10,17 @@
  * decision boundary; one highlighted unit on top. Segments are pulled by gl_VertexID from float textures of
  * lines[l].segments in one plain draw, not drawn as instances: SwiftShader (software GL, as on machines
  * without a GPU) runs instances one by one, and 100k instanced segments took 1.4 s a paint. Under software GL,
- * sets denser than style.dense_segments are drawn as 1-pixel lines (drawSegments). Colours blend fill_opacity over
- * the background exactly as plotly does in figures.partition_figure.
+ * sets denser than style.dense_segments are drawn here as 1-pixel lines into an image (scanSegments), and frames of
+ * more than style.dense_cells cells have their cells filled by scanlines into another (scanCells): SwiftShader
+ * sets up every triangle and line on the CPU, one by one. Colours blend fill_opacity over the background
+ * exactly as plotly does in figures.partition_figure.
  *
  * Messages in:  init {canvas?, style}              (canvas: an OffscreenCanvas, or a canvas on the page)
  *               draw {seq, view, frames}            (frames: {key: Frame JSON} this worker may not hold yet)
  *               svg {id, view, frames, size}        -> reply {id, svg}    vector paths of the view
  *               png {id, view, frames, scale}       -> reply {id, blob}   the view drawn at scale
  *               pick {id, view, frames, x, y}       -> reply {id, hit}    the cell under a data point
- * Messages out: painted {seq, ms, cells, segments}; reply {id, ...}; error {seq?, id?, message}.
+ * Messages out: painted {seq, ms, cells, segments, scanned}; reply {id, ...}; error {seq?, id?, message}.
  * A view: {key, range: [x0, x1, y0, y1], size: [w, h] (CSS px), dpr, layer (null: last), shade, decision,
  *          points: key|null, highlight: {layer, unit}|null, fade: {layer, units: [...], alpha}|null,
  *          ghosts: [{key, layer, units|null}], region: id|null}.
@@ -32,7 +34,8 @@
     const TYPES = {f4: Float32Array, f8: Float64Array, i1: Int8Array, u1: Uint8Array, i2: Int16Array,
                    u2: Uint16Array, i4: Int32Array, u4: Uint32Array};
     const CELL_ROW = 2048, UNIT_ROW = 1024, SEG_ROW = 2048, KEEP = 6;  // texture row widths; decoded frames kept
-    let gl = null, canvas = null, style = null, programs = null, blank = null, blankInt = null, software = false;
+    let gl = null, canvas = null, style = null, programs = null, blank = null, blankInt = null, software = false,
+        image = null, maxImage = 0;  // what scanCells and scanSegments fill, drawn as one texture (see flush)
     const cache = new Map();  // key -> decoded frame and its GPU buffers, least recently used first
 
     /* ------------------------------------------------------------------------------------------- decoding */
@@ -108,6 +111,13 @@
     const FS_FLAT = `#version 300 es
       precision highp float; flat in vec4 v_colour; out vec4 o;
       void main() { o = v_colour; }`;
+    /* One image as big as the framebuffer, pixel for pixel: what scanCells and scanSegments filled. */
+    const VS_IMAGE = `#version 300 es
+      const vec2 CORNERS[4] = vec2[4](vec2(-1.0, -1.0), vec2(1.0, -1.0), vec2(-1.0, 1.0), vec2(1.0, 1.0));
+      void main() { gl_Position = vec4(CORNERS[gl_VertexID], 0.0, 1.0); }`;
+    const FS_IMAGE = `#version 300 es
+      precision highp float; uniform highp sampler2D u_image; out vec4 o;
+      void main() { o = texelFetch(u_image, ivec2(gl_FragCoord.xy), 0); }`;
     /* Shared by both ways of drawing segments: segment s's ends (pixels from the centre) and alpha; false if hidden. */
     const LINES_HEAD = `#version 300 es
       uniform highp sampler2D u_segs; uniform highp isampler2D u_unit_of; uniform bool u_has_units;
@@ -218,7 +228,9 @@
       software = /swiftshader|llvmpipe|softpipe|software/i.test(
         String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER)));
       programs = {cells: compile(VS_CELLS, FS_FLAT), quads: compile(VS_QUADS, FS_LINES), thin: compile(VS_THIN, FS_LINES),
-                  points: compile(VS_POINTS, FS_POINTS)};
+                  points: compile(VS_POINTS, FS_POINTS), image: compile(VS_IMAGE, FS_IMAGE)};
+      image = {pixels: null, texture: null, pending: false, opaque: false};
+      maxImage = gl.getParameter(gl.MAX_TEXTURE_SIZE);
       blank = texture(1, 1, new Uint8Array([255, 255, 255, 255]));
       blankInt = texture(1, 1, new Int32Array([-1]), null, gl.R32I, gl.RED_INTEGER, gl.INT);
       gl.enable(gl.BLEND);
@@ -243,39 +255,52 @@
       return t;
     }
 
-    /* Segments (x0, y0, x1, y1 each) as an RGBA32F texture and, given their units, those as an R32I one. */
-    function segmentSet(seg, unit) {
-      const n = seg.length / 4, rows = Math.max(1, Math.ceil(n / SEG_ROW));
+    /* Segments (x0, y0, x1, y1 each) and, if given, their units; their textures are made when GL first draws them
+       (segmentTextures), which sets scanned by scanSegments never are. */
+    const segmentSet = (seg, unit) => ({n: seg.length / 4, ends: seg, units: unit, seg: null, unit: null});
+
+    /* A set's segments as an RGBA32F texture and, given their units, those as an R32I one. */
+    function segmentTextures(set) {
+      if (set.seg) return set;
+      const rows = Math.max(1, Math.ceil(set.n / SEG_ROW));
       const padded = (data, perTexel) => {
         if (data.length === rows * SEG_ROW * perTexel) return data;
         const out = new data.constructor(rows * SEG_ROW * perTexel);
         out.set(data);
         return out;
       };
-      return {n, seg: texture(SEG_ROW, rows, padded(seg, 4), null, gl.RGBA32F, gl.RGBA, gl.FLOAT),
-              unit: unit ? texture(SEG_ROW, rows, padded(unit, 1), null, gl.R32I, gl.RED_INTEGER, gl.INT) : null};
+      set.seg = texture(SEG_ROW, rows, padded(set.ends, 4), null, gl.RGBA32F, gl.RGBA, gl.FLOAT);
+      set.unit = set.units ? texture(SEG_ROW, rows, padded(set.units, 1), null, gl.R32I, gl.RED_INTEGER, gl.INT) : null;
+      return set;
     }
 
     /* GPU buffers of a decoded frame, made on first draw. */
     function upload(f) {
       if (f.gpu) return f.gpu;
       const t0 = performance.now();
-      const {cellOf, index} = triangulate(f.off, f.x.length);
-      f.gpu = {x: buffer(gl.ARRAY_BUFFER, f.x), y: buffer(gl.ARRAY_BUFFER, f.y), cell: buffer(gl.ARRAY_BUFFER, cellOf),
-               index: buffer(gl.ELEMENT_ARRAY_BUFFER, index), nIndex: index.length,
-               lines: f.lines.map((l) => segmentSet(l.seg, l.unit)), decision: segmentSet(f.decision, null),
+      f.gpu = {cells: null, lines: f.lines.map((l) => segmentSet(l.seg, l.unit)), decision: segmentSet(f.decision, null),
                colours: null, colourKey: null, units: new Map()};
+      if (!scans(f)) cellBuffers(f);
       f.buildMs = performance.now() - t0;
       return f.gpu;
+    }
+
+    /* The cells' fan triangles on the GPU (not made for frames whose cells are scanned instead). */
+    function cellBuffers(f) {
+      if (f.gpu.cells) return f.gpu.cells;
+      const {cellOf, index} = triangulate(f.off, f.x.length);
+      f.gpu.cells = {x: buffer(gl.ARRAY_BUFFER, f.x), y: buffer(gl.ARRAY_BUFFER, f.y), cell: buffer(gl.ARRAY_BUFFER, cellOf),
+                     index: buffer(gl.ELEMENT_ARRAY_BUFFER, index), nIndex: index.length};
+      return f.gpu.cells;
     }
 
     function release(f) {
       if (!f.gpu || !gl) return;
       const g = f.gpu;
-      for (const b of [g.x, g.y, g.cell, g.index]) gl.deleteBuffer(b);
-      for (const set of [...g.lines, g.decision]) { gl.deleteTexture(set.seg); if (set.unit) gl.deleteTexture(set.unit); }
+      if (g.cells) for (const b of [g.cells.x, g.cells.y, g.cells.cell, g.cells.index]) gl.deleteBuffer(b);
+      for (const set of [...g.lines, g.decision]) { if (set.seg) gl.deleteTexture(set.seg); if (set.unit) gl.deleteTexture(set.unit); }
       if (g.colours) gl.deleteTexture(g.colours);
-      for (const t of g.units.values()) gl.deleteTexture(t);
+      for (const t of g.units.values()) gl.deleteTexture(t.texture);
       f.gpu = null;
     }
 
@@ -314,12 +339,14 @@
       return c.map((v, i) => Math.round(a * v + (1 - a) * bg[i]));
     }
 
-    function cellColours(f, view) {
-      const g = f.gpu, fill = fills(f, view);
-      const id = fill && [view.shade, shownLayer(f, view.layer), view.region].join("/");
-      if (!fill || g.colourKey === id) return fill;
-      const rows = Math.ceil(f.nCells / CELL_ROW);
-      const data = new Uint8Array(4 * CELL_ROW * rows);
+    /* Each cell's RGBA as drawn (rows of CELL_ROW cells, as the colour texture takes them), or null for no fill;
+       kept on the frame until the view asks for other colours. */
+    function cellRGBA(f, view) {
+      const fill = fills(f, view);
+      if (!fill) return null;
+      const id = [view.shade, shownLayer(f, view.layer), view.region].join("/");
+      if (f.rgba && f.rgba.id === id) return f.rgba;
+      const data = new Uint8Array(4 * CELL_ROW * Math.ceil(f.nCells / CELL_ROW));
       const table = fill.palette.map(blended);
       const dim = view.region == null ? -1 : view.region;
       for (let c = 0; c < f.nCells; c++) {
@@ -327,13 +354,22 @@
         const s = f.region[c] === dim ? 0.78 : 1;
         data[k] = col[0] * s; data[k + 1] = col[1] * s; data[k + 2] = col[2] * s; data[k + 3] = 255;
       }
-      g.colours = texture(CELL_ROW, rows, data, g.colours);
-      g.colourKey = id;
-      return fill;
+      f.rgba = {id, data, packed: new Uint32Array(data.buffer)};
+      return f.rgba;
     }
 
-    /* Per-unit alpha of one layer (fade: these units at `alpha`; only: these units, the others hidden). */
-    function unitTexture(f, layer, units, alpha, others) {
+    function cellColours(f, view) {
+      const g = f.gpu, rgba = cellRGBA(f, view);
+      if (rgba && g.colourKey !== rgba.id) {
+        g.colours = texture(CELL_ROW, rgba.data.length / (4 * CELL_ROW), rgba.data, g.colours);
+        g.colourKey = rgba.id;
+      }
+      return rgba;
+    }
+
+    /* Per-unit alpha of one layer (fade: these units at `alpha`; only: these units, the others hidden), as a
+       texture and as its bytes (unit u's alpha at 4u + 3). */
+    function unitAlpha(f, layer, units, alpha, others) {
       const g = f.gpu, id = [layer, alpha, others, units.join(",")].join("/");
       let t = g.units.get(id);
       if (t) return t;
@@ -343,8 +379,8 @@
       for (const u of units) n = Math.max(n, u + 1);
       const rows = Math.ceil(n / UNIT_ROW), data = new Uint8Array(4 * UNIT_ROW * rows).fill(Math.round(255 * others));
       for (const u of units) if (u >= 0) data[4 * u + 3] = Math.round(255 * alpha);
-      if (g.units.size > 8) { for (const old of g.units.values()) gl.deleteTexture(old); g.units.clear(); }
-      t = texture(UNIT_ROW, rows, data);
+      if (g.units.size > 8) { for (const old of g.units.values()) gl.deleteTexture(old.texture); g.units.clear(); }
+      t = {texture: texture(UNIT_ROW, rows, data), alpha: data};
       g.units.set(id, t);
       return t;
     }
@@ -372,9 +408,14 @@
       for (let i = 0; i < n; i++) gl.disableVertexAttribArray(i);
     }
 
-    function drawCells(f, view, tf) {
+    /* Software GL sets up triangles one by one on the CPU: 50k cells' fans took ~85 ms a paint under SwiftShader,
+       the most of a dense frame's. Filling the same convex cells by scanlines here takes ~10 ms. */
+    const scans = (f) => software && style.dense_cells != null && f.nCells > style.dense_cells;
+
+    function drawCells(f, view, tf, scan) {
+      if (scan && scans(f)) return scanCells(f, view, tf);
       if (!cellColours(f, view)) return;
-      const prog = programs.cells, g = f.gpu;
+      const prog = programs.cells, g = cellBuffers(f);
       gl.useProgram(prog.p);
       resetAttribs();
       attrib(prog, "a_x", g.x, 1, gl.FLOAT, false);
@@ -383,19 +424,130 @@
       gl.uniform2fv(prog.un.u_scale, tf.scale);
       gl.uniform2fv(prog.un.u_offset, tf.offset);
       gl.activeTexture(gl.TEXTURE0);
-      gl.bindTexture(gl.TEXTURE_2D, g.colours);
+      gl.bindTexture(gl.TEXTURE_2D, f.gpu.colours);
       gl.uniform1i(prog.un.u_colours, 0);
       gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, g.index);
       gl.drawElements(gl.TRIANGLES, g.nIndex, gl.UNSIGNED_INT, 0);
     }
 
-    /* One set of segments as quads: opts {colour, alpha, width (CSS px), dash, only, units (texture)}. */
+    /* The cells filled into an image of the framebuffer's size, drawn as one texture. A pixel takes the cell its
+       centre lies in, as GL's rasterizer decides (ties aside: half-open spans, so cells that share an edge
+       neither overlap nor leave a gap). Rows count from the bottom, as GL's do. */
+    function scanCells(f, view, tf) {
+      const rgba = cellRGBA(f, view), width = 2 * tf.half[0], height = 2 * tf.half[1];
+      if (!rgba) return;
+      const pixels = begin(width, height, true), packed = rgba.packed;
+      const bg = rgb(style.background);
+      pixels.fill((bg[0] | (bg[1] << 8) | (bg[2] << 16) | (255 << 24)) >>> 0);
+      const ax = tf.scale[0] * width / 2, bx = (tf.offset[0] + 1) * width / 2;
+      const ay = tf.scale[1] * height / 2, by = (tf.offset[1] + 1) * height / 2;
+      const off = f.off, xs = f.x, ys = f.y;
+      let px = new Float64Array(64), py = new Float64Array(64);
+      for (let c = 0; c < f.nCells; c++) {
+        const a = off[c], k = off[c + 1] - a;
+        if (k < 3) continue;
+        if (k > px.length) { px = new Float64Array(2 * k); py = new Float64Array(2 * k); }
+        let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+        for (let j = 0; j < k; j++) {
+          const x = xs[a + j] * ax + bx, y = ys[a + j] * ay + by;
+          px[j] = x; py[j] = y;
+          if (x < x0) x0 = x; if (x > x1) x1 = x;
+          if (y < y0) y0 = y; if (y > y1) y1 = y;
+        }
+        if (x1 < 0 || x0 > width) continue;
+        const r0 = Math.max(0, Math.ceil(y0 - 0.5)), r1 = Math.min(height, Math.ceil(y1 - 0.5));
+        const colour = packed[c];
+        for (let r = r0; r < r1; r++) {
+          const yc = r + 0.5;
+          let left = Infinity, right = -Infinity;
+          for (let i = 0, p = k - 1; i < k; p = i++) {
+            if ((py[p] <= yc) !== (py[i] <= yc)) {
+              const x = px[p] + (yc - py[p]) / (py[i] - py[p]) * (px[i] - px[p]);
+              if (x < left) left = x;
+              if (x > right) right = x;
+            }
+          }
+          const i0 = Math.max(0, Math.ceil(left - 0.5)), i1 = Math.min(width, Math.ceil(right - 0.5));
+          if (i1 - i0 > 16) pixels.fill(colour, r * width + i0, r * width + i1);
+          else for (let i = r * width + i0, end = r * width + i1; i < end; i++) pixels[i] = colour;  // fill() costs more
+        }
+      }
+    }
+
+    /* The image's pixels (RGBA, one Uint32 each, rows from the bottom), to be drawn at the next flush. A new
+       image starts opaque (cells: every pixel is written) or transparent (lines over what GL drew before). */
+    function begin(width, height, opaque) {
+      if (!image.pixels || image.pixels.length !== width * height) image.pixels = new Uint32Array(width * height);
+      if (!image.pending) {
+        if (!opaque) image.pixels.fill(0);
+        image.pending = true;
+        image.opaque = opaque;
+      }
+      image.width = width;
+      image.height = height;
+      return image.pixels;
+    }
+
+    /* Draw the pending image before GL draws over it: one texture over the whole framebuffer, blended (its alpha
+       is straight) unless opaque. Each image costs the software GL a full-screen pass, so cells and the lines
+       scanned after them share one. */
+    function flush() {
+      if (!image.pending) return;
+      image.pending = false;
+      image.texture = texture(image.width, image.height, new Uint8Array(image.pixels.buffer), image.texture);
+      const prog = programs.image;
+      gl.useProgram(prog.p);
+      resetAttribs();
+      gl.activeTexture(gl.TEXTURE0);
+      gl.bindTexture(gl.TEXTURE_2D, image.texture);
+      gl.uniform1i(prog.un.u_image, 0);
+      if (image.opaque) gl.disable(gl.BLEND);
+      gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+      gl.enable(gl.BLEND);
+    }
+
+    /* A dense set's 1-pixel lines into the image: per column (or row, for steep segments) the pixel the segment
+       passes through at its centre, as GL draws lines. Units at alpha < 1 blend over what the image holds
+       (straight alpha, "over"), so that the image blends over what is drawn as the lines would one by one. */
+    function scanSegments(set, tf, opts) {
+      const width = 2 * tf.half[0], height = 2 * tf.half[1], image = begin(width, height, false);
+      const c = rgb(opts.colour), a0 = opts.alpha == null ? 1 : opts.alpha;
+      const alphaOf = opts.units ? opts.units.alpha : null, unitOf = set.units, ends = set.ends;
+      const ax = tf.scale[0] * width / 2, bx = (tf.offset[0] + 1) * width / 2;
+      const ay = tf.scale[1] * height / 2, by = (tf.offset[1] + 1) * height / 2;
+      const put = (at, alpha) => {
+        if (alpha >= 1) { image[at] = (c[0] | (c[1] << 8) | (c[2] << 16) | (255 << 24)) >>> 0; return; }
+        const below = image[at], ad = (below >>> 24) / 255, out = alpha + ad * (1 - alpha);
+        const mix = (shift, v) => Math.round((v * alpha + ((below >>> shift) & 255) * ad * (1 - alpha)) / out);
+        image[at] = (mix(0, c[0]) | (mix(8, c[1]) << 8) | (mix(16, c[2]) << 16) | (Math.round(255 * out) << 24)) >>> 0;
+      };
+      for (let s = 0; s < set.n; s++) {
+        const alpha = alphaOf && unitOf && unitOf[s] >= 0 ? a0 * alphaOf[4 * unitOf[s] + 3] / 255 : a0;
+        if (alpha <= 0) continue;
+        let x0 = ends[4 * s] * ax + bx, y0 = ends[4 * s + 1] * ay + by, x1 = ends[4 * s + 2] * ax + bx,
+            y1 = ends[4 * s + 3] * ay + by;
+        const steep = Math.abs(y1 - y0) > Math.abs(x1 - x0);
+        if (steep) [x0, y0, x1, y1] = [y0, x0, y1, x1];  // walk along the longer axis
+        if (x1 < x0) [x0, y0, x1, y1] = [x1, y1, x0, y0];
+        const along = steep ? height : width, across = steep ? width : height;
+        const i0 = Math.max(0, Math.ceil(x0 - 0.5)), i1 = Math.min(along, Math.ceil(x1 - 0.5));
+        const slope = x1 > x0 ? (y1 - y0) / (x1 - x0) : 0;
+        for (let i = i0; i < i1; i++) {
+          const j = Math.floor(y0 + (i + 0.5 - x0) * slope);
+          if (j >= 0 && j < across) put(steep ? i * width + j : j * width + i, alpha);
+        }
+      }
+    }
+
+    /* One set of segments as antialiased quads or (opts.thin, for lines up to 2 px wide) 1-pixel lines, scanned
+       here (opts.scan) unless dashed: opts {colour, alpha, width (CSS px), dash, only, units (unitAlpha), thin,
+       scan}. */
     function drawSegments(set, tf, px, opts) {
       if (!set.n) return;
-      // Software GL (SwiftShader, llvmpipe) spends its time per vertex: a set of more than style.dense_segments
-      // thin segments goes as 1-pixel lines, 2 vertices each instead of 6 (3x faster at 100k segments, without
-      // antialiasing, which lines that dense hardly show). A GPU always draws the antialiased quads.
-      const thin = software && style.dense_segments != null && set.n > style.dense_segments && opts.width * px <= 2;
+      const thin = opts.thin && opts.width * px <= 2;
+      if (thin && opts.scan && !opts.dash && opts.only == null) return scanSegments(set, tf, opts);
+      flush();
+      segmentTextures(set);
       const prog = thin ? programs.thin : programs.quads;
       gl.useProgram(prog.p);
       resetAttribs();
@@ -409,7 +561,7 @@
       gl.uniform1i(prog.un.u_only, opts.only == null ? -1 : opts.only);
       gl.uniform1i(prog.un.u_styled, opts.units ? 1 : 0);
       gl.activeTexture(gl.TEXTURE1);
-      gl.bindTexture(gl.TEXTURE_2D, opts.units || blank);
+      gl.bindTexture(gl.TEXTURE_2D, opts.units ? opts.units.texture : blank);
       gl.uniform1i(prog.un.u_units, 1);
       gl.activeTexture(gl.TEXTURE2);
       gl.bindTexture(gl.TEXTURE_2D, set.seg);
@@ -422,6 +574,7 @@
     }
 
     function drawPoints(p, tf, px) {
+      flush();
       if (!p.gpu) p.gpu = {x: buffer(gl.ARRAY_BUFFER, p.x), y: buffer(gl.ARRAY_BUFFER, p.y),
                            c: buffer(gl.ARRAY_BUFFER, p.c), n: p.x.length};
       const prog = programs.points;
@@ -450,24 +603,33 @@
       const bg = rgb(style.background);
       gl.clearColor(bg[0] / 255, bg[1] / 255, bg[2] / 255, 1);
       gl.clear(gl.COLOR_BUFFER_BIT);
+      image.pending = false;  // left by a paint that failed half-way
       const tf = transform(view, width, height);
-      drawCells(f, view, tf);
+      const scan = software && Math.max(width, height) <= maxImage;  // images of the framebuffer's size
+      drawCells(f, view, tf, scan);
       if (view.points != null && points.has(view.points)) drawPoints(points.get(view.points), tf, px);
       const layer = shownLayer(f, view.layer);
+      // Software GL (SwiftShader, llvmpipe) spends its time per vertex and per line: when the layers shown hold
+      // more than style.dense_segments segments, they go as 1-pixel lines (without antialiasing, which lines that
+      // dense hardly show), scanned here (100k segments: ~50 ms as SwiftShader's lines, ~170 ms as its quads,
+      // a few ms here). A GPU always draws the antialiased quads.
+      let shown = 0;
+      for (let l = 0; l <= layer; l++) shown += f.lines[l].unit.length;
+      const thin = software && style.dense_segments != null && shown > style.dense_segments;
       for (const ghost of view.ghosts || []) {
         const g = remember(ghost.key);
         upload(g);
         if (ghost.layer < g.lines.length) {
-          const units = ghost.units ? unitTexture(g, ghost.layer, ghost.units, 1, 0) : null;
+          const units = ghost.units ? unitAlpha(g, ghost.layer, ghost.units, 1, 0) : null;
           drawSegments(g.gpu.lines[ghost.layer], tf, px, {colour: style.ghost_line || layerColour(ghost.layer),
-                       alpha: 0.8, width: style.layer_width, dash: 6, units});
+                       alpha: 0.8, width: style.layer_width, dash: 6, units, thin, scan});
         }
       }
       const fade = view.fade;
       for (let l = 0; l <= layer; l++) {
-        const units = fade && fade.layer === l ? unitTexture(f, l, fade.units, fade.alpha == null ? 0.15 : fade.alpha, 1)
+        const units = fade && fade.layer === l ? unitAlpha(f, l, fade.units, fade.alpha == null ? 0.15 : fade.alpha, 1)
           : null;
-        drawSegments(f.gpu.lines[l], tf, px, {colour: layerColour(l), width: style.layer_width, units});
+        drawSegments(f.gpu.lines[l], tf, px, {colour: layerColour(l), width: style.layer_width, units, thin, scan});
       }
       if (view.decision && layer === lastLayer(f)) {
         drawSegments(f.gpu.decision, tf, px, {colour: style.decision_line, width: style.decision_width});
@@ -477,6 +639,7 @@
         drawSegments(f.gpu.lines[hl.layer], tf, px, {colour: style.highlight_line || "#111111",
                      width: 2.5 * style.layer_width + 1, only: hl.unit});
       }
+      flush();
       return f;
     }
 
@@ -496,7 +659,7 @@
       const f = render(msg.view, w, h, dpr);
       gl.flush();
       port.postMessage({type: "painted", seq: msg.seq, cells: f.nCells, regions: f.keys.length ? f.keys[0].length : 1,
-                        segments: f.lines.reduce((n, l) => n + l.unit.length, 0),
+                        segments: f.lines.reduce((n, l) => n + l.unit.length, 0), scanned: scans(f),
                         ms: {total: performance.now() - t0, decode: fresh ? f.decodeMs : 0, build: fresh ? f.buildMs : 0}});
     }
 

@@ -307,7 +307,7 @@ def small_net(url: str, epochs: int, presses: int) -> dict[str, str]:
 
 SECTIONS = {"small": lambda url, a: small_net(url, a.epochs, a.presses),
             "spirals": lambda url, a: spirals_training(url, 300, 90.0),  # still training when Pause is pressed
-            "replay": lambda url, a: replay_rate(url, 100, 8, 20.0),
+            "replay": lambda url, a: replay_rate(url, 110, 8, 20.0),
             # how the rate falls with the regions painted (software GL draws every cell and segment on the CPU)
             "replay-scale": lambda url, a: {k: v for width in (4, 16, 40)
                                             for k, v in replay_rate(url, width, 8, 10.0, f"replay 2-{width}x4-2").items()},

@@ -30,6 +30,7 @@ if not HAS_CHROMIUM:
     pytest.skip("needs Chromium and chromedriver", allow_module_level=True)
 
 BOUNDS = (-2.0, 2.0, -2.0, 2.0)
+SCANNED = {**F.STYLE, "dense_segments": 0, "dense_cells": 0}  # software GL: every cell and thin line scanned
 SIZE = 600  # CSS px of the test graph
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -111,7 +112,7 @@ def plain_layout(bounds) -> dict:
 
 
 PAINT_BOTH = """
-const [frame, layout, style, done] = [arguments[0], arguments[1], arguments[2], arguments[arguments.length - 1]];
+const [frame, layout, style, view, done] = arguments;
 const sv = window.splineviz;
 (async () => {
   let host = document.getElementById('bt-graph');
@@ -124,27 +125,28 @@ const sv = window.splineviz;
   document.body.appendChild(host);
   await Plotly.newPlot(inner, [], sv.painter.layout(Object.assign({}, layout, {width: %(size)d, height: %(size)d})));
   const p = sv.painter.of('bt-graph', 0, style);
-  const info = await p.show(frame, {shade: 'class', decision: true});
+  const info = await p.show(frame, view);
   const b = p.box();
   const svg = (await p.ask('svg')).svg;
   const png = await p.ask('png', {scale: 1});
   const bytes = new Uint8Array(await png.blob.arrayBuffer());
   let bin = '';
   for (let i = 0; i < bytes.length; i += 8192) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
-  done({info: {cells: info.cells, segments: info.segments}, box: {range: b.range, w: b.w, h: b.h}, svg: svg,
-        png: btoa(bin)});
+  done({info: {cells: info.cells, segments: info.segments}, scanned: info.scanned, box: {range: b.range, w: b.w, h: b.h},
+        svg: svg, png: btoa(bin)});
 })().catch((e) => done({error: String(e && e.stack || e)}));
 """ % {"size": SIZE}
 
 
-def paint(driver, app_url: str, style: dict) -> tuple[Frame, dict]:
+def paint(driver, app_url: str, style: dict, view: dict | None = None) -> tuple[Frame, dict]:
     """The three-class frame painted on a fresh plotly graph on the app's page; what the page reports back."""
     frame = three_class_frame()
+    view = view or {"shade": "class", "decision": True}
     driver.get(app_url + "/mnist")
     wait_for(lambda: driver.execute_script("return !!(window.Plotly && window.splineviz && window.splineviz.painter)"),
              60, message="the app's scripts")
     driver.set_script_timeout(120)
-    out = driver.execute_async_script(PAINT_BOTH, frame.to_json(), plain_layout(frame.bounds), style)
+    out = driver.execute_async_script(PAINT_BOTH, frame.to_json(), plain_layout(frame.bounds), style, view)
     assert "error" not in out, out.get("error")
     return frame, out
 
@@ -209,14 +211,16 @@ def test_painted_pixels_are_the_class_fills(painted) -> None:
 def test_painted_pixels_show_every_segment(driver, app_url: str) -> None:
     """Within a pixel of the middle of every segment 8 px or longer (each layer's and the decision boundary's), the
     PNG shows a line colour rather than a fill: the engine pulls each segment from its texture to where it belongs.
-    Both ways of drawing segments: antialiased quads, and the 1-pixel lines that software GL (as here) uses for
-    layers denser than style.dense_segments (0 here: every layer)."""
+    Both ways of drawing segments: antialiased quads, and the 1-pixel lines that software GL (as here) uses when
+    the layers shown hold more than style.dense_segments segments (0 here), scanned by the engine into the image
+    of the cells it scanned too (dense_cells 0)."""
     fills = np.array([blended(h) for h in F.STYLE["class_fill"]])
     lines = np.array([rgb(h) for h in F.STYLE["layer_line"] + [F.STYLE["decision_line"]]])
     images = []
-    for style in (F.STYLE, {**F.STYLE, "dense_segments": 0}):
+    for style in (F.STYLE, SCANNED):
         frame, out = paint(driver, app_url, style)
         assert sum(len(s) for s in frame.segments) < F.STYLE["dense_segments"]  # the default draws quads
+        assert frame.n_cells < F.STYLE["dense_cells"] and out["scanned"] == (style is SCANNED)
         image = png_pixels(out)
         images.append(image)
         checked = 0
@@ -231,6 +235,69 @@ def test_painted_pixels_show_every_segment(driver, app_url: str) -> None:
                 checked += 1
         assert checked >= 20
     assert np.abs(images[0] - images[1]).max() > 60  # the thin lines were drawn: layers look different
+    assert severe_console_errors(driver) == []
+
+
+def only_cells(frame: Frame) -> dict:
+    """A view of the cells alone: layer 1 shown, all its units faded to nothing, no decision boundary."""
+    return {"shade": "class", "decision": False, "layer": 0,
+            "fade": {"layer": 0, "units": list(range(int(frame.segment_units[0].max()) + 1)), "alpha": 0}}
+
+
+def test_scanned_cells_are_the_cells_gl_draws(driver, app_url: str) -> None:
+    """Under software GL (as here) a frame of more than style.dense_cells cells has its cells filled by scanlines in
+    the engine and drawn as one image. Every pixel whose centre lies clear of the cells' edges shows the fill of
+    the cell that holds its centre (found by shapely), and the image is GL's triangles pixel for pixel but for
+    pixels whose centre lies on an edge, within GL's sub-pixel precision."""
+    import shapely
+
+    frame = three_class_frame()
+    drawn = {}
+    for name, dense_cells in (("gl", None), ("scanned", 0)):
+        _, out = paint(driver, app_url, {**F.STYLE, "dense_cells": dense_cells}, only_cells(frame))
+        assert out["scanned"] == (name == "scanned")
+        drawn[name] = png_pixels(out)
+    image = drawn["scanned"]
+    off = frame.cell_offsets
+    cells = np.array([shapely.Polygon(to_pixels(np.c_[frame.cell_x[a:b], frame.cell_y[a:b]], out["box"]))
+                      for a, b in zip(off[:-1], off[1:])])
+    rows, cols = np.indices(image.shape[:2]).reshape(2, -1)
+    centres = shapely.points(cols + 0.5, rows + 0.5)
+    pixel, cell = shapely.STRtree(cells).query(centres, predicate="intersects")
+    clear = shapely.distance(centres[pixel], shapely.boundary(cells[cell])) > 0.01
+    pixel, cell = pixel[clear], cell[clear]
+    assert len(pixel) > 0.95 * image.shape[0] * image.shape[1]
+    expected = np.array([blended(h) for h in F.STYLE["class_fill"]])[frame.cell_class[cell]]
+    wrong = np.abs(image[rows[pixel], cols[pixel]] - expected).max(axis=1) > 1
+    assert not wrong.any(), f"{wrong.sum()} pixels show another fill than the cell that holds them"
+    differ = (np.abs(drawn["gl"] - image).max(axis=2) > 2).mean()
+    assert differ < 0.001, f"{differ:.2%} of the pixels differ from GL's"
+    assert severe_console_errors(driver) == []
+
+
+def test_scanned_lines_of_faded_units_blend_over_the_cells(driver, app_url: str) -> None:
+    """Scanned 1-pixel lines of faded units (the pruning pages' fade) blend at their alpha over the fill below, and
+    only those units' lines change: painted with fade alpha 1 and 0.15, the pixels that differ lie on the faded
+    unit's segments, and each is 0.15 of its layer's colour over a class fill (or over a line drawn before it)."""
+    frame = three_class_frame()
+    layer, unit = 1, int(np.bincount(frame.segment_units[1]).argmax())  # the unit with the most segments
+    drawn = {}
+    for alpha in (1, 0.15):
+        view = {"shade": "class", "decision": False, "layer": layer, "fade": {"layer": layer, "units": [unit], "alpha": alpha}}
+        _, out = paint(driver, app_url, SCANNED, view)
+        drawn[alpha] = png_pixels(out)
+    changed = np.argwhere(np.abs(drawn[1] - drawn[0.15]).max(axis=2) > 2)
+    assert len(changed) >= 20
+    ends = to_pixels(frame.segments[layer][frame.segment_units[layer] == unit].reshape(-1, 2).astype(float),
+                     out["box"]).reshape(-1, 2, 2)
+    from shapely import MultiLineString, points
+    distance = MultiLineString(list(ends)).distance(points(changed[:, ::-1] + 0.5))
+    assert distance.max() <= 1.5, "pixels off the faded unit's segments changed"
+    line = rgb(F.STYLE["layer_line"][layer])
+    under = (drawn[0.15][tuple(changed.T)] - 0.15 * line) / 0.85  # what the faded line was blended over
+    below = np.array([blended(h) for h in F.STYLE["class_fill"]] + [rgb(h) for h in F.STYLE["layer_line"][: layer + 1]])
+    misfit = np.abs(under[:, None] - below[None]).max(axis=2).min(axis=1)
+    assert misfit.max() <= 4, f"{(misfit > 4).sum()} of {len(misfit)} pixels are no blend: {under[misfit > 4][:5]}"
     assert severe_console_errors(driver) == []
 
 
