@@ -123,9 +123,10 @@ class Plane:
         """The first affine map seen from the plane: W (x0 + a u + b v) + c = W[u v] (a, b) + (W x0 + c)."""
         if first.in_features != self.dim:
             raise ValueError(f"the network takes {first.in_features} inputs but the plane lives in {self.dim} dimensions")
-        return Affine(first.weight @ self._basis, first.weight @ self.x0 + first.bias)
+        restricted = first.weight @ self._basis  # W u, W v, W x0: one pass over W
+        return Affine(restricted[:, :2], restricted[:, 2] + first.bias)
 
     @cached_property
     def _basis(self) -> np.ndarray:
-        """[u v] as columns, stacked once: a plane is restricted at every trace."""
-        return np.stack([self.u, self.v], axis=1)
+        """[u v x0] as columns, stacked once: a plane is restricted at every trace."""
+        return np.stack([self.u, self.v, self.x0], axis=1)

@@ -490,12 +490,10 @@ def _one_class_everywhere(outputs: np.ndarray, tol: float) -> bool:
     """
     if outputs.shape[1] == 1:
         return bool((outputs > tol).all() or (outputs < -tol).all())
-    winner = outputs.argmax(axis=1)
-    if not (winner == winner[0]).all():
-        return False
-    rivals = outputs.copy()
-    rivals[:, winner[0]] = -np.inf
-    return bool((outputs[:, winner[0]] - rivals.max(axis=1) > tol).all())
+    winner = int(outputs[0].argmax())  # the class at one vertex: it must win at every vertex
+    behind = outputs - outputs[:, winner: winner + 1]  # every rival's lead, which must be below -tol
+    behind[:, winner] = -np.inf
+    return bool(behind.max() < -tol)
 
 
 def _top_two_gap(logits: np.ndarray) -> np.ndarray:
