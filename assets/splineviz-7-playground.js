@@ -360,11 +360,9 @@
 
   /* The current epoch on the training curves: one dotted line through the three panels. cfg: {graph} */
   function marker(v, cfg) {
-    const gd = sv.painter.graphDiv(cfg.graph);
-    if (!gd || !gd._fullLayout || !v.frames || !v.frames.length) return;
-    const epoch = v.frames[sv.clamp(v.epoch, v.frames.length)].stats.epoch;
-    window.Plotly.relayout(gd, {shapes: [{type: "line", xref: "x", yref: "paper", x0: epoch, x1: epoch, y0: 0, y1: 1,
-                                          name: "current epoch", line: {color: "#555", width: 1.5, dash: "dot"}}]});
+    if (!v.frames || !v.frames.length) return;
+    sv.marker.move(cfg.graph, "current epoch", v.frames[sv.clamp(v.epoch, v.frames.length)].stats.epoch,
+                   {type: "line", xref: "x", yref: "paper", y0: 0, y1: 1, line: {color: "#555", width: 1.5, dash: "dot"}});
   }
 
   /* "Keep the model": the controls go back to the uploaded run's settings. cfg: {row, controls} */

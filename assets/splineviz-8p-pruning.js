@@ -160,47 +160,11 @@
                     children: parts.join(" · ") + (notes.length ? " — " + notes.join("") : "")}};
   }
 
-  /* Move the "replay-marker" shape of each curves graph to `epoch` (and keep it there when the graph is redrawn). */
-  function mark(curves, epoch) {
-    for (const id of curves || []) {
-      const gd = sv.painter.graphDiv(id);
-      if (!gd || !gd.layout) continue;
-      gd.__svMarker = epoch;
-      if (!gd.__svMarkerHook) {
-        gd.__svMarkerHook = true;
-        gd.on("plotly_afterplot", () => moveMarker(gd));
-      }
-      moveMarker(gd);
-    }
-  }
-
-  /*
-   * The drawn line is moved on the page, and the layout told, rather than by Plotly.relayout: that redraws the
-   * whole figure, 90 ms a step for the four curves of a pruning run. Where the line is not drawn as expected (a
-   * vertical path from M x,y0 to L x,y1 at the axis' pixel), relayout does it.
-   */
-  function moveMarker(gd) {
-    const shapes = gd.layout.shapes || [];
-    const k = shapes.findIndex((shape) => shape.name === "replay-marker");
-    const x = gd.__svMarker;
-    if (k < 0 || x == null || shapes[k].x0 === x) return;
-    const xa = gd._fullLayout && gd._fullLayout.xaxis;
-    const path = gd.querySelector(`.shapelayer path[data-index="${k}"]`);
-    const ends = path && /^M[^,]+,([^L]+)L[^,]+,(.+)$/.exec(path.getAttribute("d") || "");
-    if (!xa || !xa.l2p || !ends) {
-      window.Plotly.relayout(gd, {[`shapes[${k}].x0`]: x, [`shapes[${k}].x1`]: x});
-      return;
-    }
-    const px = xa._offset + xa.l2p(x);
-    path.setAttribute("d", `M${px},${ends[1]}L${px},${ends[2]}`);
-    for (const shape of [shapes[k], (gd._fullLayout.shapes || [])[k]]) if (shape) shape.x0 = shape.x1 = x;
-  }
-
   /* Paint step i on every panel; resolves when all are painted. */
   function paint(graphId, s, i, cfg) {
     const step = s.steps[i];
     s.index = i;
-    mark(cfg.curves, step.epoch);
+    for (const id of cfg.curves || []) sv.marker.move(id, "replay-marker", step.epoch);
     const opts = (run, pick) => ({shade: "class", decision: true, points: s.points,
                                   ghosts: ghostsOf(run, recentEvent(run, pick, cfg.ghostFrames))});
     const done = [];

@@ -399,7 +399,7 @@ def distance_to_previous(epochs: Sequence[int], distances: Sequence[float], tick
     return fig
 
 
-REPLAY_MARKER = "replay-marker"  # the shape a page moves to the epoch its animation shows (splineviz-8p-pruning.js)
+REPLAY_MARKER = "replay-marker"  # the shape a page moves to the epoch its animation shows (splineviz-5m-marker.js)
 
 
 def _replay_marker(fig: go.Figure, epoch: float) -> None:

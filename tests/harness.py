@@ -177,3 +177,17 @@ def upload(driver, upload_id: str, path: Path) -> None:
     selector = f"#{upload_id} input[type=file]"
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, selector), 30, message=f"the {upload_id} file input")
     driver.find_element(By.CSS_SELECTOR, selector).send_keys(str(path))
+
+
+def marker_x(driver, name: str, graph_id: str):
+    """The epoch a curves graph's marker (the layout shape called ``name``) is drawn at: its layout value, where
+    the line drawn on the page is too (pages move the drawn line instead of redrawing the figure, see
+    splineviz-5m-marker.js); None where they differ or there is no marker."""
+    return driver.execute_script(f"""
+        const gd = document.querySelector('#{graph_id} .js-plotly-plot');
+        const k = gd && gd.layout ? (gd.layout.shapes || []).findIndex(s => s.name === '{name}') : -1;
+        if (k < 0) return null;
+        const x = gd.layout.shapes[k].x0, xa = gd._fullLayout.xaxis;
+        const path = gd.querySelector(`.shapelayer path[data-index="${{k}}"]`);
+        const drawn = path ? parseFloat(path.getAttribute('d').slice(1)) : NaN;
+        return Math.abs(drawn - (xa._offset + xa.l2p(x))) < 1 ? x : null;""")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import HAS_CHROMIUM, epoch_shown, severe_console_errors, shot, upload, wait_for
+from harness import HAS_CHROMIUM, epoch_shown, marker_x, severe_console_errors, shot, upload, wait_for
 from harness import element_text as text
 from splineviz.nets import mlp
 from splineviz.web.state import PlaygroundConfig, architecture, build, config_dataset
@@ -168,10 +168,10 @@ def test_replay_drives_the_slider_and_more_epochs_continue(driver, app_url: str)
         "return window.__seen"))) >= 4, 30, message="the replay to end")
     seen = [int(v) for v in driver.execute_script("clearInterval(window.__watch); return window.__seen")]
     assert len(set(seen)) >= 4 and seen[-1] == 6  # the slider moved with the replay and ended on the last frame
-    marker = driver.execute_script(
-        "const gd = document.querySelector('#pg-curves .js-plotly-plot');"
-        "return (gd.layout.shapes || []).filter(s => s.name === 'current epoch').map(s => s.x0)")
-    assert marker == [6]
+    # the curves' marker is drawn at the last epoch, the line moved on the page (not redrawn at every frame)
+    wait_for(lambda: marker_x(driver, "current epoch", "pg-curves") == 6, 10, message="the marker on the last epoch")
+    assert driver.execute_script("const gd = document.querySelector('#pg-curves .js-plotly-plot');"
+                                 "return gd.layout.shapes.filter(s => s.name === 'current epoch').length") == 1
 
     layer_tooltip = driver.execute_script("""
         const h = document.querySelector('#pg-layer [role=slider]'); h.focus();

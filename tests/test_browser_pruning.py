@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from harness import HAS_CHROMIUM, severe_console_errors, shot, wait_for
+from harness import HAS_CHROMIUM, marker_x, severe_console_errors, shot, wait_for
 from harness import element_text as text
 
 pytestmark = pytest.mark.browser
@@ -38,19 +38,6 @@ def watch_run(driver, button_id: str, probe) -> list:
     wait_for(lambda: seen.append(probe()) or not running(driver, button_id), 300, interval=0.2,
              message="the job to finish")
     return seen
-
-
-def marker_x(driver, graph_id: str):
-    """The epoch the curves' marker is drawn at: its layout value, where the line drawn on the page is too (the
-    page moves the drawn line itself instead of redrawing the figure); None where they differ."""
-    return driver.execute_script(f"""
-        const gd = document.querySelector('#{graph_id} .js-plotly-plot');
-        const k = gd && gd.layout ? (gd.layout.shapes || []).findIndex(s => s.name === 'replay-marker') : -1;
-        if (k < 0) return null;
-        const x = gd.layout.shapes[k].x0, xa = gd._fullLayout.xaxis;
-        const path = gd.querySelector(`.shapelayer path[data-index="${{k}}"]`);
-        const drawn = path ? parseFloat(path.getAttribute('d').slice(1)) : NaN;
-        return Math.abs(drawn - (xa._offset + xa.l2p(x))) < 1 ? x : null;""")
 
 
 def slider_value(driver, slider_id: str) -> int:
@@ -92,7 +79,7 @@ def replay_moves_the_slider(driver, prefix: str, curves: str, last_epoch: int) -
         values[-1] == last and text(driver, f"{prefix}-replay") == "▶ Replay"), 60, interval=0.02,
         message="the replay to end on the last step")
     assert values == sorted(values) and len(set(values)) >= 3, values  # the slider went along, forwards
-    wait_for(lambda: marker_x(driver, curves) == last_epoch, 10, message="the marker on the last epoch")
+    wait_for(lambda: marker_x(driver, "replay-marker", curves) == last_epoch, 10, message="the marker on the last epoch")
 
 
 def test_gradual_schedule_beside_spline_pruning_streams_animates_and_replays(driver, app_url: str) -> None:
@@ -126,7 +113,7 @@ def test_gradual_schedule_beside_spline_pruning_streams_animates_and_replays(dri
 
     replay_moves_the_slider(driver, "pr", "pr-anim-curves", 40)
     step_until(driver, "pr", "removed (dashed)")
-    wait_for(lambda: marker_x(driver, "pr-anim-curves") == shown_epochs(driver, "pr-info")[0], 10,
+    wait_for(lambda: marker_x(driver, "replay-marker", "pr-anim-curves") == shown_epochs(driver, "pr-info")[0], 10,
              message="the curves' marker at the epoch shown")
     assert re.search(r"pruned at epoch \d+ to \d+ %: \d+ units? removed \(dashed\); the decision moved on",
                      text(driver, "pr-info"))
@@ -185,7 +172,7 @@ def test_earlybird_run_fills_in_live_and_the_threshold_applies_at_once(driver, a
     replay_moves_the_slider(driver, "eb", "eb-curve", 40)
     step_until(driver, "eb", "early-bird ticket at epoch")
     assert shown_epochs(driver, "eb-info") == [ticket]  # the first step saying so: the pruned ticket
-    wait_for(lambda: marker_x(driver, "eb-curve") == ticket, 10, message="the curve's marker at the ticket")
+    wait_for(lambda: marker_x(driver, "replay-marker", "eb-curve") == ticket, 10, message="the curve's marker at the ticket")
     shot(driver, "earlybird-ticket")
     driver.execute_script("document.getElementById('eb-heatmap').scrollIntoView()")
     shot(driver, "earlybird-distances")
