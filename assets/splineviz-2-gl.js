@@ -10,10 +10,11 @@
  * decision boundary; one highlighted unit on top. Segments are pulled by gl_VertexID from float textures of
  * lines[l].segments in one plain draw, not drawn as instances: SwiftShader (software GL, as on machines
  * without a GPU) runs instances one by one, and 100k instanced segments took 1.4 s a paint. Under software GL,
- * sets denser than style.dense_segments are drawn here as 1-pixel lines into an image (scanSegments), and frames of
- * more than style.dense_cells cells have their cells filled by scanlines into another (scanCells): SwiftShader
- * sets up every triangle and line on the CPU, one by one. Colours blend fill_opacity over the background
- * exactly as plotly does in figures.partition_figure.
+ * which sets up every triangle and line on the CPU one by one, this engine fills dense frames itself, into one
+ * image drawn as a texture: the cells of a frame of more than style.dense_cells cells by scanlines (scanCells),
+ * and the layers shown, when they hold more than style.dense_segments segments, as 1-pixel lines
+ * (scanSegments). Colours blend fill_opacity over the background exactly as plotly does in
+ * figures.partition_figure.
  *
  * Messages in:  init {canvas?, style}              (canvas: an OffscreenCanvas, or a canvas on the page)
  *               draw {seq, view, frames}            (frames: {key: Frame JSON} this worker may not hold yet)
@@ -515,8 +516,9 @@
       const alphaOf = opts.units ? opts.units.alpha : null, unitOf = set.units, ends = set.ends;
       const ax = tf.scale[0] * width / 2, bx = (tf.offset[0] + 1) * width / 2;
       const ay = tf.scale[1] * height / 2, by = (tf.offset[1] + 1) * height / 2;
+      const solid = (c[0] | (c[1] << 8) | (c[2] << 16) | (255 << 24)) >>> 0;
       const put = (at, alpha) => {
-        if (alpha >= 1) { image[at] = (c[0] | (c[1] << 8) | (c[2] << 16) | (255 << 24)) >>> 0; return; }
+        if (alpha >= 1) { image[at] = solid; return; }
         const below = image[at], ad = (below >>> 24) / 255, out = alpha + ad * (1 - alpha);
         const mix = (shift, v) => Math.round((v * alpha + ((below >>> shift) & 255) * ad * (1 - alpha)) / out);
         image[at] = (mix(0, c[0]) | (mix(8, c[1]) << 8) | (mix(16, c[2]) << 16) | (Math.round(255 * out) << 24)) >>> 0;

@@ -18,6 +18,7 @@
       this.handle = null;
       this.index = 0;
       this.onStop = null;
+      this.run = null;  // the current start()'s token
     }
 
     get playing() {

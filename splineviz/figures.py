@@ -34,8 +34,8 @@ STYLE: dict[str, Any] = {
     "layer_width": 1.2,
     "decision_line": "#d62728",
     "decision_width": 3.5,
-    # the painter under software GL draws a layer of more segments than this as 1-px lines, and fills the cells of a
-    # frame of more cells than dense_cells by scanlines, as one image (splineviz-2-gl.js)
+    # under software GL the painter draws the layers shown as 1-px lines when they hold more segments than this, and
+    # fills the cells of a frame of more cells than dense_cells by scanlines, into one image (splineviz-2-gl.js)
     "dense_segments": 5_000,
     "dense_cells": 2_000,
     "border_line": "#444444",

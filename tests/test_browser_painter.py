@@ -239,7 +239,7 @@ def test_painted_pixels_show_every_segment(driver, app_url: str) -> None:
 
 
 def only_cells(frame: Frame) -> dict:
-    """A view of the cells alone: layer 1 shown, all its units faded to nothing, no decision boundary."""
+    """A view of the cells alone: the first layer shown with all its units faded to nothing, no decision boundary."""
     return {"shade": "class", "decision": False, "layer": 0,
             "fade": {"layer": 0, "units": list(range(int(frame.segment_units[0].max()) + 1)), "alpha": 0}}
 
@@ -279,23 +279,26 @@ def test_scanned_lines_of_faded_units_blend_over_the_cells(driver, app_url: str)
     """Scanned 1-pixel lines of faded units (the pruning pages' fade) blend at their alpha over the fill below, and
     only those units' lines change: painted with fade alpha 1 and 0.15, the pixels that differ lie on the faded
     unit's segments, and each is 0.15 of its layer's colour over a class fill (or over a line drawn before it)."""
+    from shapely import MultiLineString, points
+
     frame = three_class_frame()
     layer, unit = 1, int(np.bincount(frame.segment_units[1]).argmax())  # the unit with the most segments
     drawn = {}
     for alpha in (1, 0.15):
-        view = {"shade": "class", "decision": False, "layer": layer, "fade": {"layer": layer, "units": [unit], "alpha": alpha}}
+        view = {"shade": "class", "decision": False, "layer": layer,
+                "fade": {"layer": layer, "units": [unit], "alpha": alpha}}
         _, out = paint(driver, app_url, SCANNED, view)
         drawn[alpha] = png_pixels(out)
     changed = np.argwhere(np.abs(drawn[1] - drawn[0.15]).max(axis=2) > 2)
     assert len(changed) >= 20
     ends = to_pixels(frame.segments[layer][frame.segment_units[layer] == unit].reshape(-1, 2).astype(float),
                      out["box"]).reshape(-1, 2, 2)
-    from shapely import MultiLineString, points
     distance = MultiLineString(list(ends)).distance(points(changed[:, ::-1] + 0.5))
     assert distance.max() <= 1.5, "pixels off the faded unit's segments changed"
     line = rgb(F.STYLE["layer_line"][layer])
     under = (drawn[0.15][tuple(changed.T)] - 0.15 * line) / 0.85  # what the faded line was blended over
-    below = np.array([blended(h) for h in F.STYLE["class_fill"]] + [rgb(h) for h in F.STYLE["layer_line"][: layer + 1]])
+    below = np.array([blended(h) for h in F.STYLE["class_fill"]] +
+                     [rgb(h) for h in F.STYLE["layer_line"][: layer + 1]])
     misfit = np.abs(under[:, None] - below[None]).max(axis=2).min(axis=1)
     assert misfit.max() <= 4, f"{(misfit > 4).sum()} of {len(misfit)} pixels are no blend: {under[misfit > 4][:5]}"
     assert severe_console_errors(driver) == []

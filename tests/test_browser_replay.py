@@ -14,14 +14,12 @@ pytestmark = pytest.mark.browser
 if not HAS_CHROMIUM:
     pytest.skip("needs Chromium and chromedriver", allow_module_level=True)
 
-# runs(clock) sets up players against the simulated clock; the clock then runs for `ms`; returns what they logged
+# runs `setup` (players on the simulated clock, logging to `log`), then the clock for `ms` ms; returns the log
 SIMULATE = """
 const [setup, ms, done] = arguments;
 const sv = window.splineviz;
-let clock = 0, queued = [];
-const timers = [];
-const realNow = performance.now;
-performance.now = () => clock;
+let clock = 0, queued = [], timers = [];
+performance.now = () => clock;  // an own property over Performance.prototype.now, deleted at the end
 window.requestAnimationFrame = (cb) => { queued.push(cb); return queued.length; };
 window.cancelAnimationFrame = () => {};  // a cancelled player ignores its callbacks (handle null / new run)
 const after = (delay) => new Promise((resolve) => timers.push([clock + delay, resolve]));
@@ -30,8 +28,9 @@ const log = [];
   new Function("sv", "after", "log", setup)(sv, after, log);
   for (let t = 1; t <= ms; t++) {
     clock = t;
-    for (const timer of timers.splice(0).filter((tm) => { if (tm[0] <= t) return true; timers.push(tm); return false; }))
-      timer[1]();
+    const due = timers.filter((timer) => timer[0] <= t);
+    timers = timers.filter((timer) => timer[0] > t);
+    for (const timer of due) timer[1]();
     await new Promise((resolve) => setTimeout(resolve, 0));  // let the settled paints' callbacks run
     if (Math.floor(t * 60 / 1000) !== Math.floor((t - 1) * 60 / 1000)) {  // an animation frame
       const callbacks = queued;
@@ -39,7 +38,7 @@ const log = [];
       for (const cb of callbacks) cb(clock);
     }
   }
-  performance.now = realNow;
+  delete performance.now;
   done(log);
 })().catch((e) => done({error: String(e && e.stack || e)}));
 """
@@ -60,7 +59,8 @@ const player = new sv.Replay(30);
 player.start(0, 10, (i) => { log.push("a" + i); return after(150); }, () => {});
 after(60).then(() => {
   player.stop(false);
-  player.start(0, 8, (i) => { log.push("b" + i); return after(1); }, () => log.push("stopped"));  // still playing when a1 settles
+  // still playing when a1 settles (at about 184 ms)
+  player.start(0, 8, (i) => { log.push("b" + i); return after(1); }, () => log.push("stopped"));
 });
 """
 
