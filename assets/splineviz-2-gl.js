@@ -389,10 +389,14 @@
     /* ------------------------------------------------------------------------------------------- drawing */
     const points = new Map();  // key -> {x, y, c, gpu}
 
+    /* Data -> clip space (scale, offset) and -> framebuffer pixels, rows from the bottom (pixel: x = px[0] * x +
+       px[1], y = px[2] * y + px[3]; what the engine scans itself). */
     function transform(view, width, height) {
       const [x0, x1, y0, y1] = view.range;
       const sx = 2 / (x1 - x0), sy = 2 / (y1 - y0);
-      return {scale: [sx, sy], offset: [-1 - x0 * sx, -1 - y0 * sy], half: [width / 2, height / 2]};
+      return {scale: [sx, sy], offset: [-1 - x0 * sx, -1 - y0 * sy], half: [width / 2, height / 2],
+              size: [width, height], pixel: [width / (x1 - x0), -x0 * width / (x1 - x0), height / (y1 - y0),
+                                            -y0 * height / (y1 - y0)]};
     }
 
     function attrib(prog, name, buf, size, type, integer) {
@@ -435,13 +439,11 @@
        centre lies in, as GL's rasterizer decides (ties aside: half-open spans, so cells that share an edge
        neither overlap nor leave a gap). Rows count from the bottom, as GL's do. */
     function scanCells(f, view, tf) {
-      const rgba = cellRGBA(f, view), width = 2 * tf.half[0], height = 2 * tf.half[1];
+      const rgba = cellRGBA(f, view), [width, height] = tf.size, [ax, bx, ay, by] = tf.pixel;
       if (!rgba) return;
       const pixels = begin(width, height, true), packed = rgba.packed;
       const bg = rgb(style.background);
       pixels.fill((bg[0] | (bg[1] << 8) | (bg[2] << 16) | (255 << 24)) >>> 0);
-      const ax = tf.scale[0] * width / 2, bx = (tf.offset[0] + 1) * width / 2;
-      const ay = tf.scale[1] * height / 2, by = (tf.offset[1] + 1) * height / 2;
       const off = f.off, xs = f.x, ys = f.y;
       let px = new Float64Array(64), py = new Float64Array(64);
       for (let c = 0; c < f.nCells; c++) {
@@ -511,11 +513,9 @@
        passes through at its centre, as GL draws lines. Units at alpha < 1 blend over what the image holds
        (straight alpha, "over"), so that the image blends over what is drawn as the lines would one by one. */
     function scanSegments(set, tf, opts) {
-      const width = 2 * tf.half[0], height = 2 * tf.half[1], image = begin(width, height, false);
+      const [width, height] = tf.size, [ax, bx, ay, by] = tf.pixel, image = begin(width, height, false);
       const c = rgb(opts.colour), a0 = opts.alpha == null ? 1 : opts.alpha;
       const alphaOf = opts.units ? opts.units.alpha : null, unitOf = set.units, ends = set.ends;
-      const ax = tf.scale[0] * width / 2, bx = (tf.offset[0] + 1) * width / 2;
-      const ay = tf.scale[1] * height / 2, by = (tf.offset[1] + 1) * height / 2;
       const solid = (c[0] | (c[1] << 8) | (c[2] << 16) | (255 << 24)) >>> 0;
       const put = (at, alpha) => {
         if (alpha >= 1) { image[at] = solid; return; }
