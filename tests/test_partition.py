@@ -299,37 +299,55 @@ def test_random_nets_are_consistent(seed, depth, width, kind):
     assert_consistent(p, 36.0, grid(BOUNDS, 150), margin=1e-6)
 
 
+# Run in a process of its own: glibc hands a long-lived process's large requests heap memory that an earlier
+# numpy advice already marked for huge pages, whatever the switch says at the time.
+HUGE_PAGES_CHECK = r"""
+import json
+import numpy as np
+from splineviz.partition import graph
 
-def _vm_flags(array: np.ndarray) -> list[str] | None:
-    """The kernel's flags for the mapping that holds the array's data (Linux), e.g. "hg": huge pages asked for.
 
-    Read a page in: numpy advises from the first page boundary inside the data on, which splits the mapping.
-    """
+def vm_flags(array):
+    # the kernel's flags for the mapping that holds the array's data, read a page in: numpy advises from the
+    # first page boundary inside the data on, which splits the mapping
     address, span = array.__array_interface__["data"][0] + 8192, None
-    try:
-        with open("/proc/self/smaps") as smaps:
-            for line in smaps:
-                head = line.split()[0]
-                if "-" in head and not head.endswith(":"):
-                    low, high = (int(x, 16) for x in head.split("-"))
-                    span = low <= address < high
-                elif span and line.startswith("VmFlags:"):
-                    return line.split()[1:]
-    except OSError:
-        return None
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                low, high = (int(x, 16) for x in head.split("-"))
+                span = low <= address < high
+            elif span and line.startswith("VmFlags:"):
+                return line.split()[1:]
     return None
+
+
+shape = (5000, 1000)  # 40 MB: numpy asks for huge pages from 4 MiB on
+plain = np.empty(shape)
+small = graph.new_table(shape)
+large = graph.new_table((graph.HUGE_PAGES_FROM // 8 + 1,))
+print(json.dumps({"switch": graph._huge_pages is not None, "plain": vm_flags(plain), "small": vm_flags(small),
+                  "large": vm_flags(large), "after": vm_flags(np.empty(shape))}))
+"""
 
 
 def test_small_tables_ask_for_no_huge_pages_and_large_ones_do():
     """A touched byte of a table under huge pages makes 2 MiB resident, spare rows and all; numpy's
     process-wide switch must come back as it was."""
-    from splineviz.partition import graph
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    shape = (5000, 1000)  # 40 MB: numpy asks for huge pages from 4 MiB on, glibc maps it afresh (over 32 MiB)
-    plain = np.empty(shape)
-    if graph._huge_pages is None or _vm_flags(plain) is None or "hg" not in _vm_flags(plain):
+    try:
+        out = subprocess.run([sys.executable, "-c", HUGE_PAGES_CHECK], check=True, capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.CalledProcessError as error:
+        if "/proc/self/smaps" in error.stderr:
+            pytest.skip("no /proc/self/smaps (not Linux)")
+        raise
+    flags = json.loads(out.stdout.strip().splitlines()[-1])
+    if not flags["switch"] or flags["plain"] is None or "hg" not in flags["plain"]:
         pytest.skip("numpy does not ask for huge pages here (not Linux, or switched off)")
-    small = graph.new_table(shape)
-    large = graph.new_table((graph.HUGE_PAGES_FROM // 8 + 1,))
-    assert "hg" not in _vm_flags(small) and "hg" in _vm_flags(large)
-    assert "hg" in _vm_flags(np.empty(shape))  # the switch is back on for everyone else
+    assert "hg" not in flags["small"] and "hg" in flags["large"]
+    assert "hg" in flags["after"]  # the switch is back on for everyone else
