@@ -89,25 +89,29 @@ def regioncam_runner(net: Net) -> Callable[[], int]:
 
     A plane over [0, 1]^2 is folded into the first layer: with a = u + 1/2, b = v + 1/2 and (u, v)
     in [-1/2, 1/2]^2, W (a img0 + b img1) + c = W [img0 img1] (u, v) + W (img0 + img1) / 2 + c.
+    The fold is part of every call, as splineviz restricts its first layer to the plane in every
+    trace; the other layers are converted once, as splineviz builds its ops once.
     """
     import regioncam
-    layers = list(net.layers)
     xmin, xmax, ymin, ymax = net.bounds
     size = (xmax - xmin) / 2
     assert xmax - xmin == ymax - ymin, "regioncam traces squares"
     centre = np.array([(xmin + xmax) / 2, (ymin + ymax) / 2])
-    w, b = layers[0]
-    if net.plane is not None:
-        basis = np.stack(net.plane, axis=1)  # (in, 2)
-        w, b = w @ basis, b
-    layers[0] = (w, b + w @ centre)  # regioncam's origin is the domain's centre
-    f32 = [(w.T.astype(np.float32), b.astype(np.float32)) for w, b in layers]
+    basis = np.stack(net.plane, axis=1) if net.plane is not None else None  # (in, 2)
+
+    def first_layer(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if basis is not None:
+            w = w @ basis
+        return (w.T.astype(np.float32), (b + w @ centre).astype(np.float32))  # regioncam's origin: the centre
+    first = None if basis is not None else first_layer(*net.layers[0])
+    f32 = [(w.T.astype(np.float32), b.astype(np.float32)) for w, b in net.layers[1:]]
 
     def run() -> int:
         rc = regioncam.Regioncam(size=size)
-        for i, (w, b) in enumerate(f32):
+        layers = [first if first is not None else first_layer(*net.layers[0]), *f32]
+        for i, (w, b) in enumerate(layers):
             rc.linear(w, b)
-            if i < len(f32) - 1:
+            if i < len(layers) - 1:
                 rc.relu() if net.activation == "relu" else rc.leaky_relu(0.01)
         regions = rc.num_faces  # before the decision boundary, which splits faces further
         rc.decision_boundary()

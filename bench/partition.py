@@ -16,6 +16,9 @@ allocator's number (which counts every heap page a run touches) is reported too.
 trace in under a second are measured in MEMORY_RUNS processes per tool, and the median is reported:
 their growths are a fraction of a MiB, and move by up to twofold from one process to the next.
 
+On the MNIST plane both tools take the plane in every call: splineviz restricts its first layer to
+it, and regioncam's first layer is folded onto it (nets.regioncam_runner).
+
 Region counts must agree on every net (asserted), but for regions less than 16 float32 steps
 across, which regioncam (float32 only) cannot resolve: those are counted and named in the table.
 
@@ -209,6 +212,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "second, where growths under a MiB move by up to twofold from one process to the next), each tool in a "
         "process of its own, with every block of a page or more mapped on its own "
         "(MALLOC_MMAP_THRESHOLD_=4096) so that freed memory leaves at once; the default allocator's ratio beside it. "
+        "The MNIST plane: splineviz restricts its first layer to the plane in every call, and regioncam's first "
+        "layer is folded onto the plane in every call too. "
         "Region counts agree on every net (the bench asserts it), except where splineviz finds regions less than 16 "
         "float32 steps across, which regioncam's float32 cannot hold; the table names them. The last two columns "
         "(nets run with --numpy-too): splineviz with its compiled kernels switched off, timed as a third tool in "

@@ -288,4 +288,4 @@ def test_worker_processes_have_the_kernels_before_their_first_task(redis: Redis,
     finally:
         worker.stop()
     counts = [[int(n) for n in line.split()[1:]] for line in lines.splitlines()]
-    assert all(cut >= 1 and split >= 1 for cut, split in counts), counts
+    assert all(net >= 1 and cut >= 1 and split >= 1 for net, cut, split in counts), counts

@@ -109,6 +109,45 @@ def test_a_layer_cut_in_many_calls_equals_one_call(monkeypatch, work):
     assert len(reports) > 3 and reports == sorted(reports) and reports[-1] == 1.0
 
 
+def test_a_small_network_is_traced_in_one_compiled_call(monkeypatch):
+    """kernels.trace_net takes a small MLP from its first hinge to its outputs: no op is left to the op-by-op path."""
+    left = []
+    cut_layers = tracer._cut_layers
+    monkeypatch.setattr(tracer, "_cut_layers", lambda graph, width, ops, *rest: (left.append(len(ops)),
+                                                                                 cut_layers(graph, width, ops, *rest)))
+    for kind in ("gauss", "leaky"):
+        p = trace(random_net(4, 3, 12, kind), bounds=BOUNDS)
+        assert p.n_regions > 50 and left[-1] == 0
+
+
+NARROW = [random_net(1, 3, 11, "gauss"), random_net(2, 3, 11, "leaky"), random_net(3, 3, 11, "integer")]
+
+
+@pytest.mark.parametrize("limits, nets, inside", [
+    ({"_DRIVER_EDGES": 1}, NARROW, False),  # before the first layer
+    ({"_DRIVER_EDGES": 60}, NARROW, False),  # at the second hinge layer
+    ({"SMALL_MACS": 900}, NARROW, False),  # at an affine map too big for the driver's sums
+    ({"_DRIVER_ROOM": 60_000}, NARROW, False),  # at a table past its room
+    ({"_WORK": 25}, NARROW, True),  # inside a layer, for a progress report
+    ({"_DRIVER_ROOM": 800_000}, [random_net(3, 2, 40, "integer")], True)])  # inside a layer, out of room
+def test_the_compiled_driver_hands_over_and_the_graph_is_the_same(monkeypatch, limits, nets, inside):
+    """Wherever kernels.trace_net stops, the op-by-op path goes on (resuming a layer it began) to the very graph
+    that numpy builds."""
+    for name, value in limits.items():
+        monkeypatch.setattr(tracer, name, value)
+    stops = []
+    trace_compiled = tracer.Tracer.trace_compiled
+
+    def spy(self, graph, ops, width):
+        layers, done, width = trace_compiled(self, graph, ops, width)
+        stops.append((done < len(ops), self.resume is not None))
+        return layers, done, width
+    monkeypatch.setattr(tracer.Tracer, "trace_compiled", spy)
+    for ops in nets:
+        assert_identical(*both_engines(ops))
+    assert stops == [(True, inside)] * len(nets)
+
+
 def test_budget_and_memory_limits_stop_the_compiled_path_too():
     ops = random_net(3, 2, 30, "gauss")
     with pytest.raises(PartitionBudgetError, match="budget of 50 regions"):
@@ -139,7 +178,12 @@ def test_switched_off_by_the_environment_numba_is_not_even_imported():
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_load_kernels_loads_both_entry_points():
-    """What a server calls before forking its jobs: both kernels a trace uses are then compiled or loaded."""
-    tracer.load_kernels()
-    assert kernels.cut_layer.signatures and kernels.split_level.signatures
+def test_load_kernels_loads_every_entry_point():
+    """What a server calls before forking its jobs: the kernels a trace calls are then compiled or loaded."""
+    code = ("from splineviz.partition import kernels, tracer; tracer.load_kernels(); "
+            "print(*(len(k.signatures) for k in (kernels.trace_net, kernels.cut_layer, kernels.fresh_state, "
+            "kernels.split_level)))")
+    for _ in range(2):  # compiled (if numba's cache is cold), then read from the cache
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             cwd=os.path.dirname(os.path.dirname(__file__)))
+        assert out.stdout.split() == ["1"] * 4

@@ -34,7 +34,7 @@ def convex_domain(bounds: np.ndarray | Bounds | list) -> np.ndarray:
     """
     arr = np.asarray(bounds, dtype=np.float64)
     if arr.shape == (4,):
-        return box(*arr)
+        return box(*arr.tolist())
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 3:
         raise ValueError(f"bounds must be 4 numbers or a (k>=3, 2) array of polygon corners, got shape {arr.shape}")
     if not np.isfinite(arr).all():

@@ -117,12 +117,13 @@ class PlanarGraph:
         # the face each face was cut from, as of the last reset_origin(): how callers follow faces (and
         # whatever they know about them, e.g. activation codes) through a refinement without re-deriving it
         self.origin = np.zeros(1, dtype=np.int64)
+        self._origin_room: np.ndarray | None = None  # what the compiled kernels write origin into (see _origin_buffer)
         self.renumbered = False
         self.max_bytes: int | None = None  # cap on the vertex and edge tables, checked before they grow
         # scratch reused by every split: vertex signs, and face -> new face (all OUTSIDE between splits;
         # its last slot answers for index OUTSIDE itself)
         self._sign = np.zeros(k, dtype=np.int8)
-        self._face_map = np.full(2, OUTSIDE, dtype=np.int64)
+        self._face_map = np.array([OUTSIDE, OUTSIDE], dtype=np.int64)
 
     # -- views -------------------------------------------------------------------------------
     @property
@@ -247,6 +248,7 @@ class PlanarGraph:
         clone.n, clone.m, clone.n_faces, clone.n_unresolved = self.n, self.m, self.n_faces, self.n_unresolved
         clone._sign, clone._face_map = self._sign.copy(), self._face_map.copy()
         clone.max_bytes = self.max_bytes
+        clone._origin_room = None
         clone.reset_origin()
         return clone
 
@@ -380,21 +382,21 @@ class PlanarGraph:
         if edge_columns > self.edges.shape[1]:
             self.allot(48 * _capacity(edge_columns, self.edges.shape[1]))
             self.edges = _grow_columns(self.edges, edge_columns)
-        origin = self._origin_buffer()
-        if faces > origin.size:
-            grown = new_table((_capacity(faces, origin.size),), dtype=np.int64)
-            grown[: self.n_faces] = self.origin
-            self.origin = grown[: self.n_faces]
+        self._origin_buffer(faces)
 
-    def _origin_buffer(self) -> np.ndarray:
-        """An array that starts with origin and has room past it (origin stays a view of it)."""
-        base = self.origin.base
-        if isinstance(base, np.ndarray) and base.ndim == 1 and base.dtype == np.int64 and base.size > self.n_faces \
-                and self.origin.__array_interface__["data"][0] == base.__array_interface__["data"][0]:
-            return base
-        buffer = new_table((_capacity(self.n_faces + 1, self.n_faces),), dtype=np.int64)
-        buffer[: self.n_faces] = self.origin
-        return buffer
+    def _origin_buffer(self, faces: int = 0) -> np.ndarray:
+        """An array that starts with origin and has room past it (for `faces` faces at least).
+
+        origin stays a view of its start (_took and this are the only places that make such views,
+        always from index 0), so the room is found again by identity, without comparing addresses.
+        """
+        room, needed = self._origin_room, max(faces, self.n_faces + 1)
+        if room is not None and self.origin.base is room and room.size >= needed:
+            return room
+        room = new_table((_capacity(needed, self.n_faces),), dtype=np.int64)
+        room[: self.n_faces] = self.origin
+        self._origin_room, self.origin = room, room[: self.n_faces]
+        return room
 
     def _chords_between_cuts(self, faces: np.ndarray, first_new: int) -> tuple[np.ndarray, np.ndarray]:
         """The usual case, no vertex on the level set: a crossed face has exactly two cut edges.

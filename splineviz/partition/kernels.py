@@ -1,7 +1,8 @@
 """Compiled kernels (numba) for the unit-by-unit split, used when numba is installed.
 
 PlanarGraph.split in numpy costs some fifty calls per unit whatever the graph's size, so small
-networks are all call overhead; here a whole layer of units runs in one compiled call. Each unit
+networks are all call overhead; here a whole layer of units runs in one compiled call
+(cut_layer), and a small network, layers and affine maps, in one call (trace_net). Each unit
 is cut exactly as PlanarGraph.split cuts it: the same tolerance rule, the same float operations
 in the same order, the same numbering of new vertices, edges and faces. So the compiled path
 gives the very same graph as the numpy path, which stays the reference it is tested against.
@@ -375,6 +376,7 @@ def _append_crossings(edges, e, pos, neg, first, size, items, first_item, last_i
     return items, count
 
 
+@_jit
 def fresh_state(units: int) -> tuple:
     """What cut_layer keeps from one call to the next, before its first call on a layer."""
     size = max(1, min(BLOCK, units))
@@ -560,3 +562,212 @@ def sign_bits(vals, edges, m, n_faces, units, col0, weight, bias, tol):
             if end == 2:
                 s, end = s + 1, 0
     return bits
+
+
+AFFINE, RELU, LEAKY_RELU = 0, 1, 2  # the ops trace_net runs; a program's rows: (kind, offset in params, out, in)
+SMALL_LAYER = 2**16  # edges x units below which a layer's room is reserved in one go
+
+
+@_inline
+def layer_room(n: int, m: int, n_faces: int, width: int) -> tuple[int, int, int]:
+    """Rows, edge columns and faces to reserve before a small layer of `width` units is cut (0s for a larger
+    one, whose tables grow as its cuts ask): a guess, which spares a small layer calls for room. (Compiled,
+    as trace_net uses it too; the tracer calls it from Python.)"""
+    if m * (width + 1) >= SMALL_LAYER:
+        return 0, 0, 0
+    return 2 * n + 8 * width, 2 * m + 16 * width, 2 * n_faces + 8 * width
+
+
+@_inline
+def value_rows(n: int, m: int, width: int) -> int:
+    """Rows of a new value table of `width` columns: 3 n spare for the next layer's vertices, and at least the
+    rows layer_room will reserve."""
+    return max(4 * n, layer_room(n, m, 0, width)[0])
+
+
+@_jit
+def trace_net(vals, edges, origin, n, m, n_faces, program, params, first_w, first_b, col0, rel_tol, budget, work,
+              room, small_macs, small_edges, need):
+    """A small network from its first hinge layer on, in one call: each hinge layer as cut_layer cuts it,
+    each affine map as the tracer's sequential sums compute it (Tracer.affine, same operations in the
+    same order), so that the graph is bit for bit the one the tracer builds op by op.
+
+    Op i is program[i] = (kind, offset, out, in): an affine map's weight (out, in) and bias lie in
+    params from offset on, row-major, a LeakyReLU's slope at offset. The first layer's values
+    are coords @ first_w.T + first_b, never stored (as in the tracer). Tables grow here while
+    they stay within `room` bytes (counted as PlanarGraph.allot counts them).
+
+    Stops at the first op it cannot finish: an affine map over small_macs multiply-adds or a
+    table past `room`, a hinge layer begun on small_edges edges or more, a stop of cut_layer's
+    (room, budget, `work` edges visited), any other op. The tracer goes on from there op by op.
+
+    Returns (op, start, st, vals, edges, origin, n, m, n_faces, unresolved, first, n_layers,
+    bits, bits_ptr, parents, parents_ptr, faces): the op it stopped at, and (a hinge layer it
+    began) the next unit and cut_layer's state; whether the first layer's values are still
+    unstored; every finished hinge layer's sign bits and parents (flat: layer L's at
+    [ptr[L], ptr[L + 1])) and face count.
+    """
+    n_ops = program.shape[0]
+    bits = np.empty(0, dtype=np.uint8)
+    parents = np.empty(0, dtype=np.int64)
+    bits_ptr = np.zeros(n_ops + 1, dtype=np.int64)
+    parents_ptr = np.zeros(n_ops + 1, dtype=np.int64)
+    faces = np.zeros(n_ops, dtype=np.int64)
+    first = True
+    pending, slope = AFFINE, 0.0  # the hinge the first layer's values still await (AFFINE: none), its slope
+    width, n_layers, unresolved, start = first_w.shape[0], np.int64(0), 0, np.int64(0)
+    st = fresh_state(width)  # (typed as the tracer's calls are: no second compilation of fresh_state or cut_layer)
+    op = 0
+    while op < n_ops:
+        kind, at, out, k = program[op, 0], program[op, 1], program[op, 2], program[op, 3]
+        if kind == AFFINE:
+            rows = value_rows(n, m, out)
+            if n * k * out > small_macs or 2 * 8 * rows * (col0 + out) + _held(vals, edges, n) > room:
+                break
+            table = np.empty((rows, col0 + out))
+            weight = params[at: at + out * k].reshape((out, k))
+            _affine(table, vals, n, col0, weight, params[at + out * k: at + out * k + out], first, first_w, first_b,
+                    pending, slope)
+            vals, width, first, pending = table, out, False, AFFINE
+            op += 1
+            continue
+        if kind != RELU and kind != LEAKY_RELU or pending != AFFINE:  # a hinge right after the first: op by op
+            break
+        if start == 0:
+            if m >= small_edges:
+                break
+            st = fresh_state(width)
+            need[0], need[1], need[2] = layer_room(n, m, n_faces, width)
+            if need[0] > 0:
+                grown = _grown(vals, edges, origin, n, m, n_faces, need, room)
+                if not grown[3]:
+                    break
+                vals, edges, origin = grown[0], grown[1], grown[2]
+        weight, bias = first_w, first_b
+        if not first:
+            weight, bias = np.zeros((width, 2)), np.zeros(width)
+        while True:
+            start, n, m, n_faces, lost, status, st, layer_bits = cut_layer(
+                vals, edges, origin, n, m, n_faces, -1 if first else col0, weight, bias, rel_tol, start, n_layers,
+                budget, work, need, st)
+            unresolved += lost
+            if status != NEED_ROOM:
+                break
+            grown = _grown(vals, edges, origin, n, m, n_faces, need, room)
+            if not grown[3]:
+                break
+            vals, edges, origin = grown[0], grown[1], grown[2]
+        if status != DONE or start < width:  # stopped inside the layer: the tracer resumes it
+            break
+        bits = _appended(bits, bits_ptr, n_layers, layer_bits.ravel())
+        parents = _appended(parents, parents_ptr, n_layers, origin[:n_faces])
+        faces[n_layers] = n_faces
+        n_layers += 1
+        start = 0
+        slope = params[at] if kind == LEAKY_RELU else 0.0
+        if first:
+            pending = kind
+        else:
+            _activate(vals, n, col0, width, kind, slope)
+        op += 1
+    return (op, start, st, vals, edges, origin, n, m, n_faces, unresolved, first, n_layers, bits, bits_ptr,
+            parents, parents_ptr, faces)
+
+
+@_inline
+def _held(vals, edges, n):
+    """The bytes PlanarGraph.allot counts as held: the vertex rows in use and the whole edge table."""
+    return 8 * n * vals.shape[1] + 8 * edges.size
+
+
+@_inline
+def _activate(vals, n, col0, width, kind, slope):
+    """Hinge.activate on the stored values, elementwise as ReLU and LeakyReLU write it in numpy."""
+    for i in range(n):
+        for j in range(col0, col0 + width):
+            z = vals[i, j]
+            if kind == RELU:
+                vals[i, j] = max(z, 0.0)
+            else:
+                vals[i, j] = z + min(z, 0.0) * (slope - 1.0)
+
+
+_ROWS = 64  # vertices per block of _affine
+
+
+@_inline
+def _affine(table, vals, n, col0, weight, bias, first, first_w, first_b, kind, slope):
+    """Tracer.affine's sequential sums: out = z_0 w_0, then + z_k w_k for k = 1, 2, ..., then + bias.
+
+    z are the stored values or (first) the first layer's, x w0 + y w1 + b, activated by the pending hinge
+    (kind; AFFINE: none). Vertices go in blocks, whose z and sums are held input-major so that the inner loops run along
+    the block's vertices (and the temporaries stay small: the peak of a small net's trace is a few tables).
+    """
+    out, k = weight.shape
+    z = np.empty((k, _ROWS))
+    sums = np.empty((out, _ROWS))
+    for lo in range(0, n, _ROWS):
+        rows = min(_ROWS, n - lo)
+        for r in range(rows):
+            x, y = vals[lo + r, 0], vals[lo + r, 1]
+            table[lo + r, 0], table[lo + r, 1] = x, y
+            for c in range(k):
+                if first:
+                    v = x * first_w[c, 0] + y * first_w[c, 1] + first_b[c]
+                    if kind == RELU:
+                        v = max(v, 0.0)
+                    elif kind == LEAKY_RELU:
+                        v = v + min(v, 0.0) * (slope - 1.0)
+                    z[c, r] = v
+                else:
+                    z[c, r] = vals[lo + r, col0 + c]
+        for j in range(out):
+            w = weight[j, 0]
+            for r in range(rows):
+                sums[j, r] = z[0, r] * w
+            for c in range(1, k):
+                w = weight[j, c]
+                for r in range(rows):
+                    sums[j, r] += z[c, r] * w
+        for r in range(rows):
+            for j in range(out):
+                table[lo + r, col0 + j] = sums[j, r] + bias[j]
+
+
+@_inline
+def _grown(vals, edges, origin, n, m, n_faces, need, room):
+    """The tables with room for need = (rows, edges, faces), doubled where they grow; (.., False) if the new
+    tables, counted twice (as PlanarGraph.allot counts a new table) with what is held, would pass `room`."""
+    rows = 2 * need[0] if need[0] > vals.shape[0] else vals.shape[0]
+    columns = 2 * need[1] if need[1] > edges.shape[1] else edges.shape[1]
+    face_room = 2 * need[2] if need[2] > origin.size else origin.size
+    new = (8 * rows * vals.shape[1] if rows > vals.shape[0] else 0) + (48 * columns if columns > edges.shape[1] else 0) \
+        + (8 * face_room if face_room > origin.size else 0)
+    if 2 * new + _held(vals, edges, n) > room:
+        return vals, edges, origin, False
+    if rows > vals.shape[0]:
+        bigger = np.empty((rows, vals.shape[1]))
+        bigger[:n] = vals[:n]
+        vals = bigger
+    if columns > edges.shape[1]:
+        wider = np.empty((6, columns), dtype=np.int64)
+        wider[:, :m] = edges[:, :m]
+        edges = wider
+    if face_room > origin.size:
+        longer = np.empty(face_room, dtype=np.int64)
+        longer[:n_faces] = origin[:n_faces]
+        origin = longer
+    return vals, edges, origin, True
+
+
+@_inline
+def _appended(flat, ptr, i, items):
+    """flat with items appended as entry i (ptr[i + 1] set), grown by doubling."""
+    end = ptr[i] + items.size
+    if end > flat.size:
+        bigger = np.empty(max(2 * flat.size, end), dtype=flat.dtype)
+        bigger[: ptr[i]] = flat[: ptr[i]]
+        flat = bigger
+    flat[ptr[i]: end] = items
+    ptr[i + 1] = end
+    return flat

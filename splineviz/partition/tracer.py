@@ -4,10 +4,11 @@ The network is pushed through the planar graph op by op (each op knows how: see 
 affine maps transform the values stored at vertices (one matmul per layer), and every nonlinear
 op first cuts the faces along the level sets of its units, so that its output is again affine
 inside every face. A hinge layer (ReLU, LeakyReLU) is cut unit by unit in compiled code where
-numba is installed (kernels.py: a layer per call, so small networks are not all call overhead);
-with numpy alone, in chunks of units, each chunk in one pass of the line arrangement
-(arrangement.py); a chunk that is not in generic position is halved, down to single units,
-which the unit-by-unit split (graph.py) handles in every case.
+numba is installed (kernels.py: a layer per call, and a small network's layers and affine maps
+all in one call, so small networks are not all call overhead); with numpy alone, in chunks of
+units, each chunk in one pass of the line arrangement (arrangement.py); a chunk that is not in
+generic position is halved, down to single units, which the unit-by-unit split (graph.py)
+handles in every case.
 While cutting, the tracer records each layer's activation code per face and each face's parent,
 so that codes per region never need a second forward pass.
 """
@@ -25,7 +26,7 @@ from .arrangement import max_units, refine_by_layer
 from .domain import DEFAULT_BOUNDS, Plane, convex_domain
 from .errors import Cancelled, PartitionBudgetError
 from .graph import E0, E1, FB, LAYER, OUTSIDE, UNIT, VALUES, PlanarGraph
-from .ops import Affine, Hinge, Op, ReLU, normalize
+from .ops import Affine, Hinge, LeakyReLU, MaxPool, Op, ReLU, normalize
 from .result import LayerRecord, Partition
 
 Progress = Optional[Callable[[float, str], None]]
@@ -39,8 +40,10 @@ _UFUNC_BUFFER = 1024  # elements: numpy buffers ufuncs on strided value columns,
 CHUNK_CELLS = 2**23  # edges x units per one-pass chunk: bounds its (edges, units) temporaries
 CHUNK_UNITS = 32  # units per chunk at most: fewer scans of the graph against bigger temporaries (not tuned)
 _WORK = 2**22  # edge visits per compiled call at most, between progress reports and cancel checks
-_SMALL_GRAPH = 2**16  # edges x units below which a layer's room is reserved in one go
 _BLOCK_CELLS = 2**24  # vertices x units per block when the first layer's values are built for the next map
+SMALL_MACS = 2**20  # multiply-adds up to which an affine map is summed input by input (see Tracer.affine)
+_DRIVER_EDGES = 2**14  # kernels.trace_net hands hinge layers begun on this many edges to the op-by-op path
+_DRIVER_ROOM = 2**26  # bytes of tables kernels.trace_net may hold and grow itself
 
 
 @dataclass
@@ -63,18 +66,34 @@ class Tracer:
     parent: np.ndarray | None = None  # after a nonlinear layer: the face (before it) each face was cut from
     first: tuple[np.ndarray, np.ndarray] | None = None  # (W, b): values are coords @ W.T + b, not stored
     activation: Hinge | None = None  # applied to the first layer's values when they are next needed
+    resume: tuple[int, tuple] | None = None  # a hinge layer kernels.trace_net began: (next unit, kernel state)
+
+    @property
+    def compiled(self) -> bool:
+        """Hinge layers are cut by the compiled kernels (numba there and on, refine "auto" or "unit")."""
+        return kernels.available() and self.refine in ("auto", "unit")
 
     # -- ops.Cutter ----------------------------------------------------------------------------
     def affine(self, graph: PlanarGraph, weight: np.ndarray, bias: np.ndarray) -> None:
-        """values @ W.T + b, written straight into the next vertex table (room kept for new vertices)."""
-        n = graph.n
-        table = graph.value_table(weight.shape[0], spare=3 * n)  # room for the next layer's new vertices
+        """values @ W.T + b, written straight into the next vertex table (room kept for new vertices).
+
+        A small map (up to SMALL_MACS multiply-adds) is summed input by input, in an order the
+        compiled kernels repeat exactly (kernels.trace_net), so that the two engines agree bit
+        for bit; a larger one is a matmul.
+        """
+        n, width = graph.n, weight.shape[0]
+        table = graph.value_table(width, spare=kernels.value_rows(n, graph.m, width) - n)  # room for new vertices
         out = table[:n, VALUES:]
-        if self.first is None:
+        if n * weight.shape[1] * width <= SMALL_MACS:
+            inputs = graph.values if self.first is None else self._first_values(graph, slice(None))
+            if self.activation is not None:
+                self.activation.activate(inputs)
+            np.multiply.outer(inputs[:, 0], weight[:, 0], out=out)
+            for k in range(1, inputs.shape[1]):
+                out += np.multiply.outer(inputs[:, k], weight[:, k])
+        elif self.first is None:
             np.matmul(graph.values, weight.T, out=out)
-            out += bias
         else:  # the first layer's values were never stored: build them block by block from the coordinates
-            out[:] = bias
             first_weight = self.first[0]
             block = max(1, _BLOCK_CELLS // max(n, 1))
             for start in range(0, first_weight.shape[0], block):
@@ -82,8 +101,12 @@ class Tracer:
                 z = self._first_values(graph, units)
                 if self.activation is not None:
                     self.activation.activate(z)
-                out += z @ weight[:, units].T
-            self.first = self.activation = None
+                if start == 0:
+                    np.matmul(z, weight[:, units].T, out=out)
+                else:
+                    out += z @ weight[:, units].T
+        self.first = self.activation = None
+        out += bias
         graph.vals = table
 
     def activate(self, graph: PlanarGraph, op: Hinge) -> None:
@@ -114,7 +137,7 @@ class Tracer:
         """
         if self.activation is not None:  # a hinge right after the first one: its input must be stored
             self.materialize(graph)
-        if kernels.available() and self.refine in ("auto", "unit"):
+        if self.compiled:
             return self._compiled_zero_sets(graph, layer)
         values = graph.values if self.first is None else self._first_values(graph, slice(None))
         width = values.shape[1]
@@ -171,9 +194,14 @@ class Tracer:
             column = -1
             weight, bias = (np.ascontiguousarray(a, dtype=np.float64) for a in self.first)
             width = bias.size
-        if graph.m * (width + 1) < _SMALL_GRAPH:  # small: make room for the whole layer at once (a guess)
-            graph.reserve(2 * graph.n + 8 * width, 2 * graph.m + 16 * width, 2 * graph.n_faces + 8 * width)
-        start, state, bits = 0, kernels.fresh_state(width), np.zeros((graph.n_faces, 0), dtype=np.uint8)
+        if self.resume is not None:  # begun by kernels.trace_net
+            (start, state), self.resume = self.resume, None
+        else:
+            room = kernels.layer_room(graph.n, graph.m, graph.n_faces, width)
+            if room[0]:  # a small layer: room for all of it at once (a guess)
+                graph.reserve(*room)
+            start, state = 0, kernels.fresh_state(width)
+        bits = np.zeros((graph.n_faces, 0), dtype=np.uint8)
         while start < width:
             done, state, bits = graph.cut_layer(column, weight, bias, REL_TOL, layer, start, state, self.budget, _WORK)
             self.step(graph, layer, done - 1, done - start)
@@ -181,6 +209,58 @@ class Tracer:
         self.parent = graph.origin.copy()
         graph.reset_origin()
         return bits
+
+    def trace_compiled(self, graph: PlanarGraph, ops: Sequence[Op], width: int
+                       ) -> tuple[list[LayerRecord], int, int]:
+        """Cut the ops (from the first hinge on) in one compiled call, as far as kernels.trace_net goes.
+
+        A small network is then traced without a Python step per layer. Returns the records of
+        the layers it finished, the number of ops done and the width they leave; the op-by-op
+        path goes on from there (resuming a hinge layer it began), and builds the very same graph.
+        """
+        program, params, at = [], [], 0
+        for op in ops:
+            if isinstance(op, Affine) and 4 * op.weight.size <= SMALL_MACS:  # a graph has 4 vertices or more
+                program.append((kernels.AFFINE, at, *op.weight.shape))
+                params += [op.weight.ravel(), op.bias]
+                at += op.weight.size + op.bias.size
+            elif type(op) is ReLU:
+                program.append((kernels.RELU, 0, 0, 0))
+            elif type(op) is LeakyReLU:
+                program.append((kernels.LEAKY_RELU, at, 0, 0))
+                params.append(np.array([op.negative_slope]))
+                at += 1
+            else:
+                break
+        if not program:
+            return [], 0, width
+        first_w, first_b = (np.ascontiguousarray(a, dtype=np.float64) for a in self.first)  # type: ignore[union-attr]
+        room = _DRIVER_ROOM if graph.max_bytes is None else min(graph.max_bytes, _DRIVER_ROOM)
+        (done, start, state, graph.vals, graph.edges, origin, graph.n, graph.m, graph.n_faces, lost, first, n_layers,
+         bits, bits_at, parents, parents_at, faces) = kernels.trace_net(
+            graph.vals, graph.edges, graph._origin_buffer(), graph.n, graph.m, graph.n_faces,
+            np.array(program, dtype=np.int64), np.concatenate(params) if params else np.empty(0), first_w, first_b,
+            VALUES, REL_TOL, self.budget, _WORK, room, SMALL_MACS, _DRIVER_EDGES, np.zeros(3, dtype=np.int64))
+        graph._origin_room, graph.origin = origin, origin[: graph.n_faces]
+        graph.n_unresolved += lost
+        layers: list[LayerRecord] = []
+        for op in ops[:done]:
+            width = op.out_width(width)
+            if op.nonlinear:
+                i = len(layers)
+                codes = bits[bits_at[i]: bits_at[i + 1]].reshape(faces[i], -1)
+                layers.append(LayerRecord(op, width, int(faces[i]), codes, parents[parents_at[i]: parents_at[i + 1]]))
+        if first and layers:  # the first layer is cut, its activation still to come
+            self.activation = layers[0].op  # type: ignore[assignment]
+        elif not first:
+            self.first = self.activation = None
+        if start > 0:
+            self.resume = (start, state)
+            self.step(graph, len(layers), start - 1, start + sum(layer.width for layer in layers))
+        elif layers:
+            graph.reset_origin()
+            self.step(graph, len(layers) - 1, layers[-1].width - 1, sum(layer.width for layer in layers))
+        return layers, done, width
 
     def tournament(self, graph: PlanarGraph, groups: Sequence[Sequence[int]], layer: int) -> np.ndarray:
         """Cut where candidate j of a group overtakes the group's running max, for every group.
@@ -390,14 +470,17 @@ def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, 
     tracer = Tracer(_count_cuts(ops), budget, progress, cancel, refine, first=(first.weight, first.bias))
     with np.errstate():  # numpy scopes its ufunc buffer size to this context
         np.setbufsize(_UFUNC_BUFFER)
-        layers = _cut_layers(graph, first.out_features, ops[1:], tracer)
+        layers, done, width = [], 0, first.out_features
+        if tracer.compiled:
+            layers, done, width = tracer.trace_compiled(graph, ops[1:], width)
+        _cut_layers(graph, width, ops[1 + done:], tracer, layers)
         tracer.materialize(graph)  # a purely affine network: its outputs are the first map's
         overlay, decision = _decision_overlay(graph, len(layers), decision_classes)
     return Partition(graph, ops, layers, overlay, decision, decision_classes, plane)
 
 
 def load_kernels() -> None:
-    """Load (or, the first time, compile) the compiled kernels now, by tracing a tiny net.
+    """Load (or, the first time, compile) the compiled kernels now, by tracing two tiny nets.
 
     A server calls it before it forks its jobs: they inherit the loaded kernels instead of each
     loading them from numba's cache at its first trace (seconds). Without numba it costs a
@@ -405,12 +488,15 @@ def load_kernels() -> None:
     """
     rng = np.random.default_rng(0)
     trace([Affine(rng.normal(size=(6, 2)), rng.normal(size=6)), ReLU(),
-           Affine(rng.normal(size=(3, 6)), rng.normal(size=3))])  # three classes: the decision overlay's split too
+           Affine(rng.normal(size=(3, 6)), rng.normal(size=3))])  # one call of trace_net; three classes: split_level
+    # op by op (max-pooling first), so cut_layer is loaded as the tracer calls it: trace_net's copy, when read
+    # from numba's cache, is not
+    trace([Affine(rng.normal(size=(4, 2)), rng.normal(size=4)), MaxPool(((0, 1), (2, 3))), ReLU(),
+           Affine(rng.normal(size=(1, 2)), rng.normal(size=1))])
 
 
-def _cut_layers(graph: PlanarGraph, width: int, ops: Sequence[Op], tracer: Tracer) -> list[LayerRecord]:
-    """Push the graph through the ops; what every nonlinear layer leaves (codes, parents, counts)."""
-    layers: list[LayerRecord] = []
+def _cut_layers(graph: PlanarGraph, width: int, ops: Sequence[Op], tracer: Tracer, layers: list[LayerRecord]) -> None:
+    """Push the graph through the ops; add what every nonlinear layer leaves (codes, parents, counts) to layers."""
     for op in ops:
         width = op.out_width(width)
         if not op.nonlinear:
@@ -424,7 +510,6 @@ def _cut_layers(graph: PlanarGraph, width: int, ops: Sequence[Op], tracer: Trace
             raise PartitionBudgetError(f"at layer {len(layers)} ({graph.n_faces:,} regions so far): {error}") from None
         assert tracer.parent is not None and codes is not None
         layers.append(LayerRecord(op, width, graph.n_faces, codes, tracer.parent))
-    return layers
 
 
 def _count_cuts(ops: Sequence[Op]) -> int:
