@@ -435,6 +435,9 @@
       gl.drawElements(gl.TRIANGLES, g.nIndex, gl.UNSIGNED_INT, 0);
     }
 
+    /* An RGB colour and an alpha (0-255) as one pixel of the image: RGBA bytes, little-endian. */
+    const pixel = (c, a) => (c[0] | (c[1] << 8) | (c[2] << 16) | (a << 24)) >>> 0;
+
     /* The cells filled into an image of the framebuffer's size, drawn as one texture. A pixel takes the cell its
        centre lies in, as GL's rasterizer decides (ties aside: half-open spans, so cells that share an edge
        neither overlap nor leave a gap). Rows count from the bottom, as GL's do. */
@@ -442,8 +445,7 @@
       const rgba = cellRGBA(f, view), [width, height] = tf.size, [ax, bx, ay, by] = tf.pixel;
       if (!rgba) return;
       const pixels = begin(width, height, true), packed = rgba.packed;
-      const bg = rgb(style.background);
-      pixels.fill((bg[0] | (bg[1] << 8) | (bg[2] << 16) | (255 << 24)) >>> 0);
+      pixels.fill(pixel(rgb(style.background), 255));
       const off = f.off, xs = f.x, ys = f.y;
       let px = new Float64Array(64), py = new Float64Array(64);
       for (let c = 0; c < f.nCells; c++) {
@@ -516,12 +518,12 @@
       const [width, height] = tf.size, [ax, bx, ay, by] = tf.pixel, image = begin(width, height, false);
       const c = rgb(opts.colour), a0 = opts.alpha == null ? 1 : opts.alpha;
       const alphaOf = opts.units ? opts.units.alpha : null, unitOf = set.units, ends = set.ends;
-      const solid = (c[0] | (c[1] << 8) | (c[2] << 16) | (255 << 24)) >>> 0;
+      const solid = pixel(c, 255);
       const put = (at, alpha) => {
         if (alpha >= 1) { image[at] = solid; return; }
         const below = image[at], ad = (below >>> 24) / 255, out = alpha + ad * (1 - alpha);
         const mix = (shift, v) => Math.round((v * alpha + ((below >>> shift) & 255) * ad * (1 - alpha)) / out);
-        image[at] = (mix(0, c[0]) | (mix(8, c[1]) << 8) | (mix(16, c[2]) << 16) | (Math.round(255 * out) << 24)) >>> 0;
+        image[at] = pixel([mix(0, c[0]), mix(8, c[1]), mix(16, c[2])], Math.round(255 * out));
       };
       for (let s = 0; s < set.n; s++) {
         const alpha = alphaOf && unitOf && unitOf[s] >= 0 ? a0 * alphaOf[4 * unitOf[s] + 3] / 255 : a0;

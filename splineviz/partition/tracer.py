@@ -64,7 +64,9 @@ class Tracer:
     done: int = 0
     next_report: float = 0.0
     parent: np.ndarray | None = None  # after a nonlinear layer: the face (before it) each face was cut from
-    first: tuple[np.ndarray, np.ndarray] | None = None  # (W, b): values are coords @ W.T + b, not stored
+    # (W, b): values are coords @ W.T + b, not stored; C-contiguous float64, as the compiled kernels take them (another
+    # layout would have numba compile them again)
+    first: tuple[np.ndarray, np.ndarray] | None = None
     activation: Hinge | None = None  # applied to the first layer's values when they are next needed
     resume: tuple[int, tuple] | None = None  # a hinge layer kernels.trace_net began: (next unit, kernel state)
 
@@ -190,9 +192,9 @@ class Tracer:
         if self.first is None:
             width = graph.vals.shape[1] - VALUES
             column, weight, bias = VALUES, np.zeros((width, 2)), np.zeros(width)
-        else:  # one dtype and layout always, or numba would compile the kernels again
+        else:
             column = -1
-            weight, bias = (np.ascontiguousarray(a, dtype=np.float64) for a in self.first)
+            weight, bias = self.first
             width = bias.size
         if self.resume is not None:  # begun by kernels.trace_net
             (start, state), self.resume = self.resume, None
@@ -234,7 +236,7 @@ class Tracer:
                 break
         if not program:
             return [], 0, width
-        first_w, first_b = (np.ascontiguousarray(a, dtype=np.float64) for a in self.first)  # type: ignore[union-attr]
+        first_w, first_b = self.first  # type: ignore[misc]
         room = _DRIVER_ROOM if graph.max_bytes is None else min(graph.max_bytes, _DRIVER_ROOM)
         (done, start, state, graph.vals, graph.edges, origin, graph.n, graph.m, graph.n_faces, lost, first, n_layers,
          bits, bits_at, parents, parents_at, faces) = kernels.trace_net(
@@ -254,12 +256,13 @@ class Tracer:
             self.activation = layers[0].op  # type: ignore[assignment]
         elif not first:
             self.first = self.activation = None
+        finished = sum(layer.width for layer in layers)
         if start > 0:
             self.resume = (start, state)
-            self.step(graph, len(layers), start - 1, start + sum(layer.width for layer in layers))
+            self.step(graph, len(layers), start - 1, finished + start)
         elif layers:
             graph.reset_origin()
-            self.step(graph, len(layers) - 1, layers[-1].width - 1, sum(layer.width for layer in layers))
+            self.step(graph, len(layers) - 1, layers[-1].width - 1, finished)
         return layers, done, width
 
     def tournament(self, graph: PlanarGraph, groups: Sequence[Sequence[int]], layer: int) -> np.ndarray:
@@ -467,7 +470,8 @@ def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, 
     graph = PlanarGraph(corners, np.zeros((len(corners), 0)))
     graph.max_bytes = max_bytes
     graph.allot(0)  # the first table is tiny; this only refuses a max_bytes below it
-    tracer = Tracer(_count_cuts(ops), budget, progress, cancel, refine, first=(first.weight, first.bias))
+    tracer = Tracer(_count_cuts(ops), budget, progress, cancel, refine,
+                    first=(np.ascontiguousarray(first.weight), np.ascontiguousarray(first.bias)))
     with np.errstate():  # numpy scopes its ufunc buffer size to this context
         np.setbufsize(_UFUNC_BUFFER)
         layers, done, width = [], 0, first.out_features
