@@ -170,6 +170,30 @@ def test_the_compiled_path_passes_the_brute_force_oracle():
     assert_consistent(p, 16.0, grid(BOUNDS, 300), margin=1e-6)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(3, 12), st.integers(1, 4), st.integers(0, 2**32 - 1), st.sampled_from(["gauss", "near", "edge"]))
+def test_the_compiled_one_class_test_is_numpys(n, k, seed, kind):
+    """kernels.one_class gives the tolerance and the answer of the tracer's numpy test, also where one class
+    leads by about the tolerance (near) or by exactly the tolerance at one vertex (edge: not one class)."""
+    rng = np.random.default_rng(seed)
+    outputs, winner = rng.normal(size=(n, k)), rng.integers(k)
+    if kind == "near":
+        lead = tracer.REL_TOL * (np.abs(outputs).max() + 1.0) * rng.uniform(0.5, 1.5)
+        outputs[:, winner] = outputs.max(axis=1) + lead
+    elif kind == "edge":
+        outputs[:, winner] = outputs.max(axis=1) + 20.0
+        outputs[0, winner] = 100.0  # the largest output: the tolerance is REL_TOL * 100
+        tol = tracer.REL_TOL * 100.0
+        row = rng.integers(1, n)
+        outputs[row] = -tol  # every rival exactly tol behind, or (one output) exactly tol above zero
+        outputs[row, winner] = 0.0 if k > 1 else tol
+    table = np.hstack([rng.normal(size=(n + 2, tracer.VALUES)), np.vstack([outputs, rng.normal(size=(2, k))])])
+    tol = tracer.REL_TOL * max(float(np.abs(outputs).max()), 1e-300)
+    expected = tracer._one_class_everywhere(outputs, tol)
+    assert kernels.one_class(table, n, tracer.VALUES, tracer.REL_TOL) == (tol, expected)
+    assert kind != "edge" or not expected
+
+
 def test_switched_off_by_the_environment_numba_is_not_even_imported():
     code = ("import sys; from splineviz.partition import kernels, trace; "
             "print(kernels.available(), 'numba' in sys.modules)")
@@ -180,7 +204,7 @@ def test_switched_off_by_the_environment_numba_is_not_even_imported():
 
 def test_load_kernels_loads_every_entry_point():
     """What a server calls before forking its jobs: the kernels a trace calls are then compiled or loaded."""
-    entry_points = "trace_net", "cut_layer", "fresh_state", "split_level", "layer_room", "value_rows"
+    entry_points = "trace_net", "cut_layer", "fresh_state", "split_level", "layer_room", "value_rows", "one_class"
     code = ("from splineviz.partition import kernels, tracer; tracer.load_kernels(); "
             f"print(*(len(getattr(kernels, name).signatures) for name in {entry_points}))")
     for _ in range(2):  # compiled (if numba's cache is cold), then read from the cache

@@ -51,7 +51,10 @@ def _jit(function):
 def _inline(function):
     """For helpers called per unit, vertex or edge: numba inlines them into the caller's code, where
     the runtime's atomic reference counts on their array arguments can be dropped (about a quarter of
-    a small layer's time when they were separate functions)."""
+    a small layer's time when they were separate functions). Not inside a loop, though: an array
+    handed to an inlined helper at every turn still costs two atomic counts a turn, so the helpers
+    called per vertex or edge take array words (_sign_at, _crosses) or loop themselves (_set_signs,
+    _append_crossings: a tenth to a fifth of a small net's trace went to those counts)."""
     return njit(cache=True, nogil=True, inline="always")(function) if njit is not None else function
 
 
@@ -74,32 +77,38 @@ def _sign(v, tol):
 
 
 @_inline
-def _sign_at(pos, neg, v, word, bit):
-    if pos[v, word] & bit:
+def _sign_at(positive, negative, bit):
+    """A unit's sign at a vertex, from the vertex's words of the sign masks (positive, negative)."""
+    if positive & bit:
         return 1
-    if neg[v, word] & bit:
+    if negative & bit:
         return -1
     return 0
 
 
 @_inline
-def _crosses(pos, neg, a, b, word):
-    """The units of this word of the sign masks whose levels have opposite signs at vertices a and b."""
-    return (pos[a, word] & neg[b, word]) | (neg[a, word] & pos[b, word])
+def _crosses(pos_a, neg_a, pos_b, neg_b):
+    """The units of a word of the sign masks whose levels have opposite signs at vertices a and b."""
+    return (pos_a & neg_b) | (neg_a & pos_b)
 
 
 @_inline
-def _set_signs(pos, neg, vals, i, first, last, lo, col0, weight, bias, tol, zeros):
-    """Signs of units first..last-1 (block positions; the block starts at unit lo) at vertex i."""
-    for j in range(first, last):
-        z = _value(vals, i, lo + j, col0, weight, bias)
-        bit = np.uint64(1) << np.uint64(j & 63)
-        if z > tol[lo + j]:
-            pos[i, j >> 6] |= bit
-        elif z < -tol[lo + j]:
-            neg[i, j >> 6] |= bit
-        else:
-            zeros[j] += 1
+def _set_signs(pos, neg, vals, rows, end, first, last, lo, col0, weight, bias, tol, zeros):
+    """Signs of units first..last-1 (block positions; the block starts at unit lo) at vertices rows..end-1.
+
+    Without branches on the signs, which follow no pattern a branch predictor could learn: words are
+    assembled from the comparisons (a mispredicted branch a unit was most of the time here)."""
+    for i in range(rows, end):
+        for word in range(first >> 6, (last + 63) >> 6):
+            positive, negative = np.uint64(0), np.uint64(0)
+            for j in range(max(first, 64 * word), min(last, 64 * word + 64)):
+                z, t = _value(vals, i, lo + j, col0, weight, bias), tol[lo + j]
+                shift = np.uint64(j & 63)
+                positive |= np.uint64(z > t) << shift
+                negative |= np.uint64(z < -t) << shift
+                zeros[j] += (z <= t) & (z >= -t)
+            pos[i, word] |= positive
+            neg[i, word] |= negative
 
 
 _DE_BRUIJN = np.array([0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4, 62, 55, 59, 36, 53, 51, 43, 22, 45,
@@ -171,12 +180,14 @@ def _split_one(vals, edges, origin, n, m, n_faces, pos, neg, word, bit, zeros, l
     if n_listed >= 0:
         for r in range(n_listed):
             e = listed[r]
-            if _crosses(pos, neg, edges[0, e], edges[1, e], word) & bit:
+            a, b = edges[0, e], edges[1, e]
+            if _crosses(pos[a, word], neg[a, word], pos[b, word], neg[b, word]) & bit:
                 cross[c] = e
                 c += 1
     else:
         for e in range(m):
-            if _crosses(pos, neg, edges[0, e], edges[1, e], word) & bit:
+            a, b = edges[0, e], edges[1, e]
+            if _crosses(pos[a, word], neg[a, word], pos[b, word], neg[b, word]) & bit:
                 cross[c] = e
                 c += 1
     if c == 0 and zeros == 0:
@@ -204,7 +215,7 @@ def _split_one(vals, edges, origin, n, m, n_faces, pos, neg, word, bit, zeros, l
             i = 0
             for e in range(m):
                 a, b = edges[0, e], edges[1, e]
-                sa, sb = _sign_at(pos, neg, a, word, bit), _sign_at(pos, neg, b, word, bit)
+                sa, sb = _sign_at(pos[a, word], neg[a, word], bit), _sign_at(pos[b, word], neg[b, word], bit)
                 crossing = i < c and cross[i] == e
                 if crossing:
                     i += 1
@@ -348,31 +359,35 @@ BLOCK = 128  # units whose signs are read and crossings found in one pass over t
 
 @_inline
 def _append(unit, edge, items, first_item, last_item, count):
-    """Add edge to unit's list of candidate crossings (a linked list in items; grows it as needed)."""
-    if count == items.shape[1]:
-        grown = np.empty((2, 2 * count + 64), dtype=np.int64)
-        grown[:, :count] = items
-        items = grown
+    """Add edge to unit's list of candidate crossings (a linked list in items, which has room for it)."""
     items[0, count], items[1, count] = edge, -1
     if last_item[unit] >= 0:
         items[1, last_item[unit]] = count
     else:
         first_item[unit] = count
     last_item[unit] = count
-    return items, count + 1
+    return count + 1
 
 
 @_inline
-def _append_crossings(edges, e, pos, neg, first, size, items, first_item, last_item, count):
-    """Add edge e to the lists of the block's units first..size-1 whose levels it crosses."""
-    a, b = edges[0, e], edges[1, e]
-    for word in range(first >> 6, (size + 63) >> 6):
-        x = _crosses(pos, neg, a, b, word)
-        if word == first >> 6:
-            x &= ~np.uint64(0) << np.uint64(first & 63)
-        while x:
-            items, count = _append(64 * word + _lowest_bit(x), e, items, first_item, last_item, count)
-            x &= x - np.uint64(1)
+def _append_crossings(edges, start, end, pos, neg, first, size, items, first_item, last_item, count):
+    """Add edges start..end-1 to the lists of the block's units first..size-1 whose levels they cross.
+
+    Returns (items, count): items grows (doubles) where an edge's crossings might not fit, so that
+    it is never reassigned per crossing (an array reassigned costs atomic reference counts)."""
+    for e in range(start, end):
+        if count + size > items.shape[1]:
+            grown = np.empty((2, 2 * (count + size) + 64), dtype=np.int64)
+            grown[:, :count] = items[:, :count]
+            items = grown
+        a, b = edges[0, e], edges[1, e]
+        for word in range(first >> 6, (size + 63) >> 6):
+            x = _crosses(pos[a, word], neg[a, word], pos[b, word], neg[b, word])
+            if word == first >> 6:
+                x &= ~np.uint64(0) << np.uint64(first & 63)
+            while x:
+                count = _append(64 * word + _lowest_bit(x), e, items, first_item, last_item, count)
+                x &= x - np.uint64(1)
     return items, count
 
 
@@ -437,12 +452,13 @@ def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, s
     if start == 0 and state[3] == 0:  # a new layer: the faces' origins, the tolerances
         for f in range(n_faces):
             origin[f] = f
-        for u in range(units):
-            high, low = 0.0, 0.0
-            for i in range(n):
+        high, low = np.zeros(units), np.zeros(units)
+        for i in range(n):  # vertex by vertex: along the rows of the table
+            for u in range(units):
                 z = _value(vals, i, u, col0, weight, bias)
-                high, low = max(high, z), min(low, z)
-            tol[u] = rel_tol * max(high, -low)
+                high[u], low[u] = max(high[u], z), min(low[u], z)
+        for u in range(units):
+            tol[u] = rel_tol * max(high[u], -low[u])
     scratch = _scratch(edges.shape[1], origin.shape[0])
     listed = scratch[1]
     if state[3] == 0:
@@ -458,13 +474,10 @@ def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, s
             pos[:n] = 0
             neg[:n] = 0
             zeros[:] = 0
-            for i in range(n):
-                _set_signs(pos, neg, vals, i, 0, size, lo, col0, weight, bias, tol, zeros)
+            _set_signs(pos, neg, vals, 0, n, 0, size, lo, col0, weight, bias, tol, zeros)
             first_item[:] = -1
             last_item[:] = -1
-            count = 0
-            for e in range(m):
-                items, count = _append_crossings(edges, e, pos, neg, 0, size, items, first_item, last_item, count)
+            items, count = _append_crossings(edges, 0, m, pos, neg, 0, size, items, first_item, last_item, 0)
             state[2] = count
             spent += m
         count = state[2]
@@ -486,12 +499,11 @@ def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, s
             if status == NEED_ROOM:
                 st = (pos, neg, zeros, first_item, last_item, head, after, state, items, tol)
                 return unit, n, m, n_faces, unresolved, NEED_ROOM, st, no_bits
-            for i in range(before_n, n):  # the new vertices' signs for the units still to come
-                _set_signs(pos, neg, vals, i, j + 1, size, lo, col0, weight, bias, tol, zeros)
+            # the new vertices' signs for the units still to come, and the new edges that cross them
+            _set_signs(pos, neg, vals, before_n, n, j + 1, size, lo, col0, weight, bias, tol, zeros)
             if j + 1 < size:
-                for e in range(before_m, m):  # and the new edges that cross them
-                    items, count = _append_crossings(edges, e, pos, neg, j + 1, size, items, first_item, last_item,
-                                                     count)
+                items, count = _append_crossings(edges, before_m, m, pos, neg, j + 1, size, items, first_item,
+                                                 last_item, count)
             state[2] = count
             unresolved += lost
             spent += (m if n_listed < 0 else n_listed) + m - before_m
@@ -535,15 +547,13 @@ def sign_bits(vals, edges, m, n_faces, units, col0, weight, bias, tol):
     for f in range(n_faces):
         v = edges[0, side[ptr[f]]]  # the first corner settles nearly every unit
         left = 0
-        for byte in range((units + 7) // 8):
+        for byte in range((units + 7) // 8):  # without branches on the signs (see _set_signs)
             code = 0
             for u in range(8 * byte, min(8 * byte + 8, units)):
                 z = _value(vals, v, u, col0, weight, bias)
-                if z > tol[u]:
-                    code |= 1 << (u - 8 * byte)
-                elif z >= -tol[u]:
-                    pending[left] = u
-                    left += 1
+                code |= (z > tol[u]) << (u - 8 * byte)
+                pending[left] = u
+                left += (z <= tol[u]) & (z >= -tol[u])
             bits[f, byte] = code
         s, end = ptr[f], 1
         while left > 0 and s < ptr[f + 1]:
@@ -587,10 +597,11 @@ def value_rows(n: int, m: int, width: int) -> int:
 
 @_jit
 def trace_net(vals, edges, origin, n, m, n_faces, program, params, first_w, first_b, col0, rel_tol, budget, work,
-              room, small_macs, small_edges, need):
+              room, small_macs, small_edges):
     """A small network from its first hinge layer on, in one call: each hinge layer as cut_layer cuts it,
     each affine map as the tracer's sequential sums compute it (Tracer.affine, same operations in the
-    same order), so that the graph is bit for bit the one the tracer builds op by op.
+    same order, but for terms that are zeros), so that the graph is bit for bit the one the tracer
+    builds op by op (a zero value's sign aside).
 
     Op i is program[i] = (kind, offset, out, in): an affine map's weight (out, in) and bias lie in
     params from offset on, row-major, a LeakyReLU's slope at offset. The first layer's values
@@ -602,17 +613,18 @@ def trace_net(vals, edges, origin, n, m, n_faces, program, params, first_w, firs
     (room, budget, `work` edges visited), any other op. The tracer goes on from there op by op.
 
     Returns (op, start, st, vals, edges, origin, n, m, n_faces, unresolved, first, n_layers,
-    bits, bits_ptr, parents, parents_ptr, faces): the op it stopped at, and (a hinge layer it
-    began) the next unit and cut_layer's state; whether the first layer's values are still
-    unstored; every finished hinge layer's sign bits and parents (flat: layer L's at
-    [ptr[L], ptr[L + 1])) and face count.
+    bits, parents, index): the op it stopped at, and (a hinge layer it began) the next unit and
+    cut_layer's state (else None: boxing it costs a small net's call microseconds); whether the
+    first layer's values are still unstored; every finished hinge layer's sign bits and parents,
+    flat: layer L's at [index[0, L], index[0, L + 1]) and [index[1, L], index[1, L + 1]), and
+    its face count, index[2, L].
     """
     n_ops = program.shape[0]
     bits = np.empty(0, dtype=np.uint8)
     parents = np.empty(0, dtype=np.int64)
-    bits_ptr = np.zeros(n_ops + 1, dtype=np.int64)
-    parents_ptr = np.zeros(n_ops + 1, dtype=np.int64)
-    faces = np.zeros(n_ops, dtype=np.int64)
+    index = np.zeros((3, n_ops + 1), dtype=np.int64)
+    bits_ptr, parents_ptr, faces = index[0], index[1], index[2]
+    need = np.zeros(3, dtype=np.int64)
     first = True
     pending, slope = AFFINE, 0.0  # the hinge the first layer's values still await (AFFINE: none), its slope
     width, n_layers, unresolved, start = first_w.shape[0], np.int64(0), 0, np.int64(0)
@@ -670,8 +682,10 @@ def trace_net(vals, edges, origin, n, m, n_faces, program, params, first_w, firs
         else:
             _activate(vals, n, col0, width, kind, slope)
         op += 1
-    return (op, start, st, vals, edges, origin, n, m, n_faces, unresolved, first, n_layers, bits, bits_ptr,
-            parents, parents_ptr, faces)
+    begun = None
+    if start > 0:
+        begun = st
+    return op, start, begun, vals, edges, origin, n, m, n_faces, unresolved, first, n_layers, bits, parents, index
 
 
 @_inline
@@ -701,11 +715,15 @@ def _affine(table, vals, n, col0, weight, bias, first, first_w, first_b, kind, s
 
     z are the stored values or (first) the first layer's, x w0 + y w1 + b, activated by the pending hinge
     (kind; AFFINE: none). Vertices go in blocks, whose z and sums are held input-major so that the inner loops run along
-    the block's vertices (and the temporaries stay small: the peak of a small net's trace is a few tables).
+    the block's vertices (and the temporaries stay small: the peak of a small net's trace is a few tables). An input
+    that is zero at every vertex of a block (a ReLU leaves many units off over whole blocks) is left out of its sums:
+    its terms are zeros, which change no sum's value (at most the sign of a zero sum, if the bias is -0.0; no
+    comparison sees it).
     """
     out, k = weight.shape
     z = np.empty((k, _ROWS))
     sums = np.empty((out, _ROWS))
+    inputs = np.empty(k, dtype=np.int64)
     for lo in range(0, n, _ROWS):
         rows = min(_ROWS, n - lo)
         for r in range(rows):
@@ -721,11 +739,23 @@ def _affine(table, vals, n, col0, weight, bias, first, first_w, first_b, kind, s
                     z[c, r] = v
                 else:
                     z[c, r] = vals[lo + r, col0 + c]
-        for j in range(out):
-            w = weight[j, 0]
+        live = 0  # the inputs not zero at every vertex of the block (a ReLU leaves many units off over whole blocks)
+        for c in range(k):
             for r in range(rows):
-                sums[j, r] = z[0, r] * w
-            for c in range(1, k):
+                if z[c, r] != 0.0:
+                    inputs[live] = c
+                    live += 1
+                    break
+        for j in range(out):
+            if live == 0:
+                sums[j, :rows] = 0.0
+                continue
+            c = inputs[0]
+            w = weight[j, c]
+            for r in range(rows):
+                sums[j, r] = z[c, r] * w
+            for i in range(1, live):
+                c = inputs[i]
                 w = weight[j, c]
                 for r in range(rows):
                     sums[j, r] += z[c, r] * w
@@ -771,3 +801,31 @@ def _appended(flat, ptr, i, items):
     flat[ptr[i]: end] = items
     ptr[i + 1] = end
     return flat
+
+
+@_jit
+def one_class(vals, n, col0, rel_tol):
+    """The decision overlay's tolerance (rel_tol times the largest |output| at the vertices; outputs are the value
+    columns from col0 on) and whether one class wins at every vertex by more than it: the tracer's
+    _one_class_everywhere, the same comparisons, in one pass where numpy makes five (a tenth of a small net's trace).
+    """
+    biggest = 0.0
+    for i in range(n):
+        for j in range(col0, vals.shape[1]):
+            biggest = max(biggest, abs(vals[i, j]))
+    tol = rel_tol * max(biggest, 1e-300)
+    if vals.shape[1] - col0 == 1:
+        above = below = True
+        for i in range(n):
+            above = above and vals[i, col0] > tol
+            below = below and vals[i, col0] < -tol
+        return tol, above or below
+    winner = col0  # the class at vertex 0 (the first of equals, as argmax): it must win at every vertex
+    for j in range(col0 + 1, vals.shape[1]):
+        if vals[0, j] > vals[0, winner]:
+            winner = j
+    for i in range(n):
+        for j in range(col0, vals.shape[1]):
+            if j != winner and not vals[i, j] - vals[i, winner] < -tol:
+                return tol, False
+    return tol, True

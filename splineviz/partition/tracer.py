@@ -239,19 +239,20 @@ class Tracer:
         first_w, first_b = self.first  # type: ignore[misc]
         room = _DRIVER_ROOM if graph.max_bytes is None else min(graph.max_bytes, _DRIVER_ROOM)
         (done, start, state, graph.vals, graph.edges, origin, graph.n, graph.m, graph.n_faces, lost, first, n_layers,
-         bits, bits_at, parents, parents_at, faces) = kernels.trace_net(
+         bits, parents, index) = kernels.trace_net(
             graph.vals, graph.edges, graph._origin_buffer(), graph.n, graph.m, graph.n_faces,
             np.array(program, dtype=np.int64), np.concatenate(params) if params else np.empty(0), first_w, first_b,
-            VALUES, REL_TOL, self.budget, _WORK, room, SMALL_MACS, _DRIVER_EDGES, np.zeros(3, dtype=np.int64))
+            VALUES, REL_TOL, self.budget, _WORK, room, SMALL_MACS, _DRIVER_EDGES)
         graph._origin_room, graph.origin = origin, origin[: graph.n_faces]
         graph.n_unresolved += lost
         layers: list[LayerRecord] = []
+        bits_at, parents_at, faces = index.tolist()  # plain ints: slicing with numpy's is slower
         for op in ops[:done]:
             width = op.out_width(width)
             if op.nonlinear:
                 i = len(layers)
                 codes = bits[bits_at[i]: bits_at[i + 1]].reshape(faces[i], -1)
-                layers.append(LayerRecord(op, width, int(faces[i]), codes, parents[parents_at[i]: parents_at[i + 1]]))
+                layers.append(LayerRecord(op, width, faces[i], codes, parents[parents_at[i]: parents_at[i + 1]]))
         if first and layers:  # the first layer is cut, its activation still to come
             self.activation = layers[0].op  # type: ignore[assignment]
         elif not first:
@@ -479,7 +480,7 @@ def trace(ops: Sequence[Op], bounds=DEFAULT_BOUNDS, plane: Plane | None = None, 
             layers, done, width = tracer.trace_compiled(graph, ops[1:], width)
         _cut_layers(graph, width, ops[1 + done:], tracer, layers)
         tracer.materialize(graph)  # a purely affine network: its outputs are the first map's
-        overlay, decision = _decision_overlay(graph, len(layers), decision_classes)
+        overlay, decision = _decision_overlay(graph, len(layers), decision_classes, tracer.compiled)
     return Partition(graph, ops, layers, overlay, decision, decision_classes, plane)
 
 
@@ -545,7 +546,8 @@ def _tied(values: np.ndarray, e0: np.ndarray, e1: np.ndarray, tol: float) -> np.
     return tied
 
 
-def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] | None) -> tuple[PlanarGraph, np.ndarray]:
+def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] | None, compiled: bool = False
+                      ) -> tuple[PlanarGraph, np.ndarray]:
     """Regions cut further where the predicted class changes, and the segments where it does.
 
     The argmax is not part of the network's linear regions, so the cuts it needs are made on a
@@ -553,13 +555,17 @@ def _decision_overlay(graph: PlanarGraph, layer: int, classes: tuple[int, int] |
     lies in). One output: its sign; two: the sign of their difference. Otherwise a tournament
     over the classes, after which an edge lies on the decision boundary exactly when the top two
     logits tie along all of it. Where one class wins everywhere there is nothing to cut, and the
-    regions are the class cells.
+    regions are the class cells (compiled: that test in one kernel call, on all the outputs).
     """
     outputs = graph.values if classes is None else graph.values[:, list(classes)]
     if outputs.shape[1] == 2:  # two classes: the boundary is the zero set of their difference
         outputs = outputs[:, 1:] - outputs[:, :1]
-    tol = REL_TOL * max(float(np.abs(outputs).max()), 1e-300)
-    if _one_class_everywhere(outputs, tol):
+    if compiled and outputs.shape[1] == graph.vals.shape[1] - VALUES:  # all the outputs, as stored
+        tol, one_class = kernels.one_class(graph.vals, graph.n, VALUES, REL_TOL)
+    else:
+        tol = REL_TOL * max(float(np.abs(outputs).max()), 1e-300)
+        one_class = _one_class_everywhere(outputs, tol)
+    if one_class:
         return graph, np.empty((0, 2, 2))
     overlay = graph.with_values(outputs)
     if outputs.shape[1] == 1:
