@@ -107,10 +107,8 @@ class PlanarGraph:
         self.n = k
         # one int64 row per field (ends, faces, labels), edges along columns: gathers over a field
         # read contiguous memory, and copying whole edges is one call
-        self.edges = np.empty((6, k), dtype=np.int64)
-        self.edges[E0] = np.arange(k)
-        self.edges[E1, :-1], self.edges[E1, -1] = self.edges[E0, 1:], 0
-        self.edges[FA], self.edges[FB], self.edges[LAYER], self.edges[UNIT] = 0, OUTSIDE, BORDER, 0
+        ids = list(range(k))  # the rows E0, E1, FA, FB, LAYER, UNIT, built in one call (a small net's trace is calls)
+        self.edges = np.array([ids, ids[1:] + ids[:1], [0] * k, [OUTSIDE] * k, [BORDER] * k, [0] * k], dtype=np.int64)
         self.m = k
         self.n_faces = 1
         self.n_unresolved = 0  # faces left unsplit because rounding made their sign pattern inconsistent
