@@ -97,6 +97,16 @@ def test_wide_layers_grow_the_tables_and_come_back_for_more_room():
     assert_identical(compiled, reference)
 
 
+@pytest.mark.parametrize("kind", ["gauss", "integer"])
+def test_a_layer_wider_than_a_block_gives_the_very_graph_of_numpy(kind):
+    """Past BLOCK units a layer is cut a block at a time, and its codes are read off the values alone (the sign
+    masks then hold the last block only); below, off the masks where they are set."""
+    width = kernels.BLOCK + 12
+    compiled, reference = both_engines(random_net(5, 1, width, kind))
+    assert compiled.n_regions > 300  # integer weights: many lines coincide
+    assert_identical(compiled, reference)
+
+
 @pytest.mark.parametrize("work", [1, 40, 500])
 def test_a_layer_cut_in_many_calls_equals_one_call(monkeypatch, work):
     """Between calls (for progress and cancel) the kernel keeps its state; stopping often changes nothing."""
