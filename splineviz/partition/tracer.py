@@ -80,8 +80,8 @@ class Tracer:
         """values @ W.T + b, written straight into the next vertex table (room kept for new vertices).
 
         A small map (up to SMALL_MACS multiply-adds) is summed input by input, in an order the
-        compiled kernels repeat exactly (kernels.trace_net), so that the two engines agree bit
-        for bit; a larger one is a matmul.
+        compiled kernels repeat exactly (kernels.trace_net; they leave out terms that are zeros,
+        which change no value), so that the two engines agree bit for bit; a larger one is a matmul.
         """
         n, width = graph.n, weight.shape[0]
         table = graph.value_table(width, spare=kernels.value_rows(n, graph.m, width) - n)  # room for new vertices
