@@ -74,6 +74,8 @@ def splineviz_runner(net: Net) -> Callable[[], int]:
 def splineviz_tracer(net: Net) -> Callable[[], Any]:
     """A function that traces the net and returns the Partition."""
     from splineviz.partition import Affine, LeakyReLU, Plane, ReLU, trace
+    from splineviz.partition.tracer import load_kernels
+    load_kernels()  # every compiled kernel loaded, as the app does when it starts, whatever path a warm-up takes
     ops = []
     for i, (w, b) in enumerate(net.layers):
         ops.append(Affine(w, b))

@@ -214,7 +214,8 @@ def test_switched_off_by_the_environment_numba_is_not_even_imported():
 
 def test_load_kernels_loads_every_entry_point():
     """What a server calls before forking its jobs: the kernels a trace calls are then compiled or loaded."""
-    entry_points = "trace_net", "cut_layer", "fresh_state", "split_level", "layer_room", "value_rows", "one_class"
+    entry_points = ("trace_net", "cut_layer", "fresh_state", "split_level", "layer_room", "value_rows", "one_class",
+                    "fold")
     code = ("from splineviz.partition import kernels, tracer; tracer.load_kernels(); "
             f"print(*(len(getattr(kernels, name).signatures) for name in {entry_points}))")
     for _ in range(2):  # compiled (if numba's cache is cold), then read from the cache

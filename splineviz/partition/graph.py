@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 
 import numpy as np
 
@@ -118,6 +119,8 @@ class PlanarGraph:
         self._origin_room: np.ndarray | None = None  # what the compiled kernels write origin into (see _origin_buffer)
         self.renumbered = False
         self.max_bytes: int | None = None  # cap on the vertex and edge tables, checked before they grow
+        # what the value table held before columns were folded out of it (see fold), while it is still the table
+        self._folded: tuple[weakref.ref, int] | None = None
         # scratch reused by every split: vertex signs, and face -> new face (all OUTSIDE between splits;
         # its last slot answers for index OUTSIDE itself)
         self._sign = np.zeros(k, dtype=np.int8)
@@ -144,11 +147,19 @@ class PlanarGraph:
         """
         if self.max_bytes is None:
             return
-        held = 8 * self.n * self.vals.shape[1] + self.edges.nbytes if keeps_old else 0  # spare rows: untouched
+        held = self._value_bytes() + self.edges.nbytes if keeps_old else 0
         if 2 * new_bytes + held > self.max_bytes:
             raise PartitionBudgetError(
                 f"a table of {new_bytes / 2**20:,.0f} MiB (with {held / 2**20:,.0f} MiB already held) would break the "
                 f"memory limit of {self.max_bytes / 2**20:,.0f} MiB; trace a smaller domain or network, or raise max_bytes")
+
+    def _value_bytes(self) -> int:
+        """What the value table holds: its rows in use (spare ones are untouched), or what it held before
+        columns were folded out of it, if more."""
+        in_use = 8 * self.n * self.vals.shape[1]
+        if self._folded is not None and self._folded[0]() is self.vals:
+            return max(in_use, self._folded[1])
+        return in_use
 
     def face_means(self, columns: np.ndarray) -> np.ndarray:
         """(faces, k) means of value columns over each face's corners (affine values: at its centre).
@@ -247,6 +258,7 @@ class PlanarGraph:
         clone._sign, clone._face_map = self._sign.copy(), self._face_map.copy()
         clone.max_bytes = self.max_bytes
         clone._origin_room = None
+        clone._folded = None
         clone.reset_origin()
         return clone
 
@@ -343,22 +355,36 @@ class PlanarGraph:
         return k
 
     def cut_layer(self, first_column: int, weight: np.ndarray, bias: np.ndarray, rel_tol: float, layer: int,
-                  start: int, state: tuple, budget: int = 2**62, work: int = 2**62) -> tuple[int, tuple, np.ndarray]:
+                  start: int, state: tuple, budget: int = 2**62, work: int = 2**62, stop: int | None = None,
+                  by_block: bool = False) -> tuple[int, tuple, np.ndarray]:
         """Cut along a layer's zero sets, units start, start + 1, ... in compiled code (kernels.cut_layer).
 
-        Unit i's level is value column first_column + i, or (first_column < 0) coords @ weight[i] +
-        bias[i]; each split is exactly `split`'s, labelled (layer, i), and origin restarts with
-        the layer. Stops early, after the unit that takes the faces past `budget` or once about
-        `work` edges have been visited, so that the caller can report progress. Returns (next
-        unit, state for the next call, every face's sign bits once the layer is done).
+        Unit i's level is value column first_column + i, or (first_column kernels.UNSTORED) coords @
+        weight[i] + bias[i]; each split is exactly `split`'s, labelled (layer, i), and origin restarts
+        with the layer. Stops before unit `stop` (default: the layer's end) or early, after the unit that
+        takes the faces past `budget` or once about `work` edges have been visited, so that the caller
+        can report progress. Returns (next unit, state for the next call, every face's sign bits once
+        the layer is done; by_block: those of a block's units once the block is done, see kernels.fold).
         """
+        stop = weight.shape[0] if stop is None else stop
         while True:
             origin, need = self._origin_buffer(), np.zeros(3, dtype=np.int64)
             start, n, m, n_faces, lost, status, state, bits = kernels.cut_layer(
                 self.vals, self.edges, origin, self.n, self.m, self.n_faces, first_column, weight, bias, rel_tol,
-                start, layer, budget, work, need, state)
+                start, layer, budget, work, need, state, stop, by_block)
             if self._took(origin, n, m, n_faces, lost, status, need):
                 return start, state, bits
+
+    def fold(self, column: int, lo: int, hi: int, weight: np.ndarray, slope: float) -> int:
+        """Fold units lo..hi-1 (cut) into the next affine map's sums, dropping their columns (kernels.fold).
+
+        The table keeps its memory, now holding narrower rows: the bytes it held stay counted until it is
+        replaced. weight: the next map's (out, units); returns the column of unit 0 from now on."""
+        held = self._value_bytes()
+        self.vals, column = kernels.fold(self.vals, self.n, column, lo, hi, np.ascontiguousarray(weight.T),
+                                         slope, column != VALUES)
+        self._folded = (weakref.ref(self.vals), held)
+        return column
 
     def _took(self, origin: np.ndarray, n: int, m: int, n_faces: int, lost: int, status: int,
               need: np.ndarray) -> bool:

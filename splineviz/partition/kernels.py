@@ -6,6 +6,8 @@ networks are all call overhead; here a whole layer of units runs in one compiled
 is cut exactly as PlanarGraph.split cuts it: the same tolerance rule, the same float operations
 in the same order, the same numbering of new vertices, edges and faces. So the compiled path
 gives the very same graph as the numpy path, which stays the reference it is tested against.
+A wide layer may be folded into the next affine map as it is cut (fold): the same graph and
+codes, and the values after the layer equal up to rounding.
 
 numba is optional. Without it (or with SPLINEVIZ_NUMBA=0 in the environment) `available()` is
 False and the tracer uses numpy alone.
@@ -20,6 +22,8 @@ NEED_ROOM, OVER_BUDGET, DONE = 1, 2, 0  # why cut_layer or split_level returned
 # Edge, side, face and vertex ids in the kernels' work arrays are int32 (half the memory at a layer's end,
 # where a trace peaks); side ids reach twice the edge count, so the edge table must stay below this.
 MAX_EDGES = 2**30
+VALUES_ = 2  # graph.VALUES: a row's first value column, after the coordinates (kernels import nothing from graph)
+UNSTORED = -(2**62)  # the first column of a layer whose values are not stored (the first layer): computed from the coordinates
 
 try:
     if os.environ.get("SPLINEVIZ_NUMBA", "1").strip().lower() in ("0", "false", "no", "off"):
@@ -60,9 +64,9 @@ def _inline(function):
 
 @_inline
 def _value(vals, i, unit, col0, weight, bias):
-    """A unit's value at vertex i: value column col0 + unit, or (col0 < 0: the first layer, whose
+    """A unit's value at vertex i: value column col0 + unit, or (col0 UNSTORED: the first layer, whose
     values are not stored) coords @ weight[unit] + bias[unit], in the tracer's order of operations."""
-    if col0 >= 0:
+    if col0 != UNSTORED:
         return vals[i, col0 + unit]
     return vals[i, 0] * weight[unit, 0] + vals[i, 1] * weight[unit, 1] + bias[unit]
 
@@ -403,14 +407,18 @@ def fresh_state(units: int) -> tuple:
 
 
 @_inline
-def _fit(st, rows, edge_room, face_room, m):
-    """The state's tables made to fit the graph's (after the caller grew those), contents kept."""
+def _fit(st, n, rows, edge_room, face_room, m):
+    """The state's tables made to fit the graph's (after the caller grew those), contents kept.
+
+    The sign masks' rows past the n vertices are left unwritten (untouched memory: a row is zeroed when its
+    vertex is made), as are the table's."""
     pos, neg, zeros, first_item, last_item, head, after, state, items, tol = st
     if pos.shape[0] < rows:
-        grown_pos = np.zeros((rows, pos.shape[1]), dtype=np.uint64)
-        grown_neg = np.zeros((rows, pos.shape[1]), dtype=np.uint64)
-        grown_pos[: pos.shape[0]] = pos
-        grown_neg[: neg.shape[0]] = neg
+        grown_pos = np.empty((rows, pos.shape[1]), dtype=np.uint64)
+        grown_neg = np.empty((rows, pos.shape[1]), dtype=np.uint64)
+        used = min(n, pos.shape[0])
+        grown_pos[:used] = pos[:used]
+        grown_neg[:used] = neg[:used]
         pos, neg = grown_pos, grown_neg
     if after.size < 2 * edge_room:
         grown = np.empty(2 * edge_room, dtype=np.int32)
@@ -425,10 +433,11 @@ def _fit(st, rows, edge_room, face_room, m):
 
 
 @_jit
-def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, start, layer, budget, work, need, st):
-    """Cut along the zero sets of a layer's units, start, start + 1, ... one after the other.
+def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, start, layer, budget, work, need, st,
+              stop, by_block):
+    """Cut along the zero sets of a layer's units, start, start + 1, ... stop - 1, one after the other.
 
-    Unit i's value is value column col0 + i, or (col0 < 0) coords @ weight[i] + bias[i]. Each
+    Unit i's value is value column col0 + i, or (col0 UNSTORED) coords @ weight[i] + bias[i]. Each
     unit is split exactly as PlanarGraph.split splits it, with the tracer's tolerance (rel_tol
     times the unit's largest absolute value at the layer's vertices), labelled (layer, i).
 
@@ -440,13 +449,15 @@ def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, s
     (fresh_state() before the first; nothing else may change the graph in between), with
     state = (the block's first unit, its size, the lists' length, whether side lists are built).
 
-    Returns (next unit, n, m, n_faces, unresolved, status, st, bits): after all units (with
-    every face's sign bits, as sign_bits gives them; else bits is empty), when the tables are
-    full (NEED_ROOM: the caller grows them and calls again), when the faces pass the budget
-    (OVER_BUDGET), or after the unit that takes the edges visited past `work`.
+    Returns (next unit, n, m, n_faces, unresolved, status, st, bits): after unit stop - 1 (with
+    every face's sign bits, as sign_bits gives them, once the layer is done; else bits is empty),
+    when the tables are full (NEED_ROOM: the caller grows them and calls again), when the faces
+    pass the budget (OVER_BUDGET), or after the unit that takes the edges visited past `work`.
+    by_block (the caller folds each block of units away once it is cut: stop is a block's end):
+    the bits are those of the block's units, given when the block is done.
     """
     units = weight.shape[0]
-    st = _fit(st, vals.shape[0], edges.shape[1], origin.shape[0], m)
+    st = _fit(st, n, vals.shape[0], edges.shape[1], origin.shape[0], m)
     pos, neg, zeros, first_item, last_item, head, after, state, items, tol = st
     no_bits = np.zeros((0, 0), dtype=np.uint8)
     if start == 0 and state[3] == 0:  # a new layer: the faces' origins, the tolerances
@@ -466,7 +477,7 @@ def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, s
         state[3] = 1
     empty = np.empty(0)
     unresolved, spent, unit = 0, 0, start
-    while unit < units:
+    while unit < stop:
         lo, size = state[0], state[1]
         if not lo <= unit < lo + size:  # a new block, from this unit on
             lo, size = unit, min(zeros.size, units - unit)
@@ -494,7 +505,7 @@ def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, s
             n, m, n_faces, lost, status = _split_one(vals, edges, origin, n, m, n_faces, pos, neg, j >> 6,
                                                      np.uint64(1) << np.uint64(j & 63), zeros[j], empty, col0,
                                                      weight, bias, unit, unit, layer,
-                                                     col0 + unit if col0 >= 0 else -1, need, scratch, n_listed,
+                                                     col0 + unit if col0 != UNSTORED else -1, need, scratch, n_listed,
                                                      head, after)
             if status == NEED_ROOM:
                 st = (pos, neg, zeros, first_item, last_item, head, after, state, items, tol)
@@ -511,29 +522,33 @@ def cut_layer(vals, edges, origin, n, m, n_faces, col0, weight, bias, rel_tol, s
             if n_faces > budget:
                 st = (pos, neg, zeros, first_item, last_item, head, after, state, items, tol)
                 return unit, n, m, n_faces, unresolved, OVER_BUDGET, st, no_bits
-            if spent > work and unit < units:
+            if spent > work and unit < stop:
                 st = (pos, neg, zeros, first_item, last_item, head, after, state, items, tol)
                 return unit, n, m, n_faces, unresolved, DONE, st, no_bits
     st = (pos, neg, zeros, first_item, last_item, head, after, state, items, tol)
+    if by_block and unit == state[0] + state[1]:  # the block is done: the sign masks hold its units
+        return unit, n, m, n_faces, unresolved, DONE, st, sign_bits(vals, edges, m, n_faces, state[0], unit, col0,
+                                                                    weight, bias, tol, pos, neg, True)
     if unit < units:
         return unit, n, m, n_faces, unresolved, DONE, st, no_bits
     masked = state[0] == 0 and state[1] == units  # one block: the sign masks hold every unit
-    return unit, n, m, n_faces, unresolved, DONE, st, sign_bits(vals, edges, m, n_faces, units, col0, weight, bias,
+    return unit, n, m, n_faces, unresolved, DONE, st, sign_bits(vals, edges, m, n_faces, 0, units, col0, weight, bias,
                                                                 tol, pos, neg, masked)
 
 
 @_jit
-def sign_bits(vals, edges, m, n_faces, units, col0, weight, bias, tol, pos, neg, masked):
-    """Each face's sign bits (PlanarGraph.corner_signs, compiled, packed eight units a byte).
+def sign_bits(vals, edges, m, n_faces, lo, hi, col0, weight, bias, tol, pos, neg, masked):
+    """Each face's sign bits for units lo..hi-1 (PlanarGraph.corner_signs, compiled, packed eight units a byte).
 
-    Bit i: unit i's value at the face's first corner off its line by more than tol[i] is
-    positive. Corners are read in the order corner_signs reads them: the ends of the face's
-    edges, face a of every edge first, then face b. If `masked`, cut_layer's sign masks pos and
-    neg cover every unit, and a unit whose bit is set in either at the first corner is read off
-    them (the comparison made when it was set): only the others' values are read there (at a
-    vertex made while the layer was cut, the units cut before it).
+    Bit i of a face's row: unit lo + i's value at the face's first corner off its line by more than
+    its tol is positive. Corners are read in the order corner_signs reads them: the ends of the face's
+    edges, face a of every edge first, then face b. If `masked`, cut_layer's sign masks pos and neg
+    hold these units (bit i: unit lo + i), and a unit whose bit is set in either at the first corner
+    is read off them (the comparison made when it was set): only the others' values are read there
+    (at a vertex made while the units were cut, the units cut before it).
     """
-    bits = np.zeros((n_faces, (units + 7) // 8), dtype=np.uint8)
+    span = hi - lo
+    bits = np.zeros((n_faces, (span + 7) // 8), dtype=np.uint8)
     ptr = np.zeros(n_faces + 1, dtype=np.int32)  # the faces' sides, by a stable counting sort
     for field in range(2, 4):
         for e in range(m):
@@ -549,44 +564,44 @@ def sign_bits(vals, edges, m, n_faces, units, col0, weight, bias, tol, pos, neg,
             if f >= 0:
                 side[fill[f]] = e
                 fill[f] += 1
-    pending = np.empty(units, dtype=np.int64)
+    pending = np.empty(span, dtype=np.int64)  # positions i of the units still unsettled
     for f in range(n_faces):
         v = edges[0, side[ptr[f]]]  # the first corner settles nearly every unit
         left = 0
         if masked:
-            for word in range((units + 63) >> 6):
+            for word in range((span + 63) >> 6):
                 positive = pos[v, word]
-                unread = ~(positive | neg[v, word]) & (~np.uint64(0) >> np.uint64(64 - min(64, units - 64 * word)))
+                unread = ~(positive | neg[v, word]) & (~np.uint64(0) >> np.uint64(64 - min(64, span - 64 * word)))
                 while unread:
                     k = _lowest_bit(unread)
-                    u = 64 * word + k
-                    z = _value(vals, v, u, col0, weight, bias)
-                    positive |= np.uint64(z > tol[u]) << np.uint64(k)
-                    pending[left] = u
-                    left += (z <= tol[u]) & (z >= -tol[u])
+                    i = 64 * word + k
+                    z = _value(vals, v, lo + i, col0, weight, bias)
+                    positive |= np.uint64(z > tol[lo + i]) << np.uint64(k)
+                    pending[left] = i
+                    left += (z <= tol[lo + i]) & (z >= -tol[lo + i])
                     unread &= unread - np.uint64(1)
-                for byte in range(8 * word, min(8 * word + 8, (units + 7) // 8)):
+                for byte in range(8 * word, min(8 * word + 8, (span + 7) // 8)):
                     bits[f, byte] = np.uint8((positive >> np.uint64(8 * (byte - 8 * word))) & np.uint64(255))
         else:
-            for byte in range((units + 7) // 8):  # without branches on the signs (see _set_signs)
+            for byte in range((span + 7) // 8):  # without branches on the signs (see _set_signs)
                 code = 0
-                for u in range(8 * byte, min(8 * byte + 8, units)):
-                    z = _value(vals, v, u, col0, weight, bias)
-                    code |= (z > tol[u]) << (u - 8 * byte)
-                    pending[left] = u
-                    left += (z <= tol[u]) & (z >= -tol[u])
+                for i in range(8 * byte, min(8 * byte + 8, span)):
+                    z = _value(vals, v, lo + i, col0, weight, bias)
+                    code |= (z > tol[lo + i]) << (i - 8 * byte)
+                    pending[left] = i
+                    left += (z <= tol[lo + i]) & (z >= -tol[lo + i])
                 bits[f, byte] = code
         s, end = ptr[f], 1
         while left > 0 and s < ptr[f + 1]:
             v = edges[end, side[s]]
             still = 0
             for r in range(left):
-                u = pending[r]
-                z = _value(vals, v, u, col0, weight, bias)
-                if z > tol[u]:
-                    bits[f, u >> 3] |= np.uint8(1 << (u & 7))
-                elif z >= -tol[u]:
-                    pending[still] = u
+                i = pending[r]
+                z = _value(vals, v, lo + i, col0, weight, bias)
+                if z > tol[lo + i]:
+                    bits[f, i >> 3] |= np.uint8(1 << (i & 7))
+                elif z >= -tol[lo + i]:
+                    pending[still] = i
                     still += 1
             left = still
             end += 1
@@ -597,6 +612,47 @@ def sign_bits(vals, edges, m, n_faces, units, col0, weight, bias, tol, pos, neg,
 
 AFFINE, RELU, LEAKY_RELU = 0, 1, 2  # the ops trace_net runs; a program's rows: (kind, offset in params, out, in)
 SMALL_LAYER = 2**16  # edges x units below which a layer's room is reserved in one go
+
+
+@_jit
+def fold(vals, n, col0, lo, hi, weight_t, slope, sums):
+    """Units lo..hi-1, cut, folded into the next affine map's sums, and their value columns dropped: in place.
+
+    Once a unit is cut, no edge of the graph crosses its line any more, so its activation is affine
+    along every edge, and so is its term of the next map's sums: a vertex made later gets the sums
+    interpolated like any value (up to the tolerance band, where the activation bends within tol of
+    an end). A wide layer then never holds all its units at every vertex.
+
+    Rows are [coords | the sums, if `sums` | units lo, lo + 1, ... at col0 + unit] before and [coords |
+    sums (weight_t's columns) | units hi, ...] after, each row written at most where the old one began,
+    so the rows move down the table's own memory, row by row, with no second table. The activation is
+    the hinge's (LeakyReLU with `slope`; ReLU: 0) as Hinge.activate writes it; the sums are taken unit
+    by unit in order, without the bias. Returns the table's narrower view (more rows: the same memory)
+    and the new col0 (units hi.. follow the sums).
+    """
+    width = vals.shape[1]
+    k = weight_t.shape[1]
+    new_width = width - (hi - lo) + (0 if sums else k)
+    new_col0 = VALUES_ + k - hi
+    flat = vals.reshape(vals.size)
+    acc = np.empty(k)
+    for i in range(n):
+        old, new = i * width, i * new_width
+        for o in range(k):
+            acc[o] = flat[old + VALUES_ + o] if sums else 0.0
+        for u in range(lo, hi):
+            z = flat[old + col0 + u]
+            a = z + min(z, 0.0) * (slope - 1.0)
+            if a != 0.0:
+                for o in range(k):
+                    acc[o] += a * weight_t[u, o]
+        flat[new], flat[new + 1] = flat[old], flat[old + 1]
+        for o in range(k):
+            flat[new + VALUES_ + o] = acc[o]
+        for c in range(VALUES_ + k, new_width):  # units hi.. move down: never past what is still to read
+            flat[new + c] = flat[old + c - new_col0 + col0]
+    rows = vals.size // new_width
+    return flat[: rows * new_width].reshape((rows, new_width)), new_col0
 
 
 @_inline
@@ -681,8 +737,8 @@ def trace_net(vals, edges, origin, n, m, n_faces, program, params, first_w, firs
             weight, bias = np.zeros((width, 2)), np.zeros(width)
         while True:
             start, n, m, n_faces, lost, status, st, layer_bits = cut_layer(
-                vals, edges, origin, n, m, n_faces, -1 if first else col0, weight, bias, rel_tol, start, n_layers,
-                budget, work, need, st)
+                vals, edges, origin, n, m, n_faces, UNSTORED if first else col0, weight, bias, rel_tol, start, n_layers,
+                budget, work, need, st, width, False)
             unresolved += lost
             if status != NEED_ROOM:
                 break

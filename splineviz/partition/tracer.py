@@ -44,6 +44,7 @@ _BLOCK_CELLS = 2**24  # vertices x units per block when the first layer's values
 SMALL_MACS = 2**20  # multiply-adds up to which an affine map is summed input by input (see Tracer.affine)
 _DRIVER_EDGES = 2**14  # kernels.trace_net hands hinge layers begun on this many edges to the op-by-op path
 _DRIVER_ROOM = 2**26  # bytes of tables kernels.trace_net may hold and grow itself
+FOLD = True  # fold wide hinge layers into the next map as they are cut (Tracer._fold_plan); tests switch it off
 
 
 @dataclass
@@ -69,6 +70,8 @@ class Tracer:
     first: tuple[np.ndarray, np.ndarray] | None = None
     activation: Hinge | None = None  # applied to the first layer's values when they are next needed
     resume: tuple[int, tuple] | None = None  # a hinge layer kernels.trace_net began: (next unit, kernel state)
+    ahead: tuple[Op, Op | None] | None = None  # the op being cut and the next (set by _cut_layers; see _fold_plan)
+    folded: Affine | None = None  # the map a hinge layer was folded into while cut (activated, summed): its bias to come
 
     @property
     def compiled(self) -> bool:
@@ -83,6 +86,11 @@ class Tracer:
         compiled kernels repeat exactly (kernels.trace_net; they leave out terms that are zeros,
         which change no value), so that the two engines agree bit for bit; a larger one is a matmul.
         """
+        if self.folded is not None:  # the sums were taken while the hinge layer was cut (see _fold_plan)
+            assert weight is self.folded.weight
+            graph.values[...] += bias
+            self.folded = None
+            return
         n, width = graph.n, weight.shape[0]
         table = graph.value_table(width, spare=kernels.value_rows(n, graph.m, width) - n)  # room for new vertices
         out = table[:n, VALUES:]
@@ -113,6 +121,8 @@ class Tracer:
 
     def activate(self, graph: PlanarGraph, op: Hinge) -> None:
         """Apply a hinge to the stored values, or (first layer) remember it for the next affine map."""
+        if self.folded is not None:  # done while the layer was cut
+            return
         if self.first is None:
             op.activate(graph.values)
         else:
@@ -188,14 +198,16 @@ class Tracer:
         return codes.bits.copy()
 
     def _compiled_zero_sets(self, graph: PlanarGraph, layer: int) -> np.ndarray:
-        """Unit by unit in compiled code (kernels.py): the very graph, codes and parents of the numpy path."""
+        """Unit by unit in compiled code (kernels.py): the very graph, codes and parents of the numpy path
+        (a wide layer, folded block by block into the next map: the values that follow differ by rounding)."""
         if self.first is None:
             width = graph.vals.shape[1] - VALUES
             column, weight, bias = VALUES, np.zeros((width, 2)), np.zeros(width)
         else:
-            column = -1
+            column = kernels.UNSTORED
             weight, bias = self.first
             width = bias.size
+        fold = self._fold_plan(width)
         if self.resume is not None:  # begun by kernels.trace_net
             (start, state), self.resume = self.resume, None
         else:
@@ -204,13 +216,40 @@ class Tracer:
                 graph.reserve(*room)
             start, state = 0, kernels.fresh_state(width)
         bits = np.zeros((graph.n_faces, 0), dtype=np.uint8)
+        blocks: list[tuple[np.ndarray, np.ndarray]] = []  # folded: each block's bits, and its faces' origins
         while start < width:
-            done, state, bits = graph.cut_layer(column, weight, bias, REL_TOL, layer, start, state, self.budget, _WORK)
+            stop = width if fold is None else min(width, (start // kernels.BLOCK + 1) * kernels.BLOCK)
+            done, state, bits = graph.cut_layer(column, weight, bias, REL_TOL, layer, start, state, self.budget, _WORK,
+                                                stop, by_block=fold is not None)
             self.step(graph, layer, done - 1, done - start)
             start = done
-        self.parent = graph.origin.copy()
+            if fold is not None and done == stop:  # a block done: fold it away, and follow its faces from here
+                blocks.append((bits, graph.origin.copy()))
+                column = graph.fold(column, (done - 1) // kernels.BLOCK * kernels.BLOCK, done, fold[0].weight, fold[1])
+                graph.reset_origin()
+        if fold is None:
+            self.parent = graph.origin.copy()
+        else:
+            bits, self.parent = _unfolded_codes(blocks, width)
+            self.folded = fold[0]
         graph.reset_origin()
         return bits
+
+    def _fold_plan(self, width: int) -> tuple[Affine, float] | None:
+        """(the next map, the hinge's negative slope) when this layer is to be folded into it as it is cut.
+
+        A hinge layer wider than a block of the kernels, whose values are stored and whose next op is an
+        affine map of a block's width at most, is folded block by block (kernels.fold): each block of
+        units, once cut, becomes its terms of the next map's sums and leaves the table, so the layer never
+        holds all its values at every vertex (2-512-512-2: a peak of 961 MiB instead of 1,679 MiB)."""
+        if not FOLD or self.first is not None or self.resume is not None or self.ahead is None:
+            return None
+        hinge, following = self.ahead
+        if type(hinge) not in (ReLU, LeakyReLU) or not isinstance(following, Affine):
+            return None
+        if width <= kernels.BLOCK or following.out_features > kernels.BLOCK:
+            return None
+        return following, (hinge.negative_slope if isinstance(hinge, LeakyReLU) else 0.0)
 
     def trace_compiled(self, graph: PlanarGraph, ops: Sequence[Op], width: int
                        ) -> tuple[list[LayerRecord], int, int]:
@@ -495,14 +534,17 @@ def load_kernels() -> None:
     trace([Affine(rng.normal(size=(6, 2)), rng.normal(size=6)), ReLU(),
            Affine(rng.normal(size=(3, 6)), rng.normal(size=3))])  # one call of trace_net; three classes: split_level
     # op by op (max-pooling first), so cut_layer is loaded as the tracer calls it: trace_net's copy, when read
-    # from numba's cache, is not
+    # from numba's cache, is not; then a layer wider than a block, folded (kernels.fold), on a small square
+    wide = kernels.BLOCK + 1
     trace([Affine(rng.normal(size=(4, 2)), rng.normal(size=4)), MaxPool(((0, 1), (2, 3))), ReLU(),
-           Affine(rng.normal(size=(1, 2)), rng.normal(size=1))])
+           Affine(rng.normal(size=(wide, 2)), rng.normal(size=wide)), ReLU(),
+           Affine(rng.normal(size=(1, wide)), rng.normal(size=1))], bounds=(-0.1, 0.1, -0.1, 0.1))
 
 
 def _cut_layers(graph: PlanarGraph, width: int, ops: Sequence[Op], tracer: Tracer, layers: list[LayerRecord]) -> None:
     """Push the graph through the ops; add what every nonlinear layer leaves (codes, parents, counts) to layers."""
-    for op in ops:
+    for i, op in enumerate(ops):
+        tracer.ahead = (op, ops[i + 1] if i + 1 < len(ops) else None)
         width = op.out_width(width)
         if not op.nonlinear:
             op.cut(graph, len(layers), tracer)
@@ -515,6 +557,23 @@ def _cut_layers(graph: PlanarGraph, width: int, ops: Sequence[Op], tracer: Trace
             raise PartitionBudgetError(f"at layer {len(layers)} ({graph.n_faces:,} regions so far): {error}") from None
         assert tracer.parent is not None and codes is not None
         layers.append(LayerRecord(op, width, graph.n_faces, codes, tracer.parent))
+
+
+def _unfolded_codes(blocks: list[tuple[np.ndarray, np.ndarray]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A folded layer's sign bits and parents, for the faces at its end, from its blocks' (bits, origins).
+
+    Block b's bits are on the faces at its end, whose origins lead to the faces at the end of block b - 1
+    (of the layer's start, for block 0): following them back from the last block reads each block's bits
+    where the face then was, and ends at the faces' parents."""
+    last_bits, _ = blocks[-1]
+    face = np.arange(last_bits.shape[0])
+    codes = np.empty((last_bits.shape[0], (width + 7) // 8), dtype=np.uint8)
+    for b in reversed(range(len(blocks))):
+        bits, origin = blocks[b]
+        at = b * kernels.BLOCK // 8
+        codes[:, at: at + bits.shape[1]] = bits[face]
+        face = origin[face]
+    return codes, face
 
 
 def _count_cuts(ops: Sequence[Op]) -> int:
