@@ -64,6 +64,7 @@ def test_a_wide_layer_folded_block_by_block_is_the_layer_unfolded(monkeypatch, s
     assert folds == blocks and none == []
     assert folded.n_regions > 5000
     assert_same_but_rounding(folded, unfolded)
+    assert folded._graph.vals.flags.owndata  # the outputs' own table: not a view that keeps the wide layer's alive
     assert_consistent(folded, AREA, grid(BOUNDS, 200), margin=1e-6)  # codes read back through the blocks' faces
 
 

@@ -86,15 +86,14 @@ class Tracer:
         compiled kernels repeat exactly (kernels.trace_net; they leave out terms that are zeros,
         which change no value), so that the two engines agree bit for bit; a larger one is a matmul.
         """
-        if self.folded is not None:  # the sums were taken while the hinge layer was cut (see _fold_plan)
-            assert weight is self.folded.weight
-            graph.values[...] += bias
-            self.folded = None
-            return
         n, width = graph.n, weight.shape[0]
         table = graph.value_table(width, spare=kernels.value_rows(n, graph.m, width) - n)  # room for new vertices
         out = table[:n, VALUES:]
-        if n * weight.shape[1] * width <= SMALL_MACS:
+        if self.folded is not None:  # summed while the hinge layer was cut (see _fold_plan): out of its wide table,
+            assert weight is self.folded.weight  # which a partition would otherwise keep alive
+            out[...] = graph.values
+            self.folded = None
+        elif n * weight.shape[1] * width <= SMALL_MACS:
             inputs = graph.values if self.first is None else self._first_values(graph, slice(None))
             if self.activation is not None:
                 self.activation.activate(inputs)
