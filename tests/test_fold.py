@@ -38,7 +38,8 @@ def traced(monkeypatch, ops, fold: bool, bounds=BOUNDS, **options):
 def assert_same_but_rounding(folded, unfolded) -> None:
     """The very graph, codes and parents; outputs and decision boundary equal up to rounding."""
     mine, theirs = folded._graph, unfolded._graph
-    assert (mine.n, mine.m, mine.n_faces, mine.n_unresolved) == (theirs.n, theirs.m, theirs.n_faces, theirs.n_unresolved)
+    assert (mine.n, mine.m, mine.n_faces, mine.n_unresolved) == \
+        (theirs.n, theirs.m, theirs.n_faces, theirs.n_unresolved)
     np.testing.assert_array_equal(mine.coords, theirs.coords)
     np.testing.assert_array_equal(mine.edges[:, : mine.m], theirs.edges[:, : theirs.m])
     assert len(folded._layers) == len(unfolded._layers)
@@ -69,7 +70,7 @@ def test_a_wide_layer_folded_block_by_block_is_the_layer_unfolded(monkeypatch, s
 
 
 def test_only_a_layer_whose_next_map_fits_in_a_block_is_folded(monkeypatch):
-    """2-150-150-3: the first hinge layer is not stored, the second feeds 150 > BLOCK sums (no room for them in
+    """2-150-150-150-3: the first hinge layer is not stored, the second feeds 150 > BLOCK sums (no room for them in
     place), the third feeds 3: only it is folded."""
     rng = np.random.default_rng(5)
     ops = [Affine(rng.normal(size=(150, 2)), rng.normal(size=150)), ReLU(),

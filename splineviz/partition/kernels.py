@@ -22,8 +22,8 @@ NEED_ROOM, OVER_BUDGET, DONE = 1, 2, 0  # why cut_layer or split_level returned
 # Edge, side, face and vertex ids in the kernels' work arrays are int32 (half the memory at a layer's end,
 # where a trace peaks); side ids reach twice the edge count, so the edge table must stay below this.
 MAX_EDGES = 2**30
-VALUES_ = 2  # graph.VALUES: a row's first value column, after the coordinates (kernels import nothing from graph)
-UNSTORED = -(2**62)  # the first column of a layer whose values are not stored (the first layer): computed from the coordinates
+COORDS = 2  # a vertex row's coordinate columns, before its values (graph.VALUES; graph imports the kernels, not back)
+UNSTORED = -(2**62)  # col0 of a layer whose values are not stored (the first layer's: computed from the coordinates)
 
 try:
     if os.environ.get("SPLINEVIZ_NUMBA", "1").strip().lower() in ("0", "false", "no", "off"):
@@ -633,13 +633,13 @@ def fold(vals, n, col0, lo, hi, weight_t, slope, sums):
     width = vals.shape[1]
     k = weight_t.shape[1]
     new_width = width - (hi - lo) + (0 if sums else k)
-    new_col0 = VALUES_ + k - hi
+    new_col0 = COORDS + k - hi
     flat = vals.reshape(vals.size)
     acc = np.empty(k)
     for i in range(n):
         old, new = i * width, i * new_width
         for o in range(k):
-            acc[o] = flat[old + VALUES_ + o] if sums else 0.0
+            acc[o] = flat[old + COORDS + o] if sums else 0.0
         for u in range(lo, hi):
             z = flat[old + col0 + u]
             a = z + min(z, 0.0) * (slope - 1.0)
@@ -648,8 +648,8 @@ def fold(vals, n, col0, lo, hi, weight_t, slope, sums):
                     acc[o] += a * weight_t[u, o]
         flat[new], flat[new + 1] = flat[old], flat[old + 1]
         for o in range(k):
-            flat[new + VALUES_ + o] = acc[o]
-        for c in range(VALUES_ + k, new_width):  # units hi.. move down: never past what is still to read
+            flat[new + COORDS + o] = acc[o]
+        for c in range(COORDS + k, new_width):  # units hi.. move down: never past what is still to read
             flat[new + c] = flat[old + c - new_col0 + col0]
     rows = vals.size // new_width
     return flat[: rows * new_width].reshape((rows, new_width)), new_col0

@@ -71,7 +71,7 @@ class Tracer:
     activation: Hinge | None = None  # applied to the first layer's values when they are next needed
     resume: tuple[int, tuple] | None = None  # a hinge layer kernels.trace_net began: (next unit, kernel state)
     ahead: tuple[Op, Op | None] | None = None  # the op being cut and the next (set by _cut_layers; see _fold_plan)
-    folded: Affine | None = None  # the map a hinge layer was folded into while cut (activated, summed): its bias to come
+    folded: Affine | None = None  # the map a hinge layer was folded into as it was cut (see _fold_plan)
 
     @property
     def compiled(self) -> bool:
