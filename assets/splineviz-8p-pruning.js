@@ -185,6 +185,7 @@
       lines.push(line(s.missing + " frame" + (s.missing === 1 ? "" : "s") + " could not be loaded: the server " +
                       "keeps a run's frames for " + cfg.keepMinutes + " minutes. Press Run to compute the run again."));
     }
+    for (const l of lines) l.props["data-step"] = String(i);  // which step the lines describe (they lag the slider)
     return lines;
   }
 

@@ -45,6 +45,13 @@ def slider_value(driver, slider_id: str) -> int:
         f"return document.querySelector('#{slider_id} [role=slider]').getAttribute('aria-valuenow')"))
 
 
+def described_step(driver, prefix: str) -> int | None:
+    """The step the status lines describe (they are written after the slider moves)."""
+    return driver.execute_script(
+        f"const line = document.querySelector('#{prefix}-info .anim-line'); "
+        "return line && line.dataset.step !== undefined ? parseInt(line.dataset.step) : null;")
+
+
 def step_until(driver, prefix: str, wanted: str) -> None:
     """Move the epoch slider from the first step with the keyboard until the status line says ``wanted``."""
     from selenium.webdriver.common.by import By
@@ -52,14 +59,16 @@ def step_until(driver, prefix: str, wanted: str) -> None:
 
     handle = driver.find_element(By.CSS_SELECTOR, f"#{prefix}-step [role=slider]")
     handle.send_keys(Keys.HOME)
-    wait_for(lambda: slider_value(driver, f"{prefix}-step") == 0, 10, message="the first step")
+    wait_for(lambda: slider_value(driver, f"{prefix}-step") == 0 and described_step(driver, prefix) == 0, 10,
+             message="the first step")
     for _ in range(200):
         if wanted in text(driver, f"{prefix}-info"):
             return
         before = slider_value(driver, f"{prefix}-step")
         handle.send_keys(Keys.ARROW_RIGHT)
         wait_for(lambda: slider_value(driver, f"{prefix}-step") > before, 10, message="the next step")
-        wait_for(lambda: shown_epochs(driver, f"{prefix}-info"), 10, message="the step's status")
+        wait_for(lambda: described_step(driver, prefix) == slider_value(driver, f"{prefix}-step"), 10,
+                 message="the step's status")  # else the lines of the step before could be read as this one's
     raise AssertionError(f"no step says {wanted!r}")
 
 

@@ -8,7 +8,9 @@ numba is installed (kernels.py: a layer per call, and a small network's layers a
 all in one call, so small networks are not all call overhead); with numpy alone, in chunks of
 units, each chunk in one pass of the line arrangement (arrangement.py); a chunk that is not in
 generic position is halved, down to single units, which the unit-by-unit split (graph.py)
-handles in every case.
+handles in every case. A compiled hinge layer wider than a block, whose next op is an affine map
+of a block's width at most, is folded into that map block by block as it is cut (kernels.fold),
+so that it never holds every unit's value at every vertex.
 While cutting, the tracer records each layer's activation code per face and each face's parent,
 so that codes per region never need a second forward pass.
 """
