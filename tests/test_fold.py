@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from splineviz.partition import Affine, PartitionBudgetError, ReLU, kernels, trace, tracer
+from splineviz.partition import Affine, LeakyReLU, PartitionBudgetError, ReLU, kernels, trace, tracer
 from splineviz.partition.graph import VALUES, PlanarGraph
 from tests.oracles import assert_consistent, grid
 from tests.test_arrangement import random_net
@@ -26,9 +26,9 @@ def traced(monkeypatch, ops, fold: bool, bounds=BOUNDS, **options):
     folds = []
     original = PlanarGraph.fold
 
-    def spy(self, column, lo, hi, weight, slope):
+    def spy(self, column, lo, hi, *rest):
         folds.append((lo, hi))
-        return original(self, column, lo, hi, weight, slope)
+        return original(self, column, lo, hi, *rest)
     with monkeypatch.context() as patch:
         patch.setattr(tracer, "FOLD", fold)
         patch.setattr(PlanarGraph, "fold", spy)
@@ -103,10 +103,6 @@ def test_the_budget_stops_a_folded_layer(monkeypatch):
         traced(monkeypatch, random_net(6, 2, 200, "gauss"), fold=True, budget=20_000)
 
 
-def activated(z: np.ndarray, slope: float) -> np.ndarray:
-    return np.where(z > 0, z, slope * z)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(1, 40), st.integers(0, 30), st.integers(2, 9), st.integers(1, 4), st.sampled_from([0.0, 0.1]),
        st.integers(0, 2**32 - 1))
@@ -114,24 +110,26 @@ def test_fold_moves_the_rows_down_in_place_and_sums_as_numpy(n, spare, units, k,
     """Two folds of a random table: coordinates and the units left move bit for bit, the sums are numpy's up to
     rounding, all in the table's own memory; what the table held before stays counted (PlanarGraph.allot)."""
     rng = np.random.default_rng(seed)
+    hinge = LeakyReLU(slope) if slope else ReLU()
+    kind = kernels.LEAKY_RELU if slope else kernels.RELU
     block = units // 2 + 1
     k = min(k, block)  # the sums must fit where the first block was
     table = rng.normal(size=(n + spare, VALUES + units))
     table[rng.random(table.shape) < 0.2] = 0.0
     before = table[:n].copy()
     weight = rng.normal(size=(k, units))
-    folded, column = kernels.fold(table, n, VALUES, 0, block, np.ascontiguousarray(weight.T), slope, False)
+    folded, column = kernels.fold(table, n, VALUES, 0, block, np.ascontiguousarray(weight.T), kind, slope, False)
     assert np.shares_memory(folded, table) and column == VALUES + k - block
     assert folded.shape == (table.size // folded.shape[1], VALUES + k + units - block)
     np.testing.assert_array_equal(folded[:n, :VALUES], before[:, :VALUES])
     np.testing.assert_array_equal(folded[:n, VALUES + k:], before[:, VALUES + block:])
     z = before[:, VALUES:]
-    np.testing.assert_allclose(folded[:n, VALUES: VALUES + k], activated(z[:, :block], slope) @ weight[:, :block].T,
+    np.testing.assert_allclose(folded[:n, VALUES: VALUES + k], hinge.forward(z[:, :block]) @ weight[:, :block].T,
                                rtol=1e-12, atol=1e-12)
-    twice, column = kernels.fold(folded, n, column, block, units, np.ascontiguousarray(weight.T), slope, True)
+    twice, column = kernels.fold(folded, n, column, block, units, np.ascontiguousarray(weight.T), kind, slope, True)
     assert twice.shape[1] == VALUES + k and column == VALUES + k - units
     np.testing.assert_array_equal(twice[:n, :VALUES], before[:, :VALUES])
-    np.testing.assert_allclose(twice[:n, VALUES:], activated(z, slope) @ weight.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(twice[:n, VALUES:], hinge.forward(z) @ weight.T, rtol=1e-12, atol=1e-12)
 
 
 def test_a_folded_table_still_counts_what_it_held():
@@ -139,7 +137,7 @@ def test_a_folded_table_still_counts_what_it_held():
     corners = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
     graph = PlanarGraph(corners, np.random.default_rng(0).normal(size=(4, 10)))
     held = 8 * graph.n * graph.vals.shape[1] + graph.edges.nbytes
-    graph.fold(VALUES, 0, 10, np.ones((1, 10)), 0.0)
+    graph.fold(VALUES, 0, 10, np.ones((10, 1)), kernels.RELU, 0.0)
     assert graph.vals.shape[1] == VALUES + 1
     graph.max_bytes = held
     graph.allot(0)

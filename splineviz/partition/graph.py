@@ -375,14 +375,14 @@ class PlanarGraph:
             if self._took(origin, n, m, n_faces, lost, status, need):
                 return start, state, bits
 
-    def fold(self, column: int, lo: int, hi: int, weight: np.ndarray, slope: float) -> int:
+    def fold(self, column: int, lo: int, hi: int, weight_t: np.ndarray, kind: int, slope: float) -> int:
         """Fold units lo..hi-1 (cut) into the next affine map's sums, dropping their columns (kernels.fold).
 
         The table keeps its memory, now holding narrower rows: the bytes it held stay counted until it is
-        replaced. weight: the next map's (out, units); returns the column of unit 0 from now on."""
+        replaced. weight_t: the next map's weight transposed, (units, out), C-contiguous; kind, slope: the
+        hinge (kernels.RELU or LEAKY_RELU). Returns the column of unit 0 from now on."""
         held = self._value_bytes()
-        self.vals, column = kernels.fold(self.vals, self.n, column, lo, hi, np.ascontiguousarray(weight.T),
-                                         slope, column != VALUES)
+        self.vals, column = kernels.fold(self.vals, self.n, column, lo, hi, weight_t, kind, slope, column != VALUES)
         self._folded = (weakref.ref(self.vals), held)
         return column
 

@@ -615,7 +615,7 @@ SMALL_LAYER = 2**16  # edges x units below which a layer's room is reserved in o
 
 
 @_jit
-def fold(vals, n, col0, lo, hi, weight_t, slope, sums):
+def fold(vals, n, col0, lo, hi, weight_t, kind, slope, sums):
     """Units lo..hi-1, cut, folded into the next affine map's sums, and their value columns dropped: in place.
 
     Once a unit is cut, no edge of the graph crosses its line any more, so its activation is affine
@@ -626,9 +626,9 @@ def fold(vals, n, col0, lo, hi, weight_t, slope, sums):
     Rows are [coords | the sums, if `sums` | units lo, lo + 1, ... at col0 + unit] before and [coords |
     sums (weight_t's columns) | units hi, ...] after, each row written at most where the old one began,
     so the rows move down the table's own memory, row by row, with no second table. The activation is
-    the hinge's (LeakyReLU with `slope`; ReLU: 0) as Hinge.activate writes it; the sums are taken unit
-    by unit in order, without the bias. Returns the table's narrower view (more rows: the same memory)
-    and the new col0 (units hi.. follow the sums).
+    the hinge's (kind, slope: see _hinge); the sums are taken unit by unit in order, without the bias.
+    Returns the table's narrower view (more rows: the same memory) and the new col0 (units hi.. follow
+    the sums).
     """
     width = vals.shape[1]
     k = weight_t.shape[1]
@@ -641,8 +641,7 @@ def fold(vals, n, col0, lo, hi, weight_t, slope, sums):
         for o in range(k):
             acc[o] = flat[old + COORDS + o] if sums else 0.0
         for u in range(lo, hi):
-            z = flat[old + col0 + u]
-            a = z + min(z, 0.0) * (slope - 1.0)
+            a = _hinge(flat[old + col0 + u], kind, slope)
             if a != 0.0:
                 for o in range(k):
                     acc[o] += a * weight_t[u, o]
@@ -772,15 +771,21 @@ def _held(vals, edges, n):
 
 
 @_inline
+def _hinge(z, kind, slope):
+    """A hinge's activation of one value, as ReLU and LeakyReLU (`slope`) write it in numpy (kind AFFINE: none)."""
+    if kind == RELU:
+        return max(z, 0.0)
+    if kind == LEAKY_RELU:
+        return z + min(z, 0.0) * (slope - 1.0)
+    return z
+
+
+@_inline
 def _activate(vals, n, col0, width, kind, slope):
-    """Hinge.activate on the stored values, elementwise as ReLU and LeakyReLU write it in numpy."""
+    """Hinge.activate on the stored values, elementwise."""
     for i in range(n):
         for j in range(col0, col0 + width):
-            z = vals[i, j]
-            if kind == RELU:
-                vals[i, j] = max(z, 0.0)
-            else:
-                vals[i, j] = z + min(z, 0.0) * (slope - 1.0)
+            vals[i, j] = _hinge(vals[i, j], kind, slope)
 
 
 _ROWS = 64  # vertices per block of _affine
@@ -808,12 +813,7 @@ def _affine(table, vals, n, col0, weight, bias, first, first_w, first_b, kind, s
             table[lo + r, 0], table[lo + r, 1] = x, y
             for c in range(k):
                 if first:
-                    v = x * first_w[c, 0] + y * first_w[c, 1] + first_b[c]
-                    if kind == RELU:
-                        v = max(v, 0.0)
-                    elif kind == LEAKY_RELU:
-                        v = v + min(v, 0.0) * (slope - 1.0)
-                    z[c, r] = v
+                    z[c, r] = _hinge(x * first_w[c, 0] + y * first_w[c, 1] + first_b[c], kind, slope)
                 else:
                     z[c, r] = vals[lo + r, col0 + c]
         live = 0  # the inputs not zero at every vertex of the block (a ReLU leaves many units off over whole blocks)

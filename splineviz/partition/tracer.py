@@ -218,6 +218,8 @@ class Tracer:
             start, state = 0, kernels.fresh_state(width)
         bits = np.zeros((graph.n_faces, 0), dtype=np.uint8)
         blocks: list[tuple[np.ndarray, np.ndarray]] = []  # folded: each block's bits, and its faces' origins
+        if fold is not None:
+            weight_t = np.ascontiguousarray(fold[0].weight.T)  # as kernels.fold reads it, once for every block
         while start < width:
             stop = width if fold is None else min(width, (start // kernels.BLOCK + 1) * kernels.BLOCK)
             done, state, bits = graph.cut_layer(column, weight, bias, REL_TOL, layer, start, state, self.budget, _WORK,
@@ -226,7 +228,7 @@ class Tracer:
             start = done
             if fold is not None and done == stop:  # a block done: fold it away, and follow its faces from here
                 blocks.append((bits, graph.origin.copy()))
-                column = graph.fold(column, (done - 1) // kernels.BLOCK * kernels.BLOCK, done, fold[0].weight, fold[1])
+                column = graph.fold(column, (done - 1) // kernels.BLOCK * kernels.BLOCK, done, weight_t, *fold[1:])
                 graph.reset_origin()
         if fold is None:
             self.parent = graph.origin.copy()
@@ -236,8 +238,8 @@ class Tracer:
         graph.reset_origin()
         return bits
 
-    def _fold_plan(self, width: int) -> tuple[Affine, float] | None:
-        """(the next map, the hinge's negative slope) when this layer is to be folded into it as it is cut.
+    def _fold_plan(self, width: int) -> tuple[Affine, int, float] | None:
+        """(the next map, the hinge's kernels kind and slope) when this layer is to be folded into it as it is cut.
 
         A hinge layer wider than a block of the kernels, whose values are stored and whose next op is an
         affine map of a block's width at most, is folded block by block (kernels.fold): each block of
@@ -250,7 +252,9 @@ class Tracer:
             return None
         if width <= kernels.BLOCK or following.out_features > kernels.BLOCK:
             return None
-        return following, (hinge.negative_slope if isinstance(hinge, LeakyReLU) else 0.0)
+        if isinstance(hinge, LeakyReLU):
+            return following, kernels.LEAKY_RELU, hinge.negative_slope
+        return following, kernels.RELU, 0.0
 
     def trace_compiled(self, graph: PlanarGraph, ops: Sequence[Op], width: int
                        ) -> tuple[list[LayerRecord], int, int]:
